@@ -1,0 +1,79 @@
+"""`restore` command line: a thin click layer over the Python API.
+
+Each subcommand lives in its own module (cli/<name>.py, exposing a click command called
+`command`) and is imported only when used, so `restore --help` stays fast and a problem in one
+command's optional dependency cannot break the others.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from restore import __version__
+from restore.errors import RestoreError
+
+# name -> (module, short help shown in `restore --help`)
+COMMANDS = {
+    "info": ("restore.cli.info", "Show the streams, codecs, frame rate and colour tags of a media file."),
+    "enhance": ("restore.cli.enhance", "Denoise, upscale and/or interpolate a video into a new file."),
+    "score": ("restore.cli.score", "Score distorted videos against a reference: PSNR, SSIM, LPIPS."),
+    "compare": ("restore.cli.compare", "Rate-quality curves and BD-rate between encodes of one reference."),
+    "batch": ("restore.cli.batch", "Restore whole folders, resumably, locally or on a Ray cluster."),
+    "models": ("restore.cli.models", "List the restoration methods and shipped models."),
+    "train": ("restore.cli.train", "Train a restoration diffusion model from a YAML config."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(COMMANDS[name][0])
+        return module.command
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, help_) for name, (_, help_) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="restore")
+def cli():
+    """Restore degraded video: remove noise, raise resolution and frame rate, measure quality.
+
+    \b
+    Examples:
+      restore info clip.mp4
+      restore enhance clip.mp4 --denoise --scale 2
+      restore score reference.mp4 restored.mp4 --lpips
+    """
+
+
+def main(argv=None) -> int:
+    try:
+        cli.main(args=argv, prog_name="restore", standalone_mode=False)
+    except RestoreError as err:
+        click.echo(f"restore: error: {err}", err=True)
+        return err.exit_code
+    except click.exceptions.Abort:
+        click.echo("restore: interrupted", err=True)
+        return 130
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except click.exceptions.Exit as err:
+        return err.exit_code
+    except KeyboardInterrupt:
+        click.echo("restore: interrupted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""Device selection shared by models, metrics and the CLI."""
+from __future__ import annotations
+
+from .errors import ConfigError
+
+
+def resolve_device(device: str | None = "auto") -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'. Asking for CUDA without one is a user error."""
+    import torch
+
+    device = (device or "auto").lower()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: CUDA is not available on this machine (use --device cpu or auto)")
+        return device
+    if device == "cpu":
+        return device
+    raise ConfigError(f"--device {device!r}: expected auto, cpu or cuda[:N]")

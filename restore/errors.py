@@ -1,0 +1,28 @@
+"""User-facing errors.
+
+Anything the user can fix (bad file, bad option, bad config) is raised as RestoreError with a
+one-line message that names the file or key; the CLI prints it without a traceback and exits
+non-zero. Everything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import os
+
+
+class RestoreError(Exception):
+    """A problem the user can fix. `str(err)` is a single line suitable for the terminal."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None):
+        self.path = None if path is None else os.fspath(path)
+        text = " ".join(str(message).split())  # always one line
+        super().__init__(f"{self.path}: {text}" if self.path else text)
+
+
+class MediaError(RestoreError):
+    """The file is missing, unreadable, corrupt or has no usable video."""
+
+
+class ConfigError(RestoreError):
+    """A preset or option has an unknown key or a bad value."""
