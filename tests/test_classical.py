@@ -1,0 +1,150 @@
+"""Classical methods: each must beat its degraded input (or a naive baseline) on generated clips."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from restore import registry
+from restore.methods.flow import dis_flow, interpolate_pair, occlusion_mask, warp
+from restore.methods.noise import estimate_noise_sigma
+from restore.registry import MethodOptions
+from tests.media import synthetic_frames
+
+
+def psnr(a, b) -> float:
+    return float(10 * np.log10(1.0 / np.mean((np.asarray(a, np.float64) - b) ** 2)))
+
+
+def panning_texture(n=8, h=48, w=64, dx=1.5, dy=0.75, seed=0) -> np.ndarray:
+    """(n, h, w, 3) float32 frames of a detailed texture translating by (dx, dy) px per frame."""
+    rng = np.random.default_rng(seed)
+    H, W = h + int(n * abs(dy)) + 16, w + int(n * abs(dx)) + 16
+    coarse = cv2.resize(rng.random((H // 8, W // 8, 3)).astype(np.float32), (W, H), interpolation=cv2.INTER_CUBIC)
+    fine = cv2.GaussianBlur(rng.random((H, W, 3)).astype(np.float32), (0, 0), 1.0)
+    tex = np.clip(0.6 * coarse + 0.8 * (fine - 0.5) + 0.2, 0, 1)
+    frames = []
+    for t in range(n):
+        m = np.float32([[1, 0, t * dx + 4], [0, 1, t * dy + 4]])
+        frames.append(cv2.warpAffine(tex, m, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP))
+    return np.clip(np.stack(frames), 0, 1).astype(np.float32)
+
+
+def add_noise(frames, sigma, seed=1):
+    rng = np.random.default_rng(seed)
+    return np.clip(frames + rng.normal(0, sigma / 255, frames.shape), 0, 1).astype(np.float32)
+
+
+def make(task, name, **kw):
+    return registry.get(task, name, kw.get("scale", 1)).factory(MethodOptions(**kw))
+
+
+def test_registry_lists_the_classical_methods():
+    got = {(s.task, s.name): s for s in registry.methods() if s.family == "classical"}
+    assert set(got) == {("denoise", "nlmeans"), ("upscale", "bicubic"), ("upscale", "lanczos"),
+                        ("interpolate", "blend"), ("interpolate", "dis")}
+    assert got[("upscale", "lanczos")].scales == (2, 4)
+
+
+@pytest.mark.parametrize("sigma", [10, 25])
+def test_noise_sigma_estimate(sigma):
+    clean = panning_texture(6)
+    assert estimate_noise_sigma(clean) < 5  # fine texture reads as a little noise
+    est = estimate_noise_sigma(add_noise(clean, sigma))
+    assert abs(est - sigma) < 0.15 * sigma
+    # integer frames are read on their own scale
+    u8 = (add_noise(clean, sigma) * 255).round().astype(np.uint8)
+    assert abs(estimate_noise_sigma(u8) - sigma) < 0.15 * sigma
+
+
+@pytest.mark.parametrize("strength", [25.0, None])
+def test_nlmeans_improves_psnr_at_sigma_25(strength):
+    clean = panning_texture(7)
+    noisy = add_noise(clean, 25)
+    out = make("denoise", "nlmeans", strength=strength)(noisy)
+    assert out.shape == noisy.shape and out.dtype == np.float32
+    assert 0 <= out.min() and out.max() <= 1
+    gain = psnr(out, clean) - psnr(noisy, clean)
+    assert gain > 3.0, gain  # a dense texture: NLM has few similar patches
+
+
+def test_nlmeans_on_smooth_content_and_tiny_frames():
+    clean = synthetic_frames(5, 64, 48).astype(np.float32) / 255
+    noisy = add_noise(clean, 25)
+    den = make("denoise", "nlmeans", strength=25)
+    assert psnr(den(noisy), clean) - psnr(noisy, clean) > 8.0
+    # odd and degenerate sizes go through unchanged in shape
+    for h, w, t in [(5, 7, 3), (1, 1, 2), (48, 64, 1)]:
+        assert den(np.full((t, h, w, 3), 0.5, np.float32)).shape == (t, h, w, 3)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("name", ["bicubic", "lanczos"])
+def test_upscale_beats_nearest_neighbour(name, scale):
+    hr = panning_texture(3, h=64, w=96)
+    # Degrade with a bicubic downscale (the usual "BI" degradation of SR benchmarks).
+    lr = np.stack([cv2.resize(f, (96 // scale, 64 // scale), interpolation=cv2.INTER_CUBIC) for f in hr])
+    up = make("upscale", name, scale=scale)
+    assert up.scale == scale
+    out = up(lr)
+    assert out.shape == hr.shape and out.dtype == np.float32
+    nearest = np.stack([cv2.resize(f, (96, 64), interpolation=cv2.INTER_NEAREST) for f in lr])
+    assert psnr(out, hr) > psnr(nearest, hr) + 1.0
+
+
+def test_upscale_rejects_unsupported_scale():
+    from restore.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        registry.get("upscale", "bicubic", 3)
+
+
+def _interp_gains(frames):
+    """PSNR of repetition, blend and DIS for every odd frame rebuilt from its even neighbours."""
+    a, b, mid = frames[0:-2:2], frames[2::2], frames[1:-1:2]
+    rep = psnr(a, mid)
+    bl = psnr(make("interpolate", "blend")(a, b, 0.5), mid)
+    dis = psnr(make("interpolate", "dis")(a, b, 0.5), mid)
+    return rep, bl, dis
+
+
+def test_interpolation_on_panning_texture():
+    rep, bl, dis = _interp_gains(panning_texture(9, h=64, w=96, dx=3.0, dy=1.5))
+    assert bl > rep + 1.0
+    assert dis > bl + 5.0
+
+
+def test_interpolation_on_moving_shapes_with_occlusions():
+    # Overlapping shapes moving over a drifting gradient: occlusions and disocclusions.
+    frames = synthetic_frames(9, 96, 64, seed=3).astype(np.float32) / 255
+    # Take every second frame so the motion between the used frames is larger.
+    rep, bl, dis = _interp_gains(frames[::1])
+    assert bl > rep
+    assert dis > bl
+
+
+def test_interpolation_at_other_times_and_batch_shapes():
+    frames = panning_texture(5, dx=2.0, dy=0.0)
+    dis = make("interpolate", "dis")
+    # frames 0 and 4, times 1/4, 2/4, 3/4 -> frames 1, 2, 3
+    for k in (1, 2, 3):
+        out = dis(frames[[0]], frames[[4]], k / 4)
+        assert out.shape == (1, *frames.shape[1:])
+        assert psnr(out, frames[[k]]) > psnr(frames[[0 if k < 2 else 4]], frames[[k]]) + 5
+    # tiny frames fall back to zero flow (a blend) instead of failing
+    tiny = np.random.default_rng(0).random((2, 5, 7, 3)).astype(np.float32)
+    np.testing.assert_allclose(dis(tiny[:1], tiny[1:], 0.5)[0], 0.5 * (tiny[0] + tiny[1]), atol=1e-5)
+
+
+def test_flow_utilities_recover_a_known_translation():
+    f = panning_texture(2, h=64, w=96, dx=3.0, dy=1.0)
+    flow = dis_flow(f[0], f[1])
+    inner = flow[8:-8, 8:-8]
+    # frame1(x) = tex(x + 3); frame0(x) = frame1(x - 3) -> flow from 0 to 1 is (-3, -1)
+    assert np.allclose(np.median(inner.reshape(-1, 2), axis=0), [-3.0, -1.0], atol=0.2)
+    back = warp(f[1], flow)
+    assert psnr(back[8:-8, 8:-8], f[0][8:-8, 8:-8]) > 30
+    occ = occlusion_mask(flow, dis_flow(f[1], f[0]))
+    assert occ.shape == f.shape[1:3] and occ[8:-8, 8:-8].mean() < 0.05
+    mid = interpolate_pair(f[0], f[1], 0.5)
+    assert mid.shape == f[0].shape and mid.dtype == np.float32
