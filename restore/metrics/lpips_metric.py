@@ -1,0 +1,98 @@
+"""LPIPS (Zhang et al. 2018) with the official `lpips` package: AlexNet, version 0.1.
+
+The AlexNet backbone ships inside the project (alexnet_backbone.pth, see LPIPS_WEIGHTS.md), so
+nothing is downloaded at run time: we build lpips.LPIPS with pnet_rand=True (random backbone, no
+torchvision download) and then load the shipped backbone; the five linear layers come from the
+lpips package itself. Inputs are RGB; we scale them to [-1, 1] ourselves (the range LPIPS was
+trained on) instead of relying on callers to remember `normalize=True`.
+"""
+from __future__ import annotations
+
+import warnings
+from importlib import resources
+
+import numpy as np
+
+from ..device import resolve_device
+from ..errors import ConfigError
+
+BACKBONE_FILE = "alexnet_backbone.pth"
+# torchvision alexnet.features index -> lpips slice holding that module
+_FEATURE_SLICE = {0: 1, 3: 2, 6: 3, 8: 4, 10: 5}
+
+
+def _load_backbone_state():
+    import torch
+
+    ref = resources.files("restore.metrics").joinpath(BACKBONE_FILE)
+    try:
+        with resources.as_file(ref) as path:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as err:
+        raise ConfigError(f"LPIPS backbone weights missing from the installation ({BACKBONE_FILE})") from err
+    out = {}
+    for key, tensor in state.items():
+        idx, kind = key.split(".")
+        out[f"net.slice{_FEATURE_SLICE[int(idx)]}.{idx}.{kind}"] = tensor
+    return out
+
+
+def weights_available() -> bool:
+    try:
+        return resources.files("restore.metrics").joinpath(BACKBONE_FILE).is_file()
+    except (ModuleNotFoundError, FileNotFoundError):
+        return False
+
+
+class LPIPS:
+    """Batched LPIPS distance. `lp(a, b)` -> float32 array (N,), lower is more similar.
+
+    a, b: (N, H, W, 3) or (H, W, 3) RGB, uint8 / uint16 (full 0..65535 scale) / float in [0, 1].
+    """
+
+    def __init__(self, device: str = "auto", batch_size: int = 8):
+        import lpips
+        import torch
+
+        self.device = resolve_device(device)
+        self.batch_size = max(1, int(batch_size))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torchvision's 'pretrained' deprecation noise
+            model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+        missing, unexpected = model.load_state_dict(_load_backbone_state(), strict=False)
+        if unexpected or any(k.startswith("net.") for k in missing):
+            raise RuntimeError(f"backbone weights do not fit lpips' AlexNet: {unexpected or missing}")
+        self.model = model.eval().to(self.device)
+        self._torch = torch
+
+    def _to_tensor(self, x: np.ndarray):
+        x = np.asarray(x)
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or x.shape[-1] != 3:
+            raise ValueError(f"expected (N, H, W, 3) RGB, got shape {x.shape}")
+        if x.dtype == np.uint8:
+            scale = 255.0
+        elif x.dtype == np.uint16:
+            scale = 65535.0
+        else:
+            scale = 1.0
+        t = self._torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+        t = t.permute(0, 3, 1, 2).float()
+        return t * (2.0 / scale) - 1.0
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a = np.asarray(a)
+        b = np.asarray(b)
+        if a.shape != b.shape:
+            raise ValueError(f"LPIPS inputs differ in shape: {a.shape} vs {b.shape}")
+        if a.ndim == 3:
+            a, b = a[None], b[None]
+        out = []
+        with self._torch.inference_mode():
+            for i in range(0, len(a), self.batch_size):
+                ta = self._to_tensor(a[i:i + self.batch_size])
+                tb = self._to_tensor(b[i:i + self.batch_size])
+                d = self.model(ta, tb, normalize=False)  # already in [-1, 1]
+                out.append(d.reshape(-1).float().cpu().numpy())
+        return np.concatenate(out).astype(np.float32)

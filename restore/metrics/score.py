@@ -1,0 +1,315 @@
+"""`restore.score`: compare a distorted video with its reference, frame by frame.
+
+Both files are decoded once, in lockstep, and streamed: memory holds a handful of frames (the
+alignment look-ahead and one LPIPS batch), whatever the length. Every problem that would make a
+number silently wrong is either an error (size mismatch without `scale_to_reference`, unreadable
+file, no video stream) or an explicit warning kept in the report and raised as ScoreWarning
+(different durations or frame counts, a detected frame offset, a pixel-format conversion).
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError, MediaError
+from . import align as _align
+from .psnr import PSNRAccumulator, capped, crop, mse, plane_weights, rgb_to_y601, to_unit_rgb
+from .sources import format_bits, planar_format, probe_video, rgb_frames, yuv_frames
+from .ssim import ssim as _ssim
+
+PSNR_MODES = ("y", "rgb", "yuv")
+KNOWN_METRICS = ("psnr", "ssim", "lpips", "temporal")
+ALIGN_WINDOW = 10    # frames compared at each candidate offset
+MAX_OFFSET = 5
+SUMMARY_STATS = ("mean", "min", "p5", "median", "max")
+# per-frame metrics and whether higher is better (for tables and BD computations)
+HIGHER_IS_BETTER = {"psnr": True, "psnr_y": True, "psnr_u": True, "psnr_v": True,
+                    "ssim": True, "lpips": False, "ewarp": False, "flicker": False}
+
+
+class ScoreWarning(UserWarning):
+    """Something about the inputs that the numbers depend on (offset, lengths, conversions)."""
+
+
+@dataclass
+class ScoreReport:
+    reference: str
+    distorted: str
+    psnr_mode: str
+    frames: list[dict]                     # one row per scored pair
+    summary: dict[str, dict[str, float]]   # metric -> mean/min/p5/median/max
+    aggregates: dict[str, float]           # psnr of mean MSE, mean of per-frame psnr, per plane
+    offset: int
+    frames_reference: int
+    frames_distorted: int
+    warnings: list[str] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def frames_scored(self) -> int:
+        return len(self.frames)
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self.summary)
+
+    def to_dict(self, frames: bool = True) -> dict:
+        out = {
+            "reference": self.reference, "distorted": self.distorted, "psnr_mode": self.psnr_mode,
+            "offset": self.offset, "frames_reference": self.frames_reference,
+            "frames_distorted": self.frames_distorted, "frames_scored": self.frames_scored,
+            "aggregates": self.aggregates, "summary": self.summary, "warnings": self.warnings,
+            "settings": self.settings, "seconds": round(self.seconds, 3),
+        }
+        if frames:
+            out["frames"] = self.frames
+        return out
+
+
+def summarize(values, *, db: bool = False) -> dict[str, float]:
+    """mean, min, p5, median, max of finite-or-capped values (dB values are capped first)."""
+    v = np.asarray([np.nan if x is None else x for x in values], np.float64)
+    if db:
+        v = capped(v)
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return {k: float("nan") for k in SUMMARY_STATS}
+    return {"mean": float(v.mean()), "min": float(v.min()), "p5": float(np.percentile(v, 5)),
+            "median": float(np.median(v)), "max": float(v.max())}
+
+
+def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    import cv2
+
+    if img.shape[1] == width and img.shape[0] == height:
+        return img
+    shrink = img.shape[1] > width and img.shape[0] > height
+    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def _check_args(metrics, lpips, temporal, psnr_mode, crop_border):
+    metrics = tuple(m.lower() for m in (metrics or ()))
+    unknown = [m for m in metrics if m not in KNOWN_METRICS]
+    if unknown:
+        raise ConfigError(f"unknown metric {unknown[0]!r} (known: {', '.join(KNOWN_METRICS)})")
+    lpips = bool(lpips) or "lpips" in metrics
+    temporal = bool(temporal) or "temporal" in metrics
+    if psnr_mode not in PSNR_MODES:
+        raise ConfigError(f"--psnr-mode {psnr_mode!r}: expected one of {', '.join(PSNR_MODES)}")
+    if int(crop_border) < 0:
+        raise ConfigError(f"--crop-border {crop_border}: must be >= 0")
+    if psnr_mode == "yuv" and crop_border:
+        raise ConfigError("--crop-border applies to --psnr-mode y or rgb, not yuv (ffmpeg's psnr has no crop)")
+    return "psnr" in metrics, "ssim" in metrics, lpips, temporal
+
+
+def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False, temporal: bool = False,
+          align="auto", crop_border: int = 0, scale_to_reference: bool = False, device: str = "auto",
+          progress: bool = False, psnr_mode: str = "y", max_offset: int = MAX_OFFSET,
+          lpips_batch: int = 8, lpips_model=None) -> ScoreReport:
+    """Score `distorted` against `reference`; see docs/scoring.md for every convention.
+
+    psnr_mode: "y" (BT.601 Y, SR papers; default), "rgb", or "yuv" (per plane in the reference's
+    own pixel format, ffmpeg's psnr filter). SSIM is on Y: BT.601 Y from RGB in y/rgb modes, the
+    source's Y plane in yuv mode. align: "auto", "none"/0, or an int offset (see align.py).
+    lpips_model: an already built LPIPS instance to reuse across calls (optional).
+    """
+    t0 = time.perf_counter()
+    want_psnr, want_ssim, want_lpips, want_temporal = _check_args(metrics, lpips, temporal, psnr_mode, crop_border)
+    crop_border = int(crop_border)
+    offset_setting = _align.parse_align(align)
+    ref_path, dist_path = os.fspath(reference), os.fspath(distorted)
+    if not os.path.exists(ref_path):
+        raise MediaError("no such file", ref_path)
+    if not os.path.exists(dist_path):
+        raise MediaError("no such file", dist_path)
+    ref_info, dist_info = probe_video(ref_path), probe_video(dist_path)
+    notes: list[str] = []
+
+    def warn(msg: str):
+        notes.append(msg)
+        warnings.warn(f"{dist_path}: {msg}", ScoreWarning, stacklevel=3)
+
+    W, H = ref_info.width, ref_info.height
+    if (dist_info.width, dist_info.height) != (W, H):
+        if not scale_to_reference:
+            raise MediaError(f"frame size {dist_info.width}x{dist_info.height} differs from the reference's "
+                             f"{W}x{H}; pass --scale-to-reference to resize it to the reference", dist_path)
+        warn(f"resized from {dist_info.width}x{dist_info.height} to the reference's {W}x{H} before scoring")
+    if ref_info.duration and dist_info.duration:
+        frame_s = 1.0 / ref_info.fps if ref_info.fps else 0.04
+        if abs(ref_info.duration - dist_info.duration) > max(frame_s, 0.01 * ref_info.duration):
+            warn(f"duration {dist_info.duration:.3f}s differs from the reference's {ref_info.duration:.3f}s")
+
+    lpips_fn = None
+    if want_lpips:
+        if lpips_model is not None:
+            lpips_fn = lpips_model
+        else:
+            from .lpips_metric import LPIPS
+
+            lpips_fn = LPIPS(device=device, batch_size=lpips_batch)
+    need_rgb = want_lpips or want_temporal
+
+    # ---- frame streams -------------------------------------------------------------------------
+    if psnr_mode == "yuv":
+        fmt = planar_format(ref_info.pix_fmt)
+        if fmt != ref_info.pix_fmt:
+            warn(f"reference pixel format {ref_info.pix_fmt} is measured as planar {fmt}")
+        if dist_info.pix_fmt != ref_info.pix_fmt:
+            warn(f"pixel format {dist_info.pix_fmt} converted to the reference's {fmt} before scoring")
+        bits = format_bits(fmt)
+        peak = float(2 ** bits - 1)
+        ref_it = yuv_frames(ref_path, fmt=fmt, width=W, height=H, want_rgb=need_rgb)
+        dist_it = yuv_frames(dist_path, fmt=fmt, width=W, height=H, want_rgb=need_rgb)
+
+        def luma(item):
+            return item.planes[0]
+
+        def rgb(item):
+            return item.rgb
+        ssim_range = peak
+    else:
+        bits = ref_info.bit_depth
+        peak = 1.0 if psnr_mode == "rgb" else 255.0
+        ref_it = rgb_frames(ref_path)
+        dist_it = (_resize(f, W, H) for f in rgb_frames(dist_path)) if scale_to_reference else rgb_frames(dist_path)
+
+        def luma(item):
+            return crop(rgb_to_y601(item).astype(np.float32), crop_border)
+
+        def rgb(item):
+            return item
+        ssim_range = 255.0
+
+    # ---- alignment -------------------------------------------------------------------------------
+    if offset_setting == "auto":
+        n = ALIGN_WINDOW + max_offset
+        ref_head, ref_it = _align.peek(ref_it, n)
+        dist_head, dist_it = _align.peek(dist_it, n)
+        offset, _ = _align.best_offset([_align.thumbnail(luma(x)) for x in ref_head],
+                                       [_align.thumbnail(luma(x)) for x in dist_head], max_offset)
+        del ref_head, dist_head
+        if offset:
+            warn(f"frame offset {offset:+d} detected (distorted frame i+{offset} matches reference frame i)"
+                 if offset > 0 else
+                 f"frame offset {offset:+d} detected (reference frame i+{-offset} matches distorted frame i)")
+    else:
+        offset = int(offset_setting)
+    ref_it, dist_it = _align.apply_offset(ref_it, dist_it, offset)
+
+    # ---- the loop --------------------------------------------------------------------------------
+    if psnr_mode == "yuv":
+        names = ("y", "u", "v")
+        acc = None  # created on the first frame, when the plane sizes are known
+    else:
+        acc = PSNRAccumulator(("rgb",) if psnr_mode == "rgb" else ("y",), peak)
+    temporal_meter = None
+    if want_temporal:
+        from .temporal import TemporalMeter
+
+        temporal_meter = TemporalMeter()
+    rows: list[dict] = []
+    batch_idx: list[int] = []
+    batch_ref: list[np.ndarray] = []
+    batch_dist: list[np.ndarray] = []
+
+    def flush():
+        if batch_idx:
+            d = lpips_fn(np.stack(batch_ref), np.stack(batch_dist))
+            for i, v in zip(batch_idx, d):
+                rows[i]["lpips"] = float(v)
+            batch_idx.clear(); batch_ref.clear(); batch_dist.clear()
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=ref_info.frame_count, unit="frame", desc=os.path.basename(dist_path), leave=False)
+    n_ref = n_dist = 0
+    sentinel = object()
+    try:
+        while True:
+            r = next(ref_it, sentinel)
+            d = next(dist_it, sentinel)
+            if r is sentinel or d is sentinel:
+                n_ref += (r is not sentinel) + (sum(1 for _ in ref_it) if r is not sentinel else 0)
+                n_dist += (d is not sentinel) + (sum(1 for _ in dist_it) if d is not sentinel else 0)
+                break
+            i = len(rows)
+            row = {"frame": i + max(0, -offset), "distorted_frame": i + max(0, offset)}
+            if want_psnr:
+                if psnr_mode == "yuv":
+                    if acc is None:
+                        names = ("y", "u", "v")[:len(r.planes)]
+                        acc = PSNRAccumulator(names, peak, plane_weights(r.planes))
+                    row.update(acc.add([mse(a, b) for a, b in zip(r.planes, d.planes)]))
+                elif psnr_mode == "rgb":
+                    row.update(acc.add(mse(crop(to_unit_rgb(r), crop_border), crop(to_unit_rgb(d), crop_border))))
+                else:
+                    yr, yd = luma(r), luma(d)
+                    row.update(acc.add(mse(yr, yd)))
+            if want_ssim:
+                if psnr_mode == "y" and want_psnr:
+                    row["ssim"] = _ssim(yr, yd, ssim_range)
+                else:
+                    row["ssim"] = _ssim(luma(r), luma(d), ssim_range)
+            rows.append(row)
+            if want_lpips:
+                row["lpips"] = None
+                batch_idx.append(i); batch_ref.append(rgb(r)); batch_dist.append(rgb(d))
+                if len(batch_idx) >= lpips_fn.batch_size:
+                    flush()
+            if temporal_meter is not None:
+                t = temporal_meter.add(rgb(r), rgb(d))
+                row["ewarp"] = None if t is None else t["ewarp"]
+                row["flicker"] = None if t is None else t["flicker"]
+            if bar is not None:
+                bar.update(1)
+        if want_lpips:
+            flush()
+    finally:
+        if bar is not None:
+            bar.close()
+
+    n_ref += len(rows) + max(0, -offset)
+    n_dist += len(rows) + max(0, offset)
+    if not rows:
+        raise MediaError("no frame pairs to compare (empty video, or the offset skips every frame)", dist_path)
+    if n_ref != n_dist:
+        warn(f"frame count {n_dist} differs from the reference's {n_ref}; scored {len(rows)} pairs")
+
+    # ---- summaries -------------------------------------------------------------------------------
+    summary, aggregates = {}, {}
+    if want_psnr:
+        aggregates.update(acc.summary())
+        for key in ["psnr"] + ([f"psnr_{n}" for n in acc.names] if len(acc.names) > 1 else []):
+            summary[key] = summarize([row[key] for row in rows], db=True)
+    for key in ("ssim", "lpips", "ewarp", "flicker"):
+        if rows and key in rows[0]:
+            summary[key] = summarize([row[key] for row in rows])
+            aggregates[key] = summary[key]["mean"]
+    settings = {
+        "psnr_mode": psnr_mode, "crop_border": crop_border, "bit_depth": bits,
+        "psnr_peak": peak, "align": str(offset_setting), "scale_to_reference": bool(scale_to_reference),
+        "ssim": {"window": "gaussian 11x11", "sigma": 1.5, "K1": 0.01, "K2": 0.03,
+                 "covariance": "population", "data_range": ssim_range,
+                 "channel": "source Y plane" if psnr_mode == "yuv" else "BT.601 Y"},
+        "psnr_identical_frames": "per-frame inf; psnr = PSNR of mean MSE (inf only if all frames "
+                                 "identical); means and dB summaries cap frames at 100 dB",
+    }
+    if want_lpips:
+        settings["lpips"] = {"net": "alex", "version": "0.1", "input_range": "[-1, 1]",
+                             "device": getattr(lpips_fn, "device", "?")}
+    return ScoreReport(ref_path, dist_path, psnr_mode, rows, summary, aggregates, offset,
+                       n_ref, n_dist, notes, settings, time.perf_counter() - t0)
+
+
+def finite_or_none(x):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x

@@ -1,0 +1,171 @@
+"""Frame sources for scoring: decoded once, streamed, bounded memory.
+
+Two kinds of frames are needed:
+- RGB (restore.io.decode, the project's decoder) for RGB / BT.601-Y PSNR, SSIM, LPIPS, E_warp;
+- the source's own YUV planes for ffmpeg-style per-plane PSNR. restore.io only hands out RGB, so
+  `yuv_frames` reads the planes straight from PyAV (the same decoder) and converts to RGB from the
+  same decoded frame only when a metric needs it, so a file is still decoded once.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import MediaError
+
+
+@dataclass
+class SourceInfo:
+    path: str
+    width: int
+    height: int
+    pix_fmt: str
+    bit_depth: int
+    frame_count: int | None
+    duration: float | None
+    fps: float | None
+
+
+def _io():
+    """restore.io if it is there yet, else the temporary PyAV stand-in below (TEMPORARY)."""
+    try:
+        from restore.io import decode, probe
+        return probe, decode
+    except ImportError:
+        return _fallback_probe, _fallback_decode
+
+
+def probe_video(path) -> SourceInfo:
+    """restore.io.probe, narrowed to what scoring needs; no video stream is a MediaError."""
+    probe, _ = _io()
+    path = os.fspath(path)
+    info = probe(path)
+    v = info.video
+    if v is None:
+        raise MediaError("no video stream", path)
+    fps = v.avg_frame_rate or v.real_frame_rate
+    return SourceInfo(path, v.width, v.height, v.pix_fmt, v.bit_depth or 8, v.frame_count,
+                      float(v.duration) if v.duration else None, float(fps) if fps else None)
+
+
+def rgb_frames(path) -> Iterator[np.ndarray]:
+    """RGB frames (uint8, or uint16 full scale for >8-bit sources) from restore.io.decode."""
+    _, decode = _io()
+    for f in decode(path):
+        yield f.image
+
+
+# Planar YUV / grey formats whose planes we read directly; anything else (RGB, packed, semi-planar
+# such as nv12) is converted to the matching planar YUV before measuring, as ffmpeg would.
+_PLANAR_YUV = ("yuv420p", "yuv422p", "yuv444p", "yuv440p", "yuv411p", "yuv410p",
+               "yuvj420p", "yuvj422p", "yuvj444p", "yuvj440p", "gray", "gray10le", "gray12le", "gray16le")
+
+
+def planar_format(pix_fmt: str) -> str:
+    """The planar format we measure a source in: itself if planar YUV, otherwise the closest one."""
+    if pix_fmt in _PLANAR_YUV:
+        return pix_fmt
+    for depth in ("10", "12", "16"):
+        for sub in ("420", "422", "444"):
+            if pix_fmt in (f"yuv{sub}p{depth}le",):
+                return pix_fmt
+    if pix_fmt in ("nv12", "nv21"):
+        return "yuv420p"
+    if pix_fmt in ("p010le", "p016le"):
+        return "yuv420p10le"
+    if pix_fmt.startswith(("gbrp1", "rgb48", "bgr48", "rgba64")):
+        return "yuv444p16le"
+    return "yuv444p"
+
+
+def format_bits(pix_fmt: str) -> int:
+    for depth in (16, 14, 12, 10, 9):
+        if f"p{depth}" in pix_fmt or pix_fmt.startswith(f"gray{depth}"):
+            return depth
+    return 8
+
+
+@dataclass
+class YUVFrame:
+    planes: tuple[np.ndarray, ...]   # Y, U, V (or just Y for grey), uint8 / uint16 code values
+    rgb: np.ndarray | None           # (H, W, 3) uint8 / uint16 when asked for
+
+
+def _planes(frame) -> tuple[np.ndarray, ...]:
+    itemsize = 2 if format_bits(frame.format.name) > 8 else 1
+    dtype = np.uint8 if itemsize == 1 else np.dtype("<u2")
+    out = []
+    for p in frame.planes:
+        a = np.frombuffer(memoryview(p), dtype=dtype).reshape(p.height, p.line_size // itemsize)
+        out.append(a[:, :p.width].copy())
+    return tuple(out)
+
+
+def yuv_frames(path, *, fmt: str, width: int, height: int, want_rgb: bool = False,
+               threads: bool = True) -> Iterator[YUVFrame]:
+    """Decode `path` once with PyAV, yielding its planes in `fmt` at width x height.
+
+    Frames already in that format and size are used as decoded (bit-exact code values, as
+    ffmpeg's psnr filter sees them); others go through swscale (bicubic), like ffmpeg's auto-scale.
+    """
+    import av
+
+    path = os.fspath(path)
+    try:
+        container = av.open(path)
+    except (av.error.FFmpegError, OSError) as err:
+        raise MediaError(f"cannot open: {err}", path) from err
+    try:
+        if not container.streams.video:
+            raise MediaError("no video stream", path)
+        stream = container.streams.video[0]
+        if threads:
+            stream.thread_type = "AUTO"
+        rgb_fmt = "rgb48le" if format_bits(fmt) > 8 else "rgb24"
+        try:
+            for frame in container.decode(stream):
+                if frame.format.name != fmt or frame.width != width or frame.height != height:
+                    frame = frame.reformat(width=width, height=height, format=fmt,
+                                           interpolation="BICUBIC")
+                rgb = frame.to_ndarray(format=rgb_fmt) if want_rgb else None
+                yield YUVFrame(_planes(frame), rgb)
+        except av.error.FFmpegError as err:
+            raise MediaError(f"decoding failed: {err}", path) from err
+    finally:
+        container.close()
+
+
+# ---- TEMPORARY stand-in for restore.io until it lands (same contract, minimal) -------------------
+def _fallback_probe(path):
+    import av
+    from types import SimpleNamespace
+
+    try:
+        c = av.open(path)
+    except (av.error.FFmpegError, OSError) as err:
+        raise MediaError(f"cannot open: {err}", path) from err
+    with c:
+        if not c.streams.video:
+            return SimpleNamespace(video=None)
+        s = c.streams.video[0]
+        fmt = s.codec_context.pix_fmt or "yuv420p"
+        dur = float(s.duration * s.time_base) if s.duration else (c.duration / 1e6 if c.duration else None)
+        v = SimpleNamespace(width=s.codec_context.width, height=s.codec_context.height, pix_fmt=fmt,
+                            bit_depth=format_bits(fmt), frame_count=s.frames or None, duration=dur,
+                            avg_frame_rate=s.average_rate, real_frame_rate=s.base_rate)
+        return SimpleNamespace(video=v)
+
+
+def _fallback_decode(path):
+    import av
+    from types import SimpleNamespace
+
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        s.thread_type = "AUTO"
+        for i, f in enumerate(c.decode(s)):
+            fmt = "rgb48le" if format_bits(f.format.name) > 8 else "rgb24"
+            yield SimpleNamespace(image=f.to_ndarray(format=fmt), index=i)
