@@ -1,0 +1,128 @@
+"""Per-item work functions and the wrapper that isolates their failures.
+
+A work function is `fn(input_path: str, output_path: str, options: dict) -> dict` and must be
+importable at module level (it is sent to worker processes and Ray tasks by reference). It writes
+its output atomically and returns a JSON-able dict; `frames_in`, `frames_out`, `seconds` and
+`metrics` are recorded in the manifest when present.
+
+- `enhance_worker`: the real one, `restore.enhance` with the batch's preset and overrides.
+- `transcode_worker`: decode with PyAV and re-encode (optionally resized); a cheap real worker for
+  tests and benchmarks of the batch machinery itself.
+"""
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import secrets
+import socket
+import time
+import traceback
+from fractions import Fraction
+from pathlib import Path
+
+from restore.errors import MediaError, RestoreError
+
+# Temp names used next to a final output while it is being written: (prefix, suffix) around a
+# random token. atomic_path below uses the first; the driver deletes leftovers of killed attempts.
+TEMP_NAMES = ((".{name}.", ".partial{suffix}"),)
+
+
+def temp_globs(output: str | os.PathLike) -> list[str]:
+    p = Path(output)
+    return [glob.escape(str(p.parent / pre.format(name=p.name))) + "*"
+            + glob.escape(post.format(suffix=p.suffix)) for pre, post in TEMP_NAMES]
+
+
+def sweep_temps(outputs) -> list[str]:
+    """Delete temp files left next to `outputs` by killed attempts. Call only while no attempt
+    for these outputs is running."""
+    removed = []
+    for out in outputs:
+        for pattern in temp_globs(out):
+            for leftover in glob.glob(pattern):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(leftover)
+                    removed.append(leftover)
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike):
+    """Yield a temp path next to `final` (same extension, so muxers are picked by name); on
+    success it is renamed over `final`, on any exception it is removed."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.{secrets.token_hex(4)}.partial{final.suffix}"
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def enhance_worker(input_path: str, output_path: str, options: dict) -> dict:
+    from restore.pipeline import enhance
+
+    result = enhance(input_path, output_path, preset=options.get("preset", "default"),
+                     overwrite=True, progress=False, **options.get("overrides", {}))
+    return result.to_dict()
+
+
+def transcode_worker(input_path: str, output_path: str, options: dict) -> dict:
+    """Decode every frame and re-encode it with libx264 ultrafast (overrides: scale, crf)."""
+    import av
+
+    start = time.perf_counter()
+    overrides = options.get("overrides", {})
+    scale = int(overrides.get("scale") or 1)
+    frames_in = 0
+    try:
+        with av.open(str(input_path)) as src:
+            if not src.streams.video:
+                raise MediaError("no video stream", input_path)
+            vin = src.streams.video[0]
+            rate = vin.average_rate or Fraction(25)
+            with atomic_path(output_path) as tmp, av.open(str(tmp), "w") as dst:
+                vout = dst.add_stream("libx264", rate=rate)
+                vout.width, vout.height = vin.codec_context.width * scale, vin.codec_context.height * scale
+                vout.pix_fmt = "yuv420p"
+                vout.options = {"crf": str(overrides.get("crf") or 23), "preset": "ultrafast"}
+                for frame in src.decode(vin):
+                    frames_in += 1
+                    img = frame.reformat(width=vout.width, height=vout.height, format="yuv420p")
+                    img.pts, img.time_base = frames_in - 1, 1 / rate  # constant rate, from 0
+                    for packet in vout.encode(img):
+                        dst.mux(packet)
+                if frames_in == 0:
+                    raise MediaError("no decodable video frames", input_path)
+                for packet in vout.encode():
+                    dst.mux(packet)
+    except av.error.FFmpegError as err:  # corrupt or unsupported input, one line naming the file
+        raise MediaError(f"cannot transcode: {getattr(err, 'strerror', None) or err}", input_path) from None
+    seconds = time.perf_counter() - start
+    return {"output": str(output_path), "frames_in": frames_in, "frames_out": frames_in,
+            "seconds": seconds, "fps": frames_in / seconds if seconds else None}
+
+
+def run_job(fn, job: dict) -> dict:
+    """Run one item and turn its failure into data, so one bad file never stops the batch.
+
+    This is the one deliberate broad catch: any exception of the work function belongs to that
+    item. RestoreError (bad or unsupported input, bad option) is final for this run; anything
+    else might be transient and may be retried up to --max-tries.
+    """
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    try:
+        result = dict(fn(job["input"], job["output"], job["options"]) or {})
+    except RestoreError as err:
+        return {"id": job["id"], "ok": False, "error": str(err), "detail": None,
+                "retryable": False, "worker": worker}
+    except Exception as err:  # noqa: BLE001 - see docstring
+        msg = " ".join(f"{type(err).__name__}: {err}".split())
+        return {"id": job["id"], "ok": False, "error": msg, "detail": traceback.format_exc(),
+                "retryable": True, "worker": worker}
+    result.setdefault("worker", worker)
+    return {"id": job["id"], "ok": True, "result": result, "worker": worker}
