@@ -1,0 +1,338 @@
+"""Enhancement settings: YAML presets (configs/*.yaml) validated into typed dataclasses.
+
+A preset is a built-in name (`default`, `archive-vhs`, `sr-x2`, `sr-x4`, `fps-x2`) or a path to a
+YAML file. Every preset is laid over the dataclass defaults below (configs/default.yaml spells them
+out), then keyword overrides (the command-line flags) are laid over the preset. Unknown keys and
+bad values raise ConfigError naming the file and the key, e.g.
+`configs/foo.yaml: unknown key 'chunk.maxlen'`.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Union
+
+from .errors import ConfigError
+
+
+@dataclass
+class DenoiseConfig:
+    enabled: bool = False
+    strength: float | None = None   # noise sigma on the 0-255 scale; None = estimate per chunk
+    method: str | None = None       # registry name; None = the default (or model.name)
+
+
+@dataclass
+class UpscaleConfig:
+    scale: int = 1                  # 1 (off), 2 or 4
+    method: str | None = None
+
+
+@dataclass
+class InterpolateConfig:
+    multiplier: int = 1             # frames out per frame in; 1 = off
+    fps: float | None = None        # target frame rate instead of a multiplier (timestamps resampled)
+    method: str | None = None
+
+
+@dataclass
+class ChunkConfig:
+    min_len: int = 8
+    max_len: int = 32
+    overlap: int = 2                # anchor frames carried from the previous chunk of a shot
+    cut_floor: float = 15.0         # scene cut: thumbnail difference above this (0-255 scale) ...
+    cut_ratio: float = 3.0          # ... and above cut_ratio x the median of its neighbours
+    cut_window: int = 8             # neighbours on each side in that median
+
+
+@dataclass
+class EncodeConfig:
+    codec: str = "libx264"
+    crf: int = 18
+    preset: str | None = None       # encoder speed preset; None = the encoder's default
+    pix_fmt: str | None = None      # None = yuv420p, or yuv420p10le for deep sources
+    bit_depth: int | None = None    # 8 or 10; None = keep the source's
+    copy_audio: bool = True
+    copy_subtitles: bool = True
+
+
+@dataclass
+class ModelConfig:
+    name: str | None = None         # a method family ("classical", "diffusion") or method name for all tasks
+    device: str = "auto"
+    steps: int | None = None
+    seed: int = 0
+    tile: int | None = None
+
+
+@dataclass
+class OutputConfig:
+    pattern: str = "{stem}_restored{ext}"  # placeholders: {stem} {ext} {task} {scale}
+
+
+@dataclass
+class EnhanceConfig:
+    denoise: DenoiseConfig = field(default_factory=DenoiseConfig)
+    upscale: UpscaleConfig = field(default_factory=UpscaleConfig)
+    interpolate: InterpolateConfig = field(default_factory=InterpolateConfig)
+    chunk: ChunkConfig = field(default_factory=ChunkConfig)
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ------------------------------------------------------------------------------------------
+# typed loading
+# ------------------------------------------------------------------------------------------
+def _type_name(tp) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if args:
+        return " or ".join(names.get(a, str(a)) for a in args) + " or null"
+    return names.get(tp, str(tp))
+
+
+def _coerce(value, tp):
+    """value checked against a field type; returns the value or raises ValueError."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a)
+            except ValueError:
+                pass
+        raise ValueError(f"expected {_type_name(tp)}, got {value!r}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # e.g. an SVT-AV1 preset written as a number
+    raise ValueError(f"expected {_type_name(tp)}, got {value!r}")
+
+
+def _merge(obj, data: dict, source: str, prefix: str = "") -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"'{prefix.rstrip('.') or 'top level'}' must be a mapping of keys to values", source)
+    hints = typing.get_type_hints(type(obj))
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in hints:
+            raise ConfigError(f"unknown key '{dotted}'", source)
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            _merge(getattr(obj, key), value if value is not None else {}, source, dotted + ".")
+            continue
+        try:
+            setattr(obj, key, _coerce(value, tp))
+        except ValueError as err:
+            raise ConfigError(f"bad value for '{dotted}': {err}", source) from None
+
+
+_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                 "slower", "veryslow", "placebo")
+_CRF_RANGE = {"libx264": (0, 51), "libx265": (0, 51), "libsvtav1": (1, 63)}
+
+
+def _video_encoder_exists(name: str) -> bool:
+    import av
+
+    try:
+        return av.codec.Codec(name, "w").type == "video"
+    except Exception:  # PyAV raises UnknownCodecError / ValueError depending on version
+        return False
+
+
+def validate(cfg: EnhanceConfig, source: str) -> EnhanceConfig:
+    """Checks that span one value's range or several keys; raises ConfigError naming the key."""
+    def bad(key, msg):
+        raise ConfigError(f"bad value for '{key}': {msg}", source)
+
+    if cfg.denoise.strength is not None and not 0 <= cfg.denoise.strength <= 255:
+        bad("denoise.strength", f"a noise sigma between 0 and 255, got {cfg.denoise.strength}")
+    if cfg.upscale.scale not in (1, 2, 4):
+        bad("upscale.scale", f"must be 1, 2 or 4, got {cfg.upscale.scale}")
+    if not 1 <= cfg.interpolate.multiplier <= 16:
+        bad("interpolate.multiplier", f"must be between 1 and 16, got {cfg.interpolate.multiplier}")
+    if cfg.interpolate.fps is not None:
+        if not 0 < cfg.interpolate.fps <= 1000:
+            bad("interpolate.fps", f"must be above 0 and at most 1000, got {cfg.interpolate.fps}")
+        if cfg.interpolate.multiplier != 1:
+            bad("interpolate.fps", "set either interpolate.fps or interpolate.multiplier, not both")
+    c = cfg.chunk
+    if c.min_len < 1:
+        bad("chunk.min_len", f"must be at least 1, got {c.min_len}")
+    if c.max_len < c.min_len:
+        bad("chunk.max_len", f"must be at least chunk.min_len ({c.min_len}), got {c.max_len}")
+    if not 0 <= c.overlap <= c.max_len:
+        bad("chunk.overlap", f"must be between 0 and chunk.max_len ({c.max_len}), got {c.overlap}")
+    if c.cut_floor < 0 or c.cut_ratio < 1 or c.cut_window < 1:
+        key = "chunk.cut_floor" if c.cut_floor < 0 else "chunk.cut_ratio" if c.cut_ratio < 1 else "chunk.cut_window"
+        bad(key, "cut_floor must be >= 0, cut_ratio >= 1 and cut_window >= 1")
+    e = cfg.encode
+    if not _video_encoder_exists(e.codec):
+        bad("encode.codec", f"unknown video encoder {e.codec!r} (try libx264, libx265, libsvtav1 or ffv1)")
+    lo, hi = _CRF_RANGE.get(e.codec, (0, 63))
+    if not lo <= e.crf <= hi:
+        bad("encode.crf", f"must be between {lo} and {hi} for {e.codec}, got {e.crf}")
+    if e.preset is not None:
+        if e.codec in ("libx264", "libx265") and e.preset not in _X26X_PRESETS:
+            bad("encode.preset", f"unknown {e.codec} preset {e.preset!r} (one of {', '.join(_X26X_PRESETS)})")
+        if e.codec == "libsvtav1" and not (e.preset.isdigit() and 0 <= int(e.preset) <= 13):
+            bad("encode.preset", f"libsvtav1 presets are 0 (slowest) to 13 (fastest), got {e.preset!r}")
+    if e.bit_depth not in (None, 8, 10):
+        bad("encode.bit_depth", f"must be 8 or 10, got {e.bit_depth}")
+    m = cfg.model
+    if m.device.lower() != "auto" and m.device.lower() != "cpu" and not m.device.lower().startswith("cuda"):
+        bad("model.device", f"must be auto, cpu or cuda[:N], got {m.device!r}")
+    if m.steps is not None and m.steps < 1:
+        bad("model.steps", f"must be at least 1, got {m.steps}")
+    if m.tile is not None and m.tile < 16:
+        bad("model.tile", f"must be at least 16 pixels, got {m.tile}")
+    try:
+        cfg.output.pattern.format(stem="a", ext=".mp4", task="denoise", scale=2)
+    except (KeyError, IndexError, ValueError) as err:
+        bad("output.pattern", f"{cfg.output.pattern!r} uses an unknown placeholder or bad braces ({err}); "
+                              "use {stem}, {ext}, {task}, {scale}")
+    if "/" in cfg.output.pattern or os.sep in cfg.output.pattern:
+        bad("output.pattern", "must be a file name, not a path (use -o for another folder)")
+    return cfg
+
+
+# ------------------------------------------------------------------------------------------
+# presets
+# ------------------------------------------------------------------------------------------
+def builtin_presets() -> list[str]:
+    return sorted(p.name[:-5] for p in files("restore.configs").iterdir()
+                  if p.name.endswith(".yaml") and p.is_file())
+
+
+def _read_preset(preset: str | os.PathLike) -> tuple[dict, str]:
+    import yaml
+
+    text_path = os.fspath(preset)
+    is_path = text_path.endswith((".yaml", ".yml")) or os.sep in text_path or "/" in text_path
+    if is_path:
+        source = text_path
+        p = Path(text_path)
+        if not p.is_file():
+            raise ConfigError("preset file not found" if not p.exists() else "preset is not a file", source)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"cannot read preset ({err.__class__.__name__})", source) from None
+    else:
+        res = files("restore.configs").joinpath(f"{text_path}.yaml")
+        source = f"configs/{text_path}.yaml"
+        if not res.is_file():
+            raise ConfigError(f"unknown preset {text_path!r} (available: {', '.join(builtin_presets())}; "
+                              "or give a path to a .yaml file)")
+        text = res.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"invalid YAML{where}", source) from None
+    return (data if data is not None else {}), source
+
+
+def load_config(preset: str | os.PathLike = "default", overrides: dict | None = None) -> EnhanceConfig:
+    """The preset (name or YAML path) over the defaults, then `overrides` over that, validated."""
+    data, source = _read_preset(preset)
+    cfg = EnhanceConfig()
+    _merge(cfg, data, source)
+    validate(cfg, source)
+    if overrides:
+        cfg = apply_overrides(cfg, overrides)
+    return cfg
+
+
+# Keyword overrides (the CLI's flags) -> dotted config keys. Dotted keys ("chunk.max_len") are
+# accepted directly too.
+ALIASES = {
+    "denoise_strength": "denoise.strength",
+    "denoise_method": "denoise.method",
+    "scale": "upscale.scale",
+    "upscale_method": "upscale.method",
+    "fps_multiplier": "interpolate.multiplier",
+    "fps": "interpolate.fps",
+    "interp_method": "interpolate.method",
+    "model": "model.name",
+    "device": "model.device",
+    "steps": "model.steps",
+    "seed": "model.seed",
+    "tile": "model.tile",
+    "codec": "encode.codec",
+    "crf": "encode.crf",
+    "encoder_preset": "encode.preset",
+    "pix_fmt": "encode.pix_fmt",
+    "bit_depth": "encode.bit_depth",
+    "copy_audio": "encode.copy_audio",
+    "copy_subtitles": "encode.copy_subtitles",
+    "output_pattern": "output.pattern",
+}
+
+
+def apply_overrides(cfg: EnhanceConfig, overrides: dict, source: str = "command line") -> EnhanceConfig:
+    """A validated copy of cfg with overrides applied; None values mean "not given".
+
+    `denoise` takes True/False, or a number (enable with that sigma), or "auto" (enable, estimate).
+    Giving `fps` clears the preset's multiplier and vice versa: the command line wins as a whole.
+    """
+    cfg = copy.deepcopy(cfg)
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key == "denoise":
+            if isinstance(value, bool):
+                nested["denoise.enabled"] = value
+            elif isinstance(value, str) and value.lower() == "auto":
+                nested["denoise.enabled"] = True
+                nested["denoise.strength"] = None
+            else:
+                nested["denoise.enabled"] = True
+                nested["denoise.strength"] = value
+            continue
+        dotted = ALIASES.get(key, key)
+        nested[dotted] = value
+    if "interpolate.fps" in nested and "interpolate.multiplier" not in nested:
+        nested["interpolate.multiplier"] = 1
+    if "interpolate.multiplier" in nested and "interpolate.fps" not in nested:
+        nested["interpolate.fps"] = None
+    tree: dict = {}
+    for dotted, value in nested.items():
+        parts = dotted.split(".")
+        node = tree
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"unknown key '{dotted}'", source)
+        node[parts[-1]] = value
+    _merge(cfg, tree, source)
+    return validate(cfg, source)
