@@ -70,15 +70,20 @@ def bd(rate_anchor, q_anchor, rate_test, q_test, *, metric: str = "psnr", higher
     sign = 1.0 if higher_is_better else -1.0
     qa, qt = sign * qa, sign * qt
     notes = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    q_overlap = overlap_fraction(qa, qt)
+    r_overlap = overlap_fraction(np.log10(ra), np.log10(rt))
+    for what, ov in (("quality range (BD-rate)", q_overlap), ("log-rate range (BD-quality)", r_overlap)):
+        if ov == 0:
+            notes.append(f"{metric}: curves do not overlap in {what}: no BD number")
+        elif ov < min_overlap:
+            notes.append(f"{metric}: curves overlap in only {ov:.0%} of the {what} (< {min_overlap:.0%}): "
+                         "the BD number rests on a short interval")
+    for msg in notes:
+        warnings.warn(msg, BDWarning, stacklevel=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the package's own overlap warnings, reworded above
         rate = bjontegaard.bd_rate(ra, qa, rt, qt, method=method, require_matching_points=False,
                                    min_overlap=min_overlap)
         qual = bjontegaard.bd_psnr(ra, qa, rt, qt, method=method, require_matching_points=False,
                                    min_overlap=min_overlap)
-    for w in caught:
-        msg = f"{metric}: {w.message}"
-        if msg not in notes:
-            notes.append(msg)
-            warnings.warn(msg, BDWarning, stacklevel=2)
-    return BDResult(metric, float(rate), float(sign * qual), overlap_fraction(qa, qt), notes)
+    return BDResult(metric, float(rate), float(sign * qual), q_overlap, notes)

@@ -117,7 +117,7 @@ def yuv_frames(path, *, fmt: str, width: int, height: int, want_rgb: bool = Fals
     try:
         container = av.open(path)
     except (av.error.FFmpegError, OSError) as err:
-        raise MediaError(f"cannot open: {err}", path) from err
+        raise MediaError(f"cannot open: {getattr(err, 'strerror', None) or err}", path) from err
     try:
         if not container.streams.video:
             raise MediaError("no video stream", path)
@@ -146,7 +146,7 @@ def _fallback_probe(path):
     try:
         c = av.open(path)
     except (av.error.FFmpegError, OSError) as err:
-        raise MediaError(f"cannot open: {err}", path) from err
+        raise MediaError(f"cannot open: {getattr(err, 'strerror', None) or err}", path) from err
     with c:
         if not c.streams.video:
             return SimpleNamespace(video=None)

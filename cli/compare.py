@@ -1,0 +1,83 @@
+"""`restore compare REFERENCE ENC1 ENC2 ...`: rate-quality curves and Bjontegaard deltas.
+
+Encodes are grouped into curves by label (--labels, one per file; by default the codec name), or
+produced here with --encode CODEC:CRF,CRF,... (one curve per --encode). Quality defaults to the
+ffmpeg conventions encoder people cross-check with: per-plane YUV PSNR (PSNR of the mean MSE)
+and SSIM on the source Y plane; LPIPS is off by default here (a ladder is many full scorings),
+--lpips adds it and BD-LPIPS. The first curve is the anchor of every BD number.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import warnings
+
+import click
+
+
+def _labels(option_values, n_files):
+    labels = [x.strip() for v in option_values for x in v.split(",") if x.strip()]
+    if labels and len(labels) != n_files:
+        from restore.errors import ConfigError
+
+        raise ConfigError(f"--labels: got {len(labels)} labels for {n_files} encoded files")
+    return labels
+
+
+@click.command("compare")
+@click.argument("reference", type=click.Path(dir_okay=False))
+@click.argument("encodes", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--labels", multiple=True, help="Curve label per encoded file (comma-separated or repeated); "
+                                               "files with the same label form one curve. Default: codec name.")
+@click.option("--encode", "encode_specs", multiple=True,
+              help="Encode a ladder here, e.g. 'libx264:18,23,28,33' (repeat for more codecs).")
+@click.option("--preset", default="medium", show_default=True, help="Encoder preset for --encode.")
+@click.option("--keep", "keep_dir", type=click.Path(file_okay=False), help="Keep --encode outputs in this folder.")
+@click.option("--psnr-mode", type=click.Choice(["yuv", "y", "rgb"]), default="yuv", show_default=True)
+@click.option("--lpips/--no-lpips", "use_lpips", default=False, show_default=True)
+@click.option("--method", type=click.Choice(["pchip", "akima"]), default="pchip", show_default=True,
+              help="Interpolation for the Bjontegaard integrals.")
+@click.option("--align", default="none", show_default=True, help="Frame alignment (encodes of one source: none).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, writable=True), help="Rate-quality curves (PNG).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of tables.")
+@click.option("--device", default="auto", show_default=True, help="LPIPS device.")
+def command(reference, encodes, labels, encode_specs, preset, keep_dir, psnr_mode, use_lpips, method, align,
+            plot_path, as_json, device):
+    """Bitrate against quality for encodes of REFERENCE, and BD-rate / BD-PSNR between them.
+
+    \b
+    Examples:
+      restore compare src.mp4 a_crf18.mp4 a_crf23.mp4 a_crf28.mp4 a_crf33.mp4 \\
+                              b_crf18.mp4 b_crf23.mp4 b_crf28.mp4 b_crf33.mp4 --labels a,a,a,a,b,b,b,b
+      restore compare src.mp4 --encode libx264:18,23,28,33 --encode libx265:20,25,30,35 --plot rq.png
+    """
+    from restore.errors import ConfigError
+    from restore.metrics import compare as cmp
+    from restore.metrics.bdrate import BDWarning
+    from restore.metrics.ladder import encode_ladder, parse_encode
+
+    if not encodes and not encode_specs:
+        raise ConfigError("nothing to compare: give encoded files or --encode CODEC:CRF,...")
+    label_list = _labels(labels, len(encodes))
+    items = [(label_list[i] if label_list else None, path) for i, path in enumerate(encodes)]
+    with tempfile.TemporaryDirectory(prefix="restore-compare-") as tmp:
+        for spec_text in encode_specs:
+            specs = parse_encode(spec_text)
+            paths = encode_ladder(reference, specs, keep_dir or tmp, preset=preset)
+            items += [(s.label, str(p)) for s, p in zip(specs, paths)]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = cmp.compare(reference, items, psnr_mode=psnr_mode, lpips=use_lpips, method=method,
+                                 align=align, device=device)
+    if plot_path:
+        cmp.plot_curves(result, plot_path)
+    if as_json:
+        from restore.metrics.report import jsonable
+
+        click.echo(json.dumps(jsonable(result.to_dict()), indent=2))
+    else:
+        click.echo(cmp.format_result(result))
+        for w in dict.fromkeys(str(w.message) for w in caught if not issubclass(w.category, BDWarning)):
+            click.echo(f"warning: {w}", err=True)  # BD warnings are already in the table
+        if plot_path:
+            click.echo(f"wrote plot: {plot_path}")
