@@ -1,0 +1,413 @@
+"""Batch restoration: plan, manifest resume policy, failure isolation, local engine faults, CLI.
+
+Items are processed by `recording_worker`: the real PyAV transcode worker plus a completion log
+(to check "done exactly once") and faults chosen per file name (hang, die, raise) that fire on
+the first attempt only (a marker file remembers it).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import pytest
+
+from restore.batch import manifest as mf
+from restore.batch.plan import discover, output_name
+from restore.batch.runner import BatchSettings, run_batch
+from restore.batch.workers import atomic_path, transcode_worker
+from restore.errors import ConfigError, RestoreError
+from tests.media import make_clip
+
+REPO = Path(__file__).resolve().parents[1]
+FRAMES = 10
+
+
+# ------------------------------------------------------------------------------------------
+# the test worker (module level: worker processes and Ray import it by name)
+# ------------------------------------------------------------------------------------------
+def recording_worker(input_path: str, output_path: str, options: dict) -> dict:
+    t = options["test"]
+    name = os.path.basename(input_path)
+    marker = Path(t["dir"]) / f"{name}.started"
+    first = not marker.exists()
+    if first:
+        marker.write_text(str(os.getpid()))
+    if first and name in t.get("hang", ()):
+        with atomic_path(output_path) as tmp:  # a partial output, as a real attempt leaves it
+            tmp.write_bytes(b"partial")
+            Path(t["dir"], f"{name}.hanging").write_text(str(os.getpid()))
+            time.sleep(120)
+    if first and name in t.get("die", ()):
+        with atomic_path(output_path) as tmp:
+            tmp.write_bytes(b"partial")
+            os.kill(os.getpid(), signal.SIGKILL)
+    if name in t.get("raise", ()):
+        raise RuntimeError(f"flaky failure of {name}")
+    result = transcode_worker(input_path, output_path, options)
+    with open(Path(t["dir"]) / "completed.log", "a") as f:
+        f.write(f"{input_path}\n")
+    return result
+
+
+# ------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------
+def make_tree(root: Path) -> dict[str, Path]:
+    """src/a.mp4, src/b.mp4, src/c.mp4, src/sub/d.mkv, src/sub/e.mov, src/sub/bad.mp4 (corrupt),
+    src/notes.txt (not matched)."""
+    src = root / "src"
+    (src / "sub").mkdir(parents=True)
+    clips = {}
+    for i, rel in enumerate(["a.mp4", "b.mp4", "c.mp4", "sub/d.mkv", "sub/e.mov"]):
+        clips[rel] = make_clip(src / rel, FRAMES, width=64, height=48, seed=i)
+    (src / "sub" / "bad.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(3000))
+    (src / "notes.txt").write_text("not a video")
+    return clips
+
+
+def settings(tmp_path, **kw) -> BatchSettings:
+    tmp_path = Path(tmp_path)
+    test = {"dir": str(tmp_path / "t")}
+    for k in ("hang", "die", "raise"):
+        test[k] = kw.pop(k, [])
+    (tmp_path / "t").mkdir(exist_ok=True)
+    options = {"overrides": kw.pop("overrides", {}), "test": test}
+    # Faults are not configuration: changing them must not redo finished items.
+    return BatchSettings(options=options, config={"overrides": options["overrides"]},
+                         worker=recording_worker, workers=kw.pop("workers", 0), **kw)
+
+
+def completions(tmp_path: Path) -> list[str]:
+    log = tmp_path / "t" / "completed.log"
+    return log.read_text().split() if log.exists() else []
+
+
+def tree_hashes(root: Path) -> dict[str, tuple[str, int]]:
+    return {str(p.relative_to(root)): (hashlib.blake2b(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def frame_count(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def assert_clean_outputs(out: Path, expected: set[str]) -> None:
+    """Exactly the expected outputs (each fully decodable) plus the manifest; no partial files."""
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    bookkeeping = {n for n in files if n.startswith(".restore-batch.")}
+    assert files - bookkeeping == expected
+    for rel in expected:
+        assert frame_count(out / rel) == FRAMES, rel
+
+
+GOOD_OUTPUTS = {"a_restored.mp4", "b_restored.mp4", "c_restored.mp4", "sub/d_restored.mkv",
+                "sub/e_restored.mov"}
+
+
+def quiet(msg):
+    pass
+
+
+# ------------------------------------------------------------------------------------------
+# plan
+# ------------------------------------------------------------------------------------------
+def test_plan_mirrors_tree_excludes_out_and_refuses_conflicts(tmp_path):
+    make_tree(tmp_path)
+    src = tmp_path / "src"
+    out = src / "restored"            # --out inside the source: excluded, not refused
+    out.mkdir()
+    make_clip(out / "old_restored.mp4", 2, width=64, height=48)
+    (src / ".hidden").mkdir()
+    make_clip(src / ".hidden" / "x.mp4", 2, width=64, height=48)
+    make_clip(src / "UPPER.MP4", 2, width=64, height=48)
+    items = discover([src], out)
+    rel = [it.rel for it in items]
+    assert rel == ["UPPER.MP4", "a.mp4", "b.mp4", "c.mp4", "sub/bad.mp4", "sub/d.mkv", "sub/e.mov"]
+    assert items[-1].output == out / "sub" / "e_restored.mov"
+    assert all(it.input.is_absolute() for it in items)
+
+    assert [it.rel for it in discover([src], out, patterns="*.mkv")] == ["sub/d.mkv"]
+    assert [it.rel for it in discover([src / "notes.txt"], out)] == ["notes.txt"]  # named files always
+    assert output_name("clip.mov", "{name}.x2.mkv") == "clip.mov.x2.mkv"
+    with pytest.raises(ConfigError, match="unknown field"):
+        discover([src], out, name_pattern="{stem}_{scale}.{ext}")
+    with pytest.raises(RestoreError, match="inside --out"):
+        discover([out], tmp_path / "src")
+    with pytest.raises(RestoreError, match="no such file"):
+        discover([tmp_path / "missing"], out)
+    with pytest.raises(RestoreError, match="overwrite an input"):
+        discover([src / "a.mp4"], src, name_pattern="{name}")
+    (tmp_path / "b").mkdir()
+    make_clip(tmp_path / "b" / "a.mp4", 2, width=64, height=48)
+    with pytest.raises(RestoreError, match="same output"):
+        discover([src, tmp_path / "b"], tmp_path / "o")
+
+
+# ------------------------------------------------------------------------------------------
+# manifest and resume policy
+# ------------------------------------------------------------------------------------------
+def test_run_isolates_corrupt_file_and_rerun_is_idempotent(tmp_path):
+    make_tree(tmp_path)
+    src, out = tmp_path / "src", tmp_path / "out"
+    before = tree_hashes(src)
+
+    s = run_batch([src], out, settings(tmp_path), log=quiet)
+    assert (s.total, s.done, s.failed, s.skipped, s.stopped) == (6, 5, 1, 0, None)
+    assert s.exit_code == 1 and s.frames == 5 * FRAMES
+    assert s.failures[0]["path"].endswith("bad.mp4") and "cannot transcode" in s.failures[0]["error"]
+    assert_clean_outputs(out, GOOD_OUTPUTS)
+
+    with mf.Manifest(out, readonly=True) as m:
+        assert m.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        rows = {Path(r["path"]).name: r for r in m.rows()}
+        assert rows["bad.mp4"]["status"] == "failed" and rows["bad.mp4"]["attempts"] == 1
+        assert "bad.mp4: cannot transcode" in rows["bad.mp4"]["last_error"]
+        a = rows["a.mp4"]
+        assert (a["status"], a["attempts"], a["frames_in"]) == ("done", 1, FRAMES)
+        assert a["output"] == str(out / "a_restored.mp4") and a["seconds"] > 0
+        assert a["content_hash"] == mf.quick_hash(src / "a.mp4") and a["size"] == (src / "a.mp4").stat().st_size
+
+    s2 = run_batch([src], out, settings(tmp_path), log=quiet)
+    assert (s2.done, s2.failed, s2.skipped) == (0, 1, 5)  # the corrupt file is retried (1 < 3 tries)
+    assert sorted(Path(p).name for p in completions(tmp_path)) == ["a.mp4", "b.mp4", "c.mp4", "d.mkv", "e.mov"]
+    with mf.Manifest(out, readonly=True) as m:
+        assert m.row(src / "sub" / "bad.mp4")["attempts"] == 2
+    assert tree_hashes(src) == before  # inputs never modified (content and mtime)
+
+
+def test_changed_input_config_or_missing_output_is_redone(tmp_path):
+    make_tree(tmp_path)
+    src, out = tmp_path / "src", tmp_path / "out"
+    run_batch([src / "a.mp4", src / "b.mp4", src / "c.mp4"], out, settings(tmp_path), log=quiet)
+    assert len(completions(tmp_path)) == 3
+
+    make_clip(src / "a.mp4", FRAMES, width=64, height=48, seed=42)   # new content
+    st = os.stat(src / "b.mp4")
+    os.utime(src / "b.mp4", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: mtime only
+    (out / "c_restored.mp4").unlink()                                 # output deleted by the user
+    dry = run_batch([src / "a.mp4", src / "b.mp4", src / "c.mp4"], out, settings(tmp_path),
+                    dry_run=True, log=quiet)
+    assert [(Path(i["input"]).name, i["reason"]) for i in dry.items] == [
+        ("a.mp4", "input changed"), ("b.mp4", "input changed"), ("c.mp4", "output missing")]
+    s = run_batch([src / "a.mp4", src / "b.mp4", src / "c.mp4"], out, settings(tmp_path), log=quiet)
+    assert (s.done, s.skipped) == (3, 0)
+
+    s = run_batch([src / "a.mp4", src / "b.mp4", src / "c.mp4"], out, settings(tmp_path), log=quiet)
+    assert (s.done, s.skipped) == (0, 3)
+    s = run_batch([src / "a.mp4", src / "b.mp4", src / "c.mp4"], out,
+                  settings(tmp_path, overrides={"crf": 30}), log=quiet)
+    assert (s.done, s.skipped) == (3, 0)  # config changed: everything redone
+    assert len(completions(tmp_path)) == 9
+    with mf.Manifest(out, readonly=True) as m:
+        assert all(r["attempts"] == 1 and r["status"] == "done" for r in m.rows())
+
+
+def test_max_tries_and_retry_failed(tmp_path):
+    make_tree(tmp_path)
+    src, out = tmp_path / "src", tmp_path / "out"
+    inputs = [src / "a.mp4", src / "b.mp4"]
+    s = run_batch(inputs, out, settings(tmp_path, max_tries=2, **{"raise": ["b.mp4"]}), log=quiet)
+    assert (s.done, s.failed, s.retried) == (1, 1, 1)  # transient error: retried within the run
+    with mf.Manifest(out, readonly=True) as m:
+        b = m.row(src / "b.mp4")
+        assert (b["status"], b["attempts"]) == ("failed", 2)
+        assert b["last_error"] == "RuntimeError: flaky failure of b.mp4" and "Traceback" in b["error_detail"]
+
+    s = run_batch(inputs, out, settings(tmp_path, max_tries=2, **{"raise": ["b.mp4"]}), log=quiet)
+    assert (s.done, s.failed, s.skipped, s.skipped_failed) == (0, 0, 2, 1)  # no tries left
+
+    s = run_batch(inputs, out, settings(tmp_path, max_tries=2, retry_failed=True), log=quiet)
+    assert (s.done, s.failed, s.skipped) == (1, 0, 1)
+    with mf.Manifest(out, readonly=True) as m:
+        b = m.row(src / "b.mp4")
+        assert (b["status"], b["attempts"], b["last_error"]) == ("done", 1, None)
+
+
+def test_dry_run_writes_nothing(tmp_path):
+    make_tree(tmp_path)
+    out = tmp_path / "out"
+    s = run_batch([tmp_path / "src"], out, settings(tmp_path), dry_run=True, log=quiet)
+    assert not out.exists() and completions(tmp_path) == []
+    assert (s.total, s.remaining) == (6, 6) and {i["reason"] for i in s.items} == {"new"}
+    assert s.items[0]["output"] == str(out / "a_restored.mp4")
+
+
+def test_low_disk_space_stops_cleanly_and_resumes(tmp_path):
+    make_tree(tmp_path)
+    src, out = tmp_path / "src", tmp_path / "out"
+    inputs = [src / "a.mp4", src / "b.mp4", src / "c.mp4"]
+    size = (src / "a.mp4").stat().st_size
+    calls = []
+
+    def free(path):  # room for exactly one item at space_factor 2
+        calls.append(path)
+        return 2 * size + size if len(calls) == 1 else size
+
+    s = run_batch(inputs, out, settings(tmp_path, space_factor=2.0, min_free=0), log=quiet, free_space=free)
+    assert (s.done, s.remaining, s.exit_code) == (1, 2, 75) and "low disk space" in s.stopped
+    s = run_batch(inputs, out, settings(tmp_path, space_factor=2.0, min_free=0), log=quiet)
+    assert (s.done, s.skipped, s.stopped) == (2, 1, None)
+    assert len(completions(tmp_path)) == 3
+
+
+def test_existing_foreign_output_is_not_overwritten(tmp_path):
+    make_tree(tmp_path)
+    src, out = tmp_path / "src", tmp_path / "out"
+    out.mkdir()
+    (out / "a_restored.mp4").write_bytes(b"the user's own file")
+    s = run_batch([src / "a.mp4"], out, settings(tmp_path), log=quiet)
+    assert s.failed == 1 and "not written by this batch" in s.failures[0]["error"]
+    assert (out / "a_restored.mp4").read_bytes() == b"the user's own file"
+
+
+# ------------------------------------------------------------------------------------------
+# local engine: worker pool faults, killed and terminated drivers
+# ------------------------------------------------------------------------------------------
+def test_pool_worker_killed_mid_item_is_retried(tmp_path):
+    make_tree(tmp_path)
+    src, out = tmp_path / "src", tmp_path / "out"
+    s = run_batch([src], out, settings(tmp_path, workers=2, die=["b.mp4"]), log=quiet)
+    assert (s.done, s.failed, s.retried) == (5, 1, 1)
+    with mf.Manifest(out, readonly=True) as m:
+        b = m.row(src / "b.mp4")
+        assert (b["status"], b["attempts"]) == ("done", 2)
+    assert sorted(Path(p).name for p in completions(tmp_path)) == ["a.mp4", "b.mp4", "c.mp4", "d.mkv", "e.mov"]
+    assert_clean_outputs(out, GOOD_OUTPUTS)
+
+
+DRIVER = """
+import json, sys
+from restore.batch.runner import run_batch
+from tests.test_batch import settings
+a = json.loads(sys.argv[1])
+s = run_batch(a["sources"], a["out"], settings(a["tmp"], workers=a["workers"], hang=a["hang"]))
+sys.exit(s.exit_code)
+"""
+
+
+def _start_driver(tmp_path, workers, hang):
+    arg = json.dumps({"sources": [str(tmp_path / "src")], "out": str(tmp_path / "out"),
+                      "tmp": str(tmp_path), "hang": hang, "workers": workers})
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-c", DRIVER, arg], cwd=REPO, env=env,
+                            start_new_session=True, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(paths, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not all(p.exists() for p in paths):
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "the driver never reached the hanging items"
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_killed_driver_then_rerun_does_every_file_exactly_once(tmp_path, workers):
+    make_tree(tmp_path)
+    before = tree_hashes(tmp_path / "src")
+    # In-process, c.mp4 hangs after a.mp4 and b.mp4 are done. With two workers c.mp4 and d.mkv
+    # hang together: each was dispatched only after its worker's previous item was recorded.
+    hang = ["c.mp4"] if workers == 0 else ["c.mp4", "d.mkv"]
+    proc = _start_driver(tmp_path, workers, hang)
+    try:
+        _wait_for([tmp_path / "t" / f"{n}.hanging" for n in hang], proc)
+        hung_pids = [int((tmp_path / "t" / f"{n}.hanging").read_text()) for n in hang]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        if workers:  # workers die with their driver instead of finishing orphaned items
+            deadline = time.monotonic() + 10
+            while any(map(_alive, hung_pids)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not any(map(_alive, hung_pids))
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    out = tmp_path / "out"
+    with mf.Manifest(out, readonly=True) as m:
+        assert {Path(r["path"]).name for r in m.rows("running")} == set(hang)
+        assert {Path(r["path"]).name for r in m.rows("done")} == {"a.mp4", "b.mp4"}
+
+    s = run_batch([tmp_path / "src"], out, settings(tmp_path, workers=workers, hang=hang), log=quiet)
+    assert (s.done, s.failed, s.skipped) == (3, 1, 2)
+    assert sorted(Path(p).name for p in completions(tmp_path)) == ["a.mp4", "b.mp4", "c.mp4", "d.mkv", "e.mov"]
+    assert_clean_outputs(out, GOOD_OUTPUTS)
+    with mf.Manifest(out, readonly=True) as m:
+        assert m.row(tmp_path / "src" / "c.mp4")["attempts"] == 2  # the killed attempt counts
+    assert tree_hashes(tmp_path / "src") == before
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_sigterm_stops_gracefully_and_requeues_current_item(tmp_path, workers):
+    make_tree(tmp_path)
+    proc = _start_driver(tmp_path, workers, ["b.mp4"])
+    try:
+        _wait_for([tmp_path / "t" / "b.mp4.hanging"], proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    out = tmp_path / "out"
+    assert_clean_outputs(out, {"a_restored.mp4"})  # the stopped item removed its partial file
+    with mf.Manifest(out, readonly=True) as m:
+        b = m.row(tmp_path / "src" / "b.mp4")
+        assert (b["status"], b["attempts"]) == ("queued", 0)
+        assert m.last_run()["summary"]["stopped"] == "interrupted"
+    s = run_batch([tmp_path / "src"], out, settings(tmp_path, workers=workers, hang=["b.mp4"]), log=quiet)
+    assert (s.done, s.skipped) == (4, 1)
+    assert sorted(Path(p).name for p in completions(tmp_path)) == ["a.mp4", "b.mp4", "c.mp4", "d.mkv", "e.mov"]
+
+
+# ------------------------------------------------------------------------------------------
+# CLI
+# ------------------------------------------------------------------------------------------
+def test_cli_run_status_json_and_csv(tmp_path, capsys):
+    from restore.cli.main import main
+
+    make_tree(tmp_path)
+    src, out = tmp_path / "src", tmp_path / "out"
+    (tmp_path / "t").mkdir()
+    worker = ["--worker", "restore.batch.workers:transcode_worker"]
+    with pytest.raises(SystemExit) as exc:  # one item failed: exit status 1
+        main(["batch", str(src), "--out", str(out), "--workers", "0", "--scale", "2", "--json",
+              "--csv", str(tmp_path / "m.csv"), *worker])
+    assert exc.value.code == 1
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["done"], summary["failed"], summary["exit_code"]) == (5, 1, 1)
+    with av.open(str(out / "sub" / "d_restored.mkv")) as c:
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (128, 96)
+
+    assert main(["batch", "status", str(out), "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["counts"] == {"queued": 0, "running": 0, "done": 5, "failed": 1}
+    assert st["failures"][0]["path"].endswith("bad.mp4") and st["frames_done"] == 5 * FRAMES
+    lines = (tmp_path / "m.csv").read_text().splitlines()
+    assert lines[0].startswith("path,rel,status,attempts,last_error,output") and len(lines) == 7
+
+    assert main(["batch", "run", str(src / "a.mp4"), "--out", str(out), "--scale", "2", "--dry-run",
+                 "--device", "cpu", *worker]) == 0  # the device is not part of the config
+    assert "skip  done" in capsys.readouterr().out
+    assert main(["batch", str(src / "a.mp4"), "--out", str(out), "--dry-run", *worker]) == 0
+    assert "run   config changed" in capsys.readouterr().out
+    assert main(["batch", str(src), "--out", str(out), "--max-tries", "0", *worker]) == 2
+    assert "--max-tries" in capsys.readouterr().err
+    assert main(["batch", "status", str(tmp_path)]) == 2  # no manifest there
