@@ -1,0 +1,114 @@
+"""Atomic outputs: write under a hidden temporary name in the destination directory, rename.
+
+    with atomic_output("out.mp4", overwrite=False, input_path="in.mp4") as tmp:
+        write_everything_to(tmp)         # tmp = dir/.out.restore-XXXXXX.mp4 (same extension)
+    # success: os.replace(tmp, "out.mp4"); any exception (KeyboardInterrupt too): tmp removed
+
+A failed or interrupted run never leaves a partial file under the final name, and an
+existing file is only replaced once the new one is complete. Temporary files live in the
+destination directory so the final rename never crosses file systems.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from restore.errors import RestoreError
+
+__all__ = ["atomic_output", "check_output_path", "temp_path_for"]
+
+TEMP_MARK = ".restore-"
+
+
+def _as_list(paths) -> list[Path]:
+    if paths is None:
+        return []
+    if isinstance(paths, (str, os.PathLike)):
+        return [Path(paths)]
+    return [Path(p) for p in paths]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_output_path(final_path, *, overwrite: bool = False,
+                      input_path: str | os.PathLike | Iterable | None = None) -> Path:
+    """Validate an output path before any work starts; RestoreError (one line) if unusable.
+
+    Checks: output is not one of the inputs, does not exist unless `overwrite`, is not a
+    directory, and its directory exists and is writable."""
+    final = Path(os.fspath(final_path))
+    for inp in _as_list(input_path):
+        if _same_file(final, inp):
+            raise RestoreError("output path is the same file as the input; choose another name",
+                               final)
+    if final.is_dir():
+        raise RestoreError("output path is a directory", final)
+    parent = final.parent if str(final.parent) else Path(".")
+    if not parent.exists():
+        raise RestoreError(f"output directory does not exist: {parent}", final)
+    if not parent.is_dir():
+        raise RestoreError(f"output directory is not a directory: {parent}", final)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RestoreError(f"output directory is not writable: {parent}", final)
+    if (final.exists() or final.is_symlink()) and not overwrite:
+        raise RestoreError("output file already exists (use --overwrite / overwrite=True)", final)
+    return final
+
+
+def temp_path_for(final_path, tag: str = "") -> Path:
+    """Create (exclusively) and return an empty hidden temp file next to `final_path`, with
+    the same extension so FFmpeg picks the right muxer: dir/.name.restore-<tag><hex>.ext."""
+    final = Path(os.fspath(final_path))
+    parent = final.parent if str(final.parent) else Path(".")
+    for _ in range(100):
+        name = f".{final.stem}{TEMP_MARK}{tag}{secrets.token_hex(4)}{final.suffix}"
+        tmp = parent / name
+        try:
+            # 0o666 & ~umask, like any normally created file (mkstemp would force 0o600)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as err:
+            raise RestoreError(f"cannot create a file in {parent}: {err.strerror or err}",
+                               final) from None
+        os.close(fd)
+        return tmp
+    raise RestoreError(f"cannot create a temporary file in {parent}", final)
+
+
+def _unlink_quietly(p: Path) -> None:
+    with contextlib.suppress(OSError):
+        p.unlink()
+
+
+@contextlib.contextmanager
+def atomic_output(final_path, overwrite: bool = False, *,
+                  input_path: str | os.PathLike | Iterable | None = None) -> Iterator[Path]:
+    """Yield a temp path next to `final_path`; rename it over `final_path` on success.
+
+    On any exception, KeyboardInterrupt included, the temp file is deleted and the final path
+    is left as it was. `input_path` (one path or several) guards against overwriting an input.
+    """
+    final = check_output_path(final_path, overwrite=overwrite, input_path=input_path)
+    tmp = temp_path_for(final)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise RestoreError("nothing was written (temporary output vanished)", final)
+        if not overwrite and final.exists():  # appeared while we were working
+            raise RestoreError("output file already exists (use --overwrite / overwrite=True)",
+                               final)
+        os.replace(tmp, final)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise

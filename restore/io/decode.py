@@ -1,0 +1,191 @@
+"""decode(path) -> streaming iterator of VideoFrame (RGB numpy images with timestamps).
+
+- Memory stays bounded: one packet is demuxed and its frames converted at a time (plus the
+  decoder's own reorder/thread buffers); nothing collects the whole clip.
+- image: (H, W, 3) uint8 RGB for 8-bit sources, uint16 full-scale RGB (rgb48le) for deeper
+  sources. YUV->RGB uses the matrix and range the stream is tagged with (BT.601 when untagged,
+  as FFmpeg does), so encoding back with the same tags round-trips without colour shifts.
+- Frames come as stored: the rotation tag is *not* applied (VideoWriter writes it back).
+- time: pts x time_base in seconds on the source clock; when a frame has no pts the previous
+  time plus one nominal frame interval is used (pts is then None).
+- Analysis mode: decode(path, size=(w, h), gray=True) returns small (h, w) uint8 grey
+  thumbnails cheaply (one swscale call per frame, area averaging); `size` alone gives small
+  RGB frames in the source's dtype.
+- Damaged data: with strict=True (default) a decode error or a stream that ends far earlier
+  than its headers promise (a truncated file) raises MediaError naming the file, after
+  yielding the frames that did decode. strict=False logs a warning and keeps what it can.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from restore.errors import MediaError
+from restore.io._av import bit_depth_of, ffmpeg_reason, first_video_stream, fraction, open_input
+
+__all__ = ["VideoFrame", "decode"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class VideoFrame:
+    """One decoded frame. `time` in seconds on the source clock; `pts` in `time_base` units."""
+
+    image: np.ndarray
+    index: int
+    time: float
+    pts: int | None
+    key: bool
+    time_base: Fraction | None = None
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+def decode(
+    path: str | os.PathLike,
+    *,
+    size: tuple[int, int] | None = None,
+    gray: bool = False,
+    max_frames: int | None = None,
+    strict: bool = True,
+    threads: bool = True,
+    stream: int | None = None,
+) -> Iterator[VideoFrame]:
+    """Yield the frames of the first video stream (or stream `stream`, an absolute index).
+
+    size: (width, height) to resize to (area averaging), e.g. (64, 36) thumbnails.
+    gray: return (H, W) uint8 luma instead of RGB (for analysis passes).
+    max_frames: stop after this many frames.
+    strict: raise MediaError on damaged data (see module doc); False keeps going.
+    threads: use FFmpeg frame/slice threading ("AUTO").
+    """
+    p = Path(os.fspath(path))
+    container = open_input(p)
+    try:
+        vstream = _pick_stream(container, stream, p)
+        if threads:
+            vstream.thread_type = "AUTO"
+        yield from _iter_frames(container, vstream, p, size=size, gray=gray,
+                                max_frames=max_frames, strict=strict)
+    finally:
+        container.close()
+
+
+def _pick_stream(container, index, path):
+    if index is None:
+        s = first_video_stream(container)
+        if s is None:
+            raise MediaError("no video stream", path)
+        return s
+    for s in container.streams:
+        if s.index == index:
+            if s.type != "video":
+                raise MediaError(f"stream {index} is {s.type}, not video", path)
+            return s
+    raise MediaError(f"no stream with index {index}", path)
+
+
+def _expected_end(vstream, container) -> tuple[int | None, float | None]:
+    frames = int(vstream.frames or 0) or None
+    dur = None
+    tb = fraction(vstream.time_base)
+    if vstream.duration and tb:
+        dur = float(vstream.duration * tb)
+    else:  # Matroska: per-stream DURATION tag written by the muxer
+        from restore.io.probe import _parse_hms
+
+        tag = next((v for k, v in dict(vstream.metadata).items() if k.upper().startswith("DURATION")), None)
+        dur = _parse_hms(tag)
+    if dur is not None and vstream.start_time is not None and tb:
+        dur += float(vstream.start_time * tb)
+    return frames, dur
+
+
+def _iter_frames(container, vstream, path, *, size, gray, max_frames, strict) -> Iterator[VideoFrame]:
+    fmt = None
+    tb = fraction(vstream.time_base)
+    rate = fraction(vstream.average_rate) or fraction(vstream.guessed_rate) or Fraction(25)
+    step = float(1 / rate)
+    index = 0
+    last_time: float | None = None
+    width = height = None
+    if size is not None:
+        width, height = int(size[0]), int(size[1])
+        if width < 1 or height < 1:
+            raise ValueError(f"decode size must be positive, got {size!r}")
+
+    def convert(frame) -> VideoFrame:
+        nonlocal fmt, last_time, index
+        if fmt is None:
+            fmt = "gray" if gray else ("rgb48le" if (bit_depth_of(frame.format.name) or 8) > 8 else "rgb24")
+        if width is not None or gray:
+            # one swscale pass does resize + colour conversion; AREA averages for thumbnails
+            small = frame.reformat(width=width, height=height, format=fmt,
+                                   interpolation="AREA" if width is not None else None)
+            img = small.to_ndarray()
+        else:
+            img = frame.to_ndarray(format=fmt)
+        ftb = fraction(frame.time_base) or tb
+        if frame.pts is not None and ftb is not None:
+            t = float(frame.pts * ftb)
+            pts = int(frame.pts)
+        else:
+            t = 0.0 if last_time is None else last_time + step
+            pts = None
+        vf = VideoFrame(image=img, index=index, time=t, pts=pts, key=bool(frame.key_frame),
+                        time_base=ftb)
+        last_time = t
+        index += 1
+        return vf
+
+    error: str | None = None
+    try:
+        # demux() ends with an empty packet that flushes the decoder's delayed frames
+        for packet in container.demux(vstream):
+            try:
+                frames = vstream.decode(packet)
+            except (av.error.InvalidDataError, av.error.UndefinedError) as err:
+                msg = f"corrupt video data near packet pts={packet.pts}: {ffmpeg_reason(err)}"
+                if strict:
+                    error = msg
+                    break
+                log.warning("%s: %s (skipped)", path, msg)
+                continue
+            for frame in frames:
+                yield convert(frame)
+                if max_frames is not None and index >= max_frames:
+                    return
+    except av.error.FFmpegError as err:
+        error = f"cannot read the file after frame {index}: {ffmpeg_reason(err)}"
+        if not strict:
+            log.warning("%s: %s (stopping)", path, error)
+            return
+    if error is not None:
+        raise MediaError(f"{error} (after {index} frames)", path)
+    if index == 0:
+        raise MediaError("video stream has no decodable frame", path)
+    frames_expected, end_expected = _expected_end(vstream, container)
+    short = None
+    if frames_expected and index < 0.9 * frames_expected - 2:
+        short = f"only {index} of {frames_expected} frames could be decoded"
+    elif end_expected and last_time is not None and last_time + max(1.0, 0.1 * end_expected) < end_expected:
+        short = f"video ends at {last_time:.2f}s but the file says {end_expected:.2f}s"
+    if short:
+        msg = f"file is truncated or damaged: {short}"
+        if strict:
+            raise MediaError(msg, path)
+        log.warning("%s: %s", path, msg)
