@@ -232,13 +232,15 @@ class RayEngine:
         self.slots = max(1, slots)
         self.num_cpus, self.num_gpus, self.max_retries = num_cpus, num_gpus, max_retries
         self.fn_ref = ray.put(fn)
-        self._remote = ray.remote(_ray_task).options(
-            num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries, retry_exceptions=False)
+        self._remote = ray.remote(_ray_task)
+        # Only crashed workers are retried by Ray; an exception is an outcome (workers.run_job).
+        self._task_options = {"num_cpus": num_cpus, "num_gpus": num_gpus,
+                              "max_retries": max_retries, "retry_exceptions": False}
         self._pending: dict = {}  # ObjectRef -> job
 
     def submit(self, job: dict) -> None:
-        ref = self._remote.options(name=f"restore-batch:{os.path.basename(job['input'])}").remote(
-            self.fn_ref, job)
+        name = f"restore-batch:{os.path.basename(job['input'])}"
+        ref = self._remote.options(name=name, **self._task_options).remote(self.fn_ref, job)
         self._pending[ref] = job
 
     def running(self) -> list[int]:
