@@ -54,7 +54,7 @@ class ChunkConfig:
 @dataclass
 class EncodeConfig:
     codec: str = "libx264"
-    crf: int = 18
+    crf: int | None = None          # None = the encoder's default (x264 18, x265 20, SVT-AV1 30)
     preset: str | None = None       # encoder speed preset; None = the encoder's default
     pix_fmt: str | None = None      # None = yuv420p, or yuv420p10le for deep sources
     bit_depth: int | None = None    # 8 or 10; None = keep the source's
@@ -153,20 +153,6 @@ def _merge(obj, data: dict, source: str, prefix: str = "") -> None:
             raise ConfigError(f"bad value for '{dotted}': {err}", source) from None
 
 
-_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
-                 "slower", "veryslow", "placebo")
-_CRF_RANGE = {"libx264": (0, 51), "libx265": (0, 51), "libsvtav1": (1, 63)}
-
-
-def _video_encoder_exists(name: str) -> bool:
-    import av
-
-    try:
-        return av.codec.Codec(name, "w").type == "video"
-    except Exception:  # PyAV raises UnknownCodecError / ValueError depending on version
-        return False
-
-
 def validate(cfg: EnhanceConfig, source: str) -> EnhanceConfig:
     """Checks that span one value's range or several keys; raises ConfigError naming the key."""
     def bad(key, msg):
@@ -194,16 +180,23 @@ def validate(cfg: EnhanceConfig, source: str) -> EnhanceConfig:
         key = "chunk.cut_floor" if c.cut_floor < 0 else "chunk.cut_ratio" if c.cut_ratio < 1 else "chunk.cut_window"
         bad(key, "cut_floor must be >= 0, cut_ratio >= 1 and cut_window >= 1")
     e = cfg.encode
-    if not _video_encoder_exists(e.codec):
-        bad("encode.codec", f"unknown video encoder {e.codec!r} (try libx264, libx265, libsvtav1 or ffv1)")
-    lo, hi = _CRF_RANGE.get(e.codec, (0, 63))
-    if not lo <= e.crf <= hi:
-        bad("encode.crf", f"must be between {lo} and {hi} for {e.codec}, got {e.crf}")
+    from .io.encode import SVT_PRESETS, X26X_PRESETS, resolve_codec
+
+    try:
+        spec = resolve_codec(e.codec)
+    except ConfigError as err:
+        bad("encode.codec", str(err))
+    if e.crf is not None and spec.crf_range is not None:
+        lo, hi = spec.crf_range
+        if not lo <= e.crf <= hi:
+            bad("encode.crf", f"must be between {lo} and {hi} for {spec.name}, got {e.crf}")
     if e.preset is not None:
-        if e.codec in ("libx264", "libx265") and e.preset not in _X26X_PRESETS:
-            bad("encode.preset", f"unknown {e.codec} preset {e.preset!r} (one of {', '.join(_X26X_PRESETS)})")
-        if e.codec == "libsvtav1" and not (e.preset.isdigit() and 0 <= int(e.preset) <= 13):
-            bad("encode.preset", f"libsvtav1 presets are 0 (slowest) to 13 (fastest), got {e.preset!r}")
+        p = e.preset.strip().lower()
+        svt_ok = spec.name == "libsvtav1" and (p in SVT_PRESETS or (p.isdigit() and int(p) <= 13))
+        if p not in X26X_PRESETS and not svt_ok and not (spec.name == "ffv1" and p.isdigit()):
+            extra = " or 0..13" if spec.name == "libsvtav1" else ""
+            bad("encode.preset", f"unknown {spec.name} preset {e.preset!r} "
+                                 f"(one of {', '.join(X26X_PRESETS)}{extra})")
     if e.bit_depth not in (None, 8, 10):
         bad("encode.bit_depth", f"must be 8 or 10, got {e.bit_depth}")
     m = cfg.model

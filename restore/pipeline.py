@@ -1,0 +1,354 @@
+"""enhance(): decode -> plan chunks -> denoise -> upscale -> interpolate -> encode.
+
+Two streaming passes over the input, so memory stays bounded by one chunk whatever the length:
+
+1. analysis: small grey thumbnails and key-frame flags (restore.chunks.analyse) plus the
+   timestamps, then the chunk plan;
+2. restoration: frames are decoded again and gathered one chunk at a time; each chunk is denoised
+   then upscaled (each stage gets the anchors the plan names: its own restored outputs of the
+   frames just before the chunk, kept from the previous chunk), then frames are interpolated
+   between consecutive outputs, across chunk boundaries too, but never across a scene cut, where
+   the earlier frame is repeated instead.
+
+Frame rate: `interpolate.multiplier` M inserts M - 1 frames evenly spaced between the source
+timestamps of each pair (so a variable frame rate stays variable) and M - 1 repeats of the last
+frame within its duration, giving exactly M x the frames over the same duration.
+`interpolate.fps` F instead resamples the timeline on a uniform grid t0 + j / F over the source
+duration: each grid time falling on a source timestamp takes that frame, the others are
+interpolated at their fractional position between the two source frames around them (or repeat
+the earlier one at a cut). The output is then constant-rate F; F may also be lower than the source.
+
+Everything the user can get wrong (options, input file, output path) is checked before any
+output file exists; the encoder writes under a temporary name and renames at the end.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import registry
+from .chunks import THUMB_SIZE, Analyser, ChunkPlan, CutDetector, plan_chunks
+from .config import EnhanceConfig, load_config
+from .errors import ConfigError, MediaError, RestoreError
+
+
+@dataclass
+class EnhanceResult:
+    output: str
+    frames_in: int
+    frames_out: int
+    seconds: float
+    fps: float                     # processing speed: input frames per wall-clock second
+    chunks: int
+    methods: dict[str, str]        # task -> method name, for the tasks that ran
+    input: str = ""
+    width: int = 0                 # output size
+    height: int = 0
+    cuts: list[int] = field(default_factory=list)
+    device: str = "cpu"
+    output_fps: float | None = None  # nominal output frame rate (None when unknown)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------------------
+# method selection
+# ------------------------------------------------------------------------------------------
+def wanted_tasks(cfg: EnhanceConfig) -> list[str]:
+    tasks = []
+    if cfg.denoise.enabled:
+        tasks.append("denoise")
+    if cfg.upscale.scale > 1:
+        tasks.append("upscale")
+    if cfg.interpolate.multiplier > 1 or cfg.interpolate.fps is not None:
+        tasks.append("interpolate")
+    return tasks
+
+
+def select_methods(cfg: EnhanceConfig, tasks: list[str]) -> dict[str, registry.MethodSpec]:
+    """Registry spec per task: the task's own method, else model.name (a family or a method
+    name), else the registry default for the scale."""
+    model = cfg.model.name
+    all_specs = registry.methods()
+    if model is not None:
+        families = {s.family for s in all_specs}
+        names = {s.name for s in all_specs}
+        if model not in families and model not in names:
+            raise ConfigError(f"unknown model {model!r} (families: {', '.join(sorted(families))}; "
+                              f"methods: {', '.join(sorted(names))}; see `restore models`)")
+    chosen = {}
+    for task in tasks:
+        scale = cfg.upscale.scale if task == "upscale" else 1
+        name = getattr(cfg, task).method
+        if name is None and model is not None:
+            task_specs = [s for s in all_specs if s.task == task]
+            if any(s.name == model for s in task_specs):
+                name = model
+            elif any(s.family == model for s in task_specs):
+                fam = [s for s in task_specs if s.family == model and scale in s.scales]
+                if not fam:
+                    raise ConfigError(f"no {model} method for {task} at scale {scale}")
+                default = registry.get(task, None, scale)
+                name = default.name if default.family == model else fam[0].name
+        chosen[task] = registry.get(task, name, scale)
+    return chosen
+
+
+# ------------------------------------------------------------------------------------------
+# output path
+# ------------------------------------------------------------------------------------------
+def default_output(src: Path, cfg: EnhanceConfig, tasks: list[str]) -> Path:
+    name = cfg.output.pattern.format(stem=src.stem, ext=src.suffix or ".mkv",
+                                     task="-".join(tasks) or "reencode", scale=cfg.upscale.scale)
+    return src.with_name(name)
+
+
+# ------------------------------------------------------------------------------------------
+# timeline
+# ------------------------------------------------------------------------------------------
+def _last_duration(times: list[float], nominal: float | None) -> float:
+    gaps = [b - a for a, b in zip(times[-6:], times[-5:]) if b > a]
+    if gaps:
+        return float(np.median(gaps))
+    return 1.0 / nominal if nominal else 1.0 / 25
+
+
+def build_schedule(times: list[float], multiplier: int, fps: float | None,
+                   nominal_fps: float | None) -> list[list[tuple[float, float]]]:
+    """Per source frame i: [(fraction in [0, 1), output time)] emitted in the gap after frame i.
+
+    Fraction 0 is frame i itself; others are interpolated (or repeated at cuts/the end)."""
+    n = len(times)
+    ends = list(times[1:]) + [times[-1] + _last_duration(times, nominal_fps)]
+    sched: list[list[tuple[float, float]]] = []
+    if fps is None:
+        for i in range(n):
+            t0, t1 = times[i], ends[i]
+            if t1 <= t0:  # duplicate or backwards timestamps: emit the frame only
+                sched.append([(0.0, t0)])
+                continue
+            sched.append([(k / multiplier, t0 + (t1 - t0) * k / multiplier) for k in range(multiplier)])
+        return sched
+    step = 1.0 / fps
+    start, stop = times[0], ends[-1]
+    count = int(np.floor((stop - start) / step + 1e-6))
+    grid = [start + j * step for j in range(max(count, 1))]
+    sched = [[] for _ in range(n)]
+    i = 0
+    for g in grid:
+        while i + 1 < n and times[i + 1] <= g + 1e-6:
+            i += 1
+        t0, t1 = times[i], ends[i]
+        frac = 0.0 if t1 <= t0 or abs(g - t0) <= 1e-6 else min(max((g - t0) / (t1 - t0), 0.0), 1.0 - 1e-9)
+        sched[i].append((frac, g))
+    return sched
+
+
+# ------------------------------------------------------------------------------------------
+# progress
+# ------------------------------------------------------------------------------------------
+class _Progress:
+    def __init__(self, progress, total: int):
+        self.callback = progress if callable(progress) else None
+        self.bar = None
+        self.done = 0
+        self.total = total
+        if progress is True and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="frame", desc="restoring", dynamic_ncols=True,
+                            file=sys.stderr, smoothing=0.1)
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ------------------------------------------------------------------------------------------
+# the pipeline
+# ------------------------------------------------------------------------------------------
+def _check_output_dir_writable(out: Path) -> None:
+    """Create and delete a temp file next to the output: os.access says yes to root anywhere,
+    and places like /proc only refuse at creation time."""
+    from .io.atomic import temp_path_for
+
+    tmp = temp_path_for(out, tag="check-")
+    try:
+        tmp.unlink()
+    except OSError:
+        pass
+
+
+def enhance(input, output=None, *, preset="default", overwrite: bool = False,
+            progress: bool | Callable[[int, int], None] = False, **overrides) -> EnhanceResult:
+    """Restore `input` into `output` (default: the preset's name pattern next to the input).
+
+    preset: a configs/ name or a YAML path; overrides: the flat keys of restore.config.ALIASES
+    (denoise, scale, fps_multiplier, fps, model, device, codec, crf, encoder_preset, ...) or
+    dotted config keys ("chunk.max_len"). progress: True for a tqdm bar on a terminal, or a
+    callable(done_frames, total_frames).
+    """
+    from .device import resolve_device
+    from .io import VideoWriter, check_output_path, decode, probe
+    from .io.frames import from_float, to_float
+
+    started = time.perf_counter()
+    cfg = load_config(preset, overrides)
+    src = Path(os.fspath(input))
+    info = probe(src)  # MediaError for missing, empty, corrupt, audio-only, undecodable input
+    video = info.video
+    tasks = wanted_tasks(cfg)
+    out = Path(os.fspath(output)) if output is not None else default_output(src, cfg, tasks)
+    check_output_path(out, overwrite=overwrite, input_path=src)
+    _check_output_dir_writable(out)
+    device = resolve_device(cfg.model.device)
+    specs = select_methods(cfg, tasks)
+    scale = cfg.upscale.scale
+    multiplier = cfg.interpolate.multiplier
+    nominal = float(video.frame_rate) if video.frame_rate else None
+    out_fps = cfg.interpolate.fps or (nominal * multiplier if nominal else None)
+    # Constructing the writer validates codec, preset, CRF, pixel format, container and size
+    # (odd sizes switch to 4:4:4); it creates no file before the first frame is written.
+    writer = VideoWriter(
+        out, source=info, width=video.width * scale, height=video.height * scale,
+        codec=cfg.encode.codec, crf=cfg.encode.crf, preset=cfg.encode.preset,
+        bit_depth=cfg.encode.bit_depth, pix_fmt=cfg.encode.pix_fmt, fps=out_fps,
+        copy_audio=cfg.encode.copy_audio, copy_subtitles=cfg.encode.copy_subtitles,
+        overwrite=overwrite)
+    out_dtype = np.uint16 if writer.bit_depth > 8 else np.uint8
+
+    def build(task):
+        opts = registry.MethodOptions(
+            strength=cfg.denoise.strength if task == "denoise" else None,
+            scale=scale if task == "upscale" else 1, device=device, steps=cfg.model.steps,
+            seed=cfg.model.seed, tile=cfg.model.tile)
+        return specs[task].factory(opts)
+
+    stages = {task: build(task) for task in specs}
+
+    # Pass 1: thumbnails, key flags, timestamps.
+    ch = cfg.chunk
+    analyser = Analyser(CutDetector(ch.cut_floor, ch.cut_ratio, ch.cut_window))
+    times: list[float] = []
+    for f in decode(src, size=THUMB_SIZE, gray=True):
+        analyser.add(f.image, f.key)
+        times.append(float(f.time))
+    if not times:
+        raise MediaError("no decodable video frames", src)
+    plan = plan_chunks(analyser.result(), ch.min_len, ch.max_len, ch.overlap)
+    schedule = build_schedule(times, multiplier, cfg.interpolate.fps, nominal)
+
+    # Pass 2: restore chunk by chunk, interpolate, encode.
+    bar = _Progress(progress, len(times))
+    try:
+        with writer:
+            def emit(img: np.ndarray, t: float) -> None:
+                writer.write(from_float(img, out_dtype), t)
+
+            runner = _ChunkRunner(plan, stages.get("denoise"), stages.get("upscale"),
+                                  stages.get("interpolate"), schedule, emit)
+            frames = decode(src)
+            decoded = 0
+            for chunk in plan:
+                buf = []
+                for f in frames:
+                    buf.append(to_float(f.image))
+                    decoded += 1
+                    if len(buf) == len(chunk):
+                        break
+                if len(buf) < len(chunk):
+                    raise MediaError(f"decoded {decoded} frames on the second pass but {len(times)} "
+                                     "on the first", src)
+                runner.run(chunk, np.stack(buf))
+                bar.update(len(chunk))
+            runner.finish()
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - started
+    return EnhanceResult(
+        output=str(out), frames_in=len(times), frames_out=writer.frames_written, seconds=seconds,
+        fps=len(times) / seconds if seconds > 0 else 0.0, chunks=len(plan),
+        methods={t: s.name for t, s in specs.items()}, input=str(src),
+        width=writer.width, height=writer.height, cuts=list(plan.cuts), device=device,
+        output_fps=out_fps)
+
+
+class _ChunkRunner:
+    """Runs the spatial stages on a chunk, keeps anchors, and emits interpolated output frames."""
+
+    def __init__(self, plan: ChunkPlan, denoiser, upscaler, interpolator, schedule, emit):
+        self.plan = plan
+        self.denoiser, self.upscaler, self.interpolator = denoiser, upscaler, interpolator
+        self.schedule = schedule
+        self.emit = emit
+        self.keep = max(plan.overlap, 0)
+        self.tails: dict[str, dict[int, np.ndarray]] = {"denoise": {}, "upscale": {}}
+        self.prev: tuple[int, np.ndarray] | None = None  # last restored frame not yet emitted
+
+    def _stage(self, name, fn, chunk, frames):
+        if fn is None:
+            return frames
+        tail = self.tails[name]
+        anchors = None
+        if chunk.anchors and all(a in tail for a in chunk.anchors):
+            anchors = np.stack([tail[a] for a in chunk.anchors])
+        out = np.asarray(fn(frames, anchors=anchors), dtype=np.float32)
+        if out.shape[0] != frames.shape[0]:
+            raise RuntimeError(f"{name} method returned {out.shape[0]} frames for {frames.shape[0]}")
+        self.tails[name] = {chunk.start + i: out[i] for i in range(max(0, len(out) - self.keep), len(out))}
+        return out
+
+    def run(self, chunk, frames: np.ndarray) -> None:
+        frames = self._stage("denoise", self.denoiser, chunk, frames)
+        frames = self._stage("upscale", self.upscaler, chunk, frames)
+        # Pairs (i, i+1) whose gap can now be filled: the held frame from the previous chunk and
+        # every pair inside this chunk. The chunk's last frame waits for the next chunk.
+        seq = ([self.prev] if self.prev is not None else []) + \
+              [(chunk.start + i, frames[i]) for i in range(len(frames))]
+        self._fill(seq)
+        self.prev = seq[-1]
+
+    def finish(self) -> None:
+        if self.prev is not None:
+            i, img = self.prev
+            for _frac, t in self.schedule[i]:  # after the last frame: repeats within its duration
+                self.emit(img, t)
+            self.prev = None
+
+    def _fill(self, seq) -> None:
+        pairs = list(zip(seq, seq[1:]))
+        # Interpolate all pairs of the same shot at once per distinct fraction (one batched
+        # call per t), then emit in timeline order.
+        middles: dict[tuple[int, float], np.ndarray] = {}
+        if self.interpolator is not None:
+            by_t: dict[float, list[int]] = {}
+            for k, ((i, _), (j, _)) in enumerate(pairs):
+                if self.plan.shot_of(i) != self.plan.shot_of(j):
+                    continue
+                for frac, _t in self.schedule[i]:
+                    if frac > 0:
+                        by_t.setdefault(frac, []).append(k)
+            for frac, ks in by_t.items():
+                first = np.stack([pairs[k][0][1] for k in ks])
+                second = np.stack([pairs[k][1][1] for k in ks])
+                mids = np.asarray(self.interpolator(first, second, frac), dtype=np.float32)
+                for k, m in zip(ks, mids):
+                    middles[(k, frac)] = m
+        for k, ((i, a), _) in enumerate(pairs):
+            for frac, t in self.schedule[i]:
+                # fraction 0 is the frame itself; at a scene cut the earlier frame is repeated
+                self.emit(middles.get((k, frac), a) if frac > 0 else a, t)
