@@ -71,10 +71,31 @@ def to_unit_rgb(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float32, copy=False)
 
 
-def rgb_to_y601(img: np.ndarray) -> np.ndarray:
-    """BT.601 luma as MATLAB rgb2ycbcr (Y in [16, 235], float64, not rounded)."""
-    x = to_unit_rgb(img).astype(np.float64)
-    return 16.0 + (65.481 * x[..., 0] + 128.553 * x[..., 1] + 24.966 * x[..., 2])
+def rgb_to_y601(img: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """BT.601 luma as MATLAB rgb2ycbcr (Y in [16, 235] on the 0..255 scale, not rounded)."""
+    x = to_unit_rgb(img).astype(dtype, copy=False)
+    c = _Y601.astype(dtype)
+    return 16.0 + (c[0] * x[..., 0] + c[1] * x[..., 1] + c[2] * x[..., 2])
+
+
+_Y601 = np.array([65.481, 128.553, 24.966])
+
+
+def y601_mse(ref: np.ndarray, dist: np.ndarray, crop_border: int = 0) -> float:
+    """MSE of BT.601 Y (0..255 scale) between two RGB images, computed from the integer RGB
+    difference (Y is linear in RGB, the offset 16 cancels), so float rounding of Y itself never
+    enters: exact to float64 precision at the cost of one int32 subtraction."""
+    ref, dist = crop(ref, crop_border), crop(dist, crop_border)
+    if ref.shape != dist.shape:
+        raise ValueError(f"shape mismatch {ref.shape} vs {dist.shape}")
+    if ref.dtype.kind in "ui" and ref.dtype == dist.dtype:
+        scale = {1: 255.0, 2: 65535.0}[ref.dtype.itemsize]
+        d = ref.astype(np.int32) - dist.astype(np.int32)
+    else:
+        scale = 1.0
+        d = to_unit_rgb(ref).astype(np.float64) - to_unit_rgb(dist).astype(np.float64)
+    dy = d.reshape(-1, 3) @ (_Y601 / scale)
+    return float(np.dot(dy, dy) / dy.size)
 
 
 def crop(img: np.ndarray, border: int) -> np.ndarray:
@@ -92,12 +113,21 @@ def psnr(a: np.ndarray, b: np.ndarray, *, peak: float | None = None) -> float:
     return psnr_from_mse(mse(a, b), peak)
 
 
+def rgb_mse(ref: np.ndarray, dist: np.ndarray, crop_border: int = 0) -> float:
+    """MSE of RGB on the [0, 1] scale; exact integer arithmetic when both have the same integer dtype."""
+    ref, dist = crop(ref, crop_border), crop(dist, crop_border)
+    if ref.dtype.kind in "ui" and ref.dtype == dist.dtype:
+        scale = {1: 255.0, 2: 65535.0}[ref.dtype.itemsize]
+        return mse(ref, dist) / (scale * scale)
+    return mse(to_unit_rgb(ref).astype(np.float64), to_unit_rgb(dist).astype(np.float64))
+
+
 def psnr_rgb(ref: np.ndarray, dist: np.ndarray, crop_border: int = 0) -> float:
-    return psnr_from_mse(mse(crop(to_unit_rgb(ref), crop_border), crop(to_unit_rgb(dist), crop_border)), 1.0)
+    return psnr_from_mse(rgb_mse(ref, dist, crop_border), 1.0)
 
 
 def psnr_y(ref: np.ndarray, dist: np.ndarray, crop_border: int = 0) -> float:
-    return psnr_from_mse(mse(crop(rgb_to_y601(ref), crop_border), crop(rgb_to_y601(dist), crop_border)), 255.0)
+    return psnr_from_mse(y601_mse(ref, dist, crop_border), 255.0)
 
 
 class PSNRAccumulator:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ConfigError, MediaError
 from . import align as _align
-from .psnr import PSNRAccumulator, capped, crop, mse, plane_weights, rgb_to_y601, to_unit_rgb
+from .psnr import PSNRAccumulator, capped, crop, mse, plane_weights, rgb_to_y601, rgb_mse, y601_mse
 from .sources import format_bits, planar_format, probe_video, rgb_frames, yuv_frames
 from .ssim import ssim as _ssim
 
@@ -182,7 +182,7 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
         dist_it = (_resize(f, W, H) for f in rgb_frames(dist_path)) if scale_to_reference else rgb_frames(dist_path)
 
         def luma(item):
-            return crop(rgb_to_y601(item).astype(np.float32), crop_border)
+            return crop(rgb_to_y601(item, np.float32), crop_border)
 
         def rgb(item):
             return item
@@ -251,15 +251,11 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
                         acc = PSNRAccumulator(names, peak, plane_weights(r.planes))
                     row.update(acc.add([mse(a, b) for a, b in zip(r.planes, d.planes)]))
                 elif psnr_mode == "rgb":
-                    row.update(acc.add(mse(crop(to_unit_rgb(r), crop_border), crop(to_unit_rgb(d), crop_border))))
+                    row.update(acc.add(rgb_mse(r, d, crop_border)))
                 else:
-                    yr, yd = luma(r), luma(d)
-                    row.update(acc.add(mse(yr, yd)))
+                    row.update(acc.add(y601_mse(r, d, crop_border)))
             if want_ssim:
-                if psnr_mode == "y" and want_psnr:
-                    row["ssim"] = _ssim(yr, yd, ssim_range)
-                else:
-                    row["ssim"] = _ssim(luma(r), luma(d), ssim_range)
+                row["ssim"] = _ssim(luma(r), luma(d), ssim_range)
             rows.append(row)
             if want_lpips:
                 row["lpips"] = None

@@ -29,18 +29,10 @@ class SourceInfo:
     fps: float | None
 
 
-def _io():
-    """restore.io if it is there yet, else the temporary PyAV stand-in below (TEMPORARY)."""
-    try:
-        from restore.io import decode, probe
-        return probe, decode
-    except ImportError:
-        return _fallback_probe, _fallback_decode
-
-
 def probe_video(path) -> SourceInfo:
     """restore.io.probe, narrowed to what scoring needs; no video stream is a MediaError."""
-    probe, _ = _io()
+    from restore.io import probe
+
     path = os.fspath(path)
     info = probe(path)
     v = info.video
@@ -53,7 +45,8 @@ def probe_video(path) -> SourceInfo:
 
 def rgb_frames(path) -> Iterator[np.ndarray]:
     """RGB frames (uint8, or uint16 full scale for >8-bit sources) from restore.io.decode."""
-    _, decode = _io()
+    from restore.io import decode
+
     for f in decode(path):
         yield f.image
 
@@ -137,35 +130,3 @@ def yuv_frames(path, *, fmt: str, width: int, height: int, want_rgb: bool = Fals
     finally:
         container.close()
 
-
-# ---- TEMPORARY stand-in for restore.io until it lands (same contract, minimal) -------------------
-def _fallback_probe(path):
-    import av
-    from types import SimpleNamespace
-
-    try:
-        c = av.open(path)
-    except (av.error.FFmpegError, OSError) as err:
-        raise MediaError(f"cannot open: {getattr(err, 'strerror', None) or err}", path) from err
-    with c:
-        if not c.streams.video:
-            return SimpleNamespace(video=None)
-        s = c.streams.video[0]
-        fmt = s.codec_context.pix_fmt or "yuv420p"
-        dur = float(s.duration * s.time_base) if s.duration else (c.duration / 1e6 if c.duration else None)
-        v = SimpleNamespace(width=s.codec_context.width, height=s.codec_context.height, pix_fmt=fmt,
-                            bit_depth=format_bits(fmt), frame_count=s.frames or None, duration=dur,
-                            avg_frame_rate=s.average_rate, real_frame_rate=s.base_rate)
-        return SimpleNamespace(video=v)
-
-
-def _fallback_decode(path):
-    import av
-    from types import SimpleNamespace
-
-    with av.open(path) as c:
-        s = c.streams.video[0]
-        s.thread_type = "AUTO"
-        for i, f in enumerate(c.decode(s)):
-            fmt = "rgb48le" if format_bits(f.format.name) > 8 else "rgb24"
-            yield SimpleNamespace(image=f.to_ndarray(format=fmt), index=i)
