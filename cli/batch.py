@@ -91,8 +91,9 @@ def _print_summary(s) -> None:
 @click.option("--crf", type=int, default=None, help="Encoder constant rate factor.")
 @click.option("--pattern", default="*.mp4,*.mkv,*.mov,*.avi", show_default=True,
               help="Comma-separated globs (case-insensitive) picked from source folders.")
-@click.option("--name-pattern", default="{stem}_restored.{ext}", show_default=True,
-              help="Output file name: {stem}, {ext}, {name} of the input.")
+@click.option("--name-pattern", default=None,
+              help="Output file name: {stem}, {ext} (with its dot), {name}, {task}, {scale}; "
+                   "default: the preset's output.pattern ({stem}_restored{ext}).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--workers", type=int, default=None,
               help="local: worker processes (0 = in this process; default 1). ray: tasks in flight "
@@ -134,6 +135,14 @@ def run_cmd(ctx, sources, out, preset, denoise, scale, fps_multiplier, model, de
                        ("device", device), ("codec", codec), ("crf", crf)):
         if value is not None:
             overrides[key] = value
+    # Validate the preset and flags once, up front, rather than failing every item with them.
+    from restore.config import load_config
+    from restore.pipeline import wanted_tasks
+
+    cfg = load_config(preset, overrides)
+    if name_pattern is None:
+        name_pattern = cfg.output.pattern
+    name_fields = {"task": "-".join(wanted_tasks(cfg)) or "reencode", "scale": cfg.upscale.scale}
     options = {"preset": preset, "overrides": overrides}
     # The device changes where, not what: switching it must not redo finished items.
     config = {"worker": worker_spec, "preset": preset,
@@ -143,7 +152,7 @@ def run_cmd(ctx, sources, out, preset, denoise, scale, fps_multiplier, model, de
         gpus_per_task = 1.0 if engine == "ray" and wants_gpu else 0.0
     settings = BatchSettings(
         options=options, config=config, worker=_load_worker(worker_spec), patterns=pattern,
-        name_pattern=name_pattern, engine=engine,
+        name_pattern=name_pattern, name_fields=name_fields, engine=engine,
         workers=(1 if engine == "local" else 0) if workers is None else workers,
         ray_address=ray_address, num_cpus=cpus_per_task, num_gpus=gpus_per_task,
         max_tries=max_tries, retry_failed=retry_failed,

@@ -21,8 +21,9 @@ import pytest
 from restore.batch import manifest as mf
 from restore.batch.plan import discover, output_name
 from restore.batch.runner import BatchSettings, run_batch
-from restore.batch.workers import atomic_path, transcode_worker
+from restore.batch.workers import transcode_worker
 from restore.errors import ConfigError, RestoreError
+from restore.io.atomic import atomic_output
 from tests.media import make_clip
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,12 +41,12 @@ def recording_worker(input_path: str, output_path: str, options: dict) -> dict:
     if first:
         marker.write_text(str(os.getpid()))
     if first and name in t.get("hang", ()):
-        with atomic_path(output_path) as tmp:  # a partial output, as a real attempt leaves it
+        with atomic_output(output_path, overwrite=True) as tmp:  # a partial output, as a real attempt leaves it
             tmp.write_bytes(b"partial")
             Path(t["dir"], f"{name}.hanging").write_text(str(os.getpid()))
             time.sleep(120)
     if first and name in t.get("die", ()):
-        with atomic_path(output_path) as tmp:
+        with atomic_output(output_path, overwrite=True) as tmp:
             tmp.write_bytes(b"partial")
             os.kill(os.getpid(), signal.SIGKILL)
     if name in t.get("raise", ()):
@@ -137,8 +138,9 @@ def test_plan_mirrors_tree_excludes_out_and_refuses_conflicts(tmp_path):
     assert [it.rel for it in discover([src], out, patterns="*.mkv")] == ["sub/d.mkv"]
     assert [it.rel for it in discover([src / "notes.txt"], out)] == ["notes.txt"]  # named files always
     assert output_name("clip.mov", "{name}.x2.mkv") == "clip.mov.x2.mkv"
+    assert output_name("clip.mov", "{stem}_{task}x{scale}{ext}", task="upscale", scale=2) == "clip_upscalex2.mov"
     with pytest.raises(ConfigError, match="unknown field"):
-        discover([src], out, name_pattern="{stem}_{scale}.{ext}")
+        discover([src], out, name_pattern="{stem}_{size}{ext}")
     with pytest.raises(RestoreError, match="inside --out"):
         discover([out], tmp_path / "src")
     with pytest.raises(RestoreError, match="no such file"):
@@ -411,3 +413,25 @@ def test_cli_run_status_json_and_csv(tmp_path, capsys):
     assert main(["batch", str(src), "--out", str(out), "--max-tries", "0", *worker]) == 2
     assert "--max-tries" in capsys.readouterr().err
     assert main(["batch", "status", str(tmp_path)]) == 2  # no manifest there
+
+
+def test_cli_with_restore_enhance_in_a_worker_process(tmp_path, capsys):
+    """The real work function: restore.enhance (classical x2 upscale) in one worker process."""
+    from restore.cli.main import main
+
+    make_tree(tmp_path)
+    src, out = tmp_path / "src", tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        main(["batch", str(src / "a.mp4"), str(src / "sub"), "--out", str(out), "--model", "classical",
+              "--scale", "2", "--name-pattern", "{stem}_{task}x{scale}{ext}", "--workers", "1", "--json"])
+    assert exc.value.code == 1
+    s = json.loads(capsys.readouterr().out)
+    assert (s["done"], s["failed"]) == (3, 1) and "bad.mp4" in s["failures"][0]["error"]
+    assert_clean_outputs(out, {"a_upscalex2.mp4", "d_upscalex2.mkv", "e_upscalex2.mov"})
+    with av.open(str(out / "e_upscalex2.mov")) as c:
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (128, 96)
+    with mf.Manifest(out, readonly=True) as m:
+        r = m.row(src / "a.mp4")
+        assert json.loads(r["result"])["methods"]["upscale"] and r["frames_out"] == FRAMES
+    assert main(["batch", str(src), "--out", str(out), "--scale", "3", "--model", "classical"]) == 2
+    assert "scale" in capsys.readouterr().err  # bad flags fail up front, not per item

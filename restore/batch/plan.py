@@ -19,8 +19,8 @@ from pathlib import Path
 from restore.errors import ConfigError, RestoreError
 
 DEFAULT_PATTERNS = "*.mp4,*.mkv,*.mov,*.avi"
-DEFAULT_NAME_PATTERN = "{stem}_restored.{ext}"
-NAME_FIELDS = ("stem", "ext", "name")
+DEFAULT_NAME_PATTERN = "{stem}_restored{ext}"  # as restore.config's output.pattern
+NAME_FIELDS = ("stem", "ext", "name", "task", "scale")
 
 
 @dataclass(frozen=True)
@@ -37,18 +37,21 @@ def parse_patterns(patterns: str | None) -> list[str]:
     return globs
 
 
-def output_name(input_name: str, name_pattern: str = DEFAULT_NAME_PATTERN) -> str:
-    """Apply the output name pattern: {stem} (name without extension), {ext} (without the dot),
-    {name} (full file name)."""
+def output_name(input_name: str, name_pattern: str = DEFAULT_NAME_PATTERN, *,
+                task: str = "reencode", scale: int = 1) -> str:
+    """Apply the output name pattern, with the placeholders of `restore enhance`'s
+    output.pattern: {stem} (name without extension), {ext} (extension with its dot), {task}
+    (e.g. denoise-upscale), {scale}; plus {name} (the full input file name)."""
     fields = [f for _, f, _, _ in string.Formatter().parse(name_pattern) if f is not None]
     unknown = [f for f in fields if f not in NAME_FIELDS]
     if unknown:
         raise ConfigError(f"--name-pattern {name_pattern!r}: unknown field {{{unknown[0]}}} "
                           f"(use {', '.join('{' + f + '}' for f in NAME_FIELDS)})")
-    stem, dot, ext = input_name.rpartition(".")
-    if not dot:
-        stem, ext = input_name, ""
-    name = name_pattern.format(stem=stem, ext=ext, name=input_name)
+    p = Path(input_name)
+    try:
+        name = name_pattern.format(stem=p.stem, ext=p.suffix, name=input_name, task=task, scale=scale)
+    except (ValueError, IndexError) as err:
+        raise ConfigError(f"--name-pattern {name_pattern!r}: {err}") from None
     if not name or name in (".", "..") or "/" in name or os.sep in name:
         raise ConfigError(f"--name-pattern {name_pattern!r}: gives {name!r} for {input_name!r}, "
                           "which is not a plain file name")
@@ -65,11 +68,13 @@ def _inside(path: str, root: str) -> bool:
 
 
 def discover(sources, out_dir, *, patterns: str | None = None,
-             name_pattern: str = DEFAULT_NAME_PATTERN) -> list[PlanItem]:
+             name_pattern: str = DEFAULT_NAME_PATTERN, name_fields: dict | None = None) -> list[PlanItem]:
     """The batch's items, sorted by input path. Raises RestoreError for a missing source, a
-    source inside `out_dir`, or two inputs that would write the same output."""
+    source inside `out_dir`, or two inputs that would write the same output.
+    `name_fields`: {task, scale} for the name pattern."""
     globs = parse_patterns(patterns)
-    output_name("probe.mp4", name_pattern)  # validate the pattern even when nothing matches
+    name_fields = name_fields or {}
+    output_name("probe.mp4", name_pattern, **name_fields)  # validate even when nothing matches
     out_abs = Path(os.path.abspath(out_dir))
     out_real = os.path.realpath(out_abs)
     found: list[tuple[Path, str, Path]] = []  # (input, rel, root of the mirrored tree)
@@ -109,7 +114,7 @@ def discover(sources, out_dir, *, patterns: str | None = None,
         key = str(path)
         if key in items:  # the same file reached through two sources
             continue
-        out = root / Path(rel).parent / output_name(path.name, name_pattern)
+        out = root / Path(rel).parent / output_name(path.name, name_pattern, **name_fields)
         out_key = os.path.realpath(out)
         if out_key in inputs_real:
             raise RestoreError(f"its output {out} would overwrite an input; change --out or "

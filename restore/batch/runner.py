@@ -37,6 +37,7 @@ class BatchSettings:
     worker: Callable = enhance_worker
     patterns: str | None = None
     name_pattern: str = DEFAULT_NAME_PATTERN
+    name_fields: dict = field(default_factory=dict)  # {task, scale} for the name pattern
     engine: str = "local"
     workers: int = 1
     ray_address: str | None = None
@@ -156,7 +157,8 @@ def run_batch(sources, out_dir, settings: BatchSettings | None = None, *, dry_ru
     if settings.max_tries < 1:
         raise ConfigError(f"--max-tries {settings.max_tries}: expected 1 or more")
     out = Path(os.path.abspath(out_dir))
-    items = discover(sources, out, patterns=settings.patterns, name_pattern=settings.name_pattern)
+    items = discover(sources, out, patterns=settings.patterns, name_pattern=settings.name_pattern,
+                     name_fields=settings.name_fields)
     config = settings.config if settings.config is not None else settings.options
     cfg_hash = mf.config_hash(config)
     summary = BatchSummary(out=str(out), engine=settings.engine, workers=settings.workers,

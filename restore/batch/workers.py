@@ -2,7 +2,8 @@
 
 A work function is `fn(input_path: str, output_path: str, options: dict) -> dict` and must be
 importable at module level (it is sent to worker processes and Ray tasks by reference). It writes
-its output atomically and returns a JSON-able dict; `frames_in`, `frames_out`, `seconds` and
+its output atomically with restore.io.atomic (so the driver can find and delete the temp file of
+a killed attempt) and returns a JSON-able dict; `frames_in`, `frames_out`, `seconds` and
 `metrics` are recorded in the manifest when present.
 
 - `enhance_worker`: the real one, `restore.enhance` with the batch's preset and overrides.
@@ -14,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-import secrets
 import socket
 import time
 import traceback
@@ -22,21 +22,18 @@ from fractions import Fraction
 from pathlib import Path
 
 from restore.errors import MediaError, RestoreError
-
-# Temp names used next to a final output while it is being written: (prefix, suffix) around a
-# random token. atomic_path below uses the first; the driver deletes leftovers of killed attempts.
-TEMP_NAMES = ((".{name}.", ".partial{suffix}"),)
+from restore.io.atomic import TEMP_MARK, atomic_output
 
 
 def temp_globs(output: str | os.PathLike) -> list[str]:
+    """Globs of the temp files restore.io.atomic creates next to `output` while writing it."""
     p = Path(output)
-    return [glob.escape(str(p.parent / pre.format(name=p.name))) + "*"
-            + glob.escape(post.format(suffix=p.suffix)) for pre, post in TEMP_NAMES]
+    return [glob.escape(str(p.parent / f".{p.stem}{TEMP_MARK}")) + "*" + glob.escape(p.suffix)]
 
 
 def sweep_temps(outputs) -> list[str]:
-    """Delete temp files left next to `outputs` by killed attempts. Call only while no attempt
-    for these outputs is running."""
+    """Delete temp files left next to `outputs` by killed attempts (a SIGKILL gives no chance to
+    clean up). Call only while no attempt for these outputs is running."""
     removed = []
     for out in outputs:
         for pattern in temp_globs(out):
@@ -45,22 +42,6 @@ def sweep_temps(outputs) -> list[str]:
                     os.remove(leftover)
                     removed.append(leftover)
     return removed
-
-
-@contextlib.contextmanager
-def atomic_path(final: str | os.PathLike):
-    """Yield a temp path next to `final` (same extension, so muxers are picked by name); on
-    success it is renamed over `final`, on any exception it is removed."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.{secrets.token_hex(4)}.partial{final.suffix}"
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
 
 
 def enhance_worker(input_path: str, output_path: str, options: dict) -> dict:
@@ -85,7 +66,8 @@ def transcode_worker(input_path: str, output_path: str, options: dict) -> dict:
                 raise MediaError("no video stream", input_path)
             vin = src.streams.video[0]
             rate = vin.average_rate or Fraction(25)
-            with atomic_path(output_path) as tmp, av.open(str(tmp), "w") as dst:
+            with atomic_output(output_path, overwrite=True, input_path=input_path) as tmp, \
+                    av.open(str(tmp), "w") as dst:
                 vout = dst.add_stream("libx264", rate=rate)
                 vout.width, vout.height = vin.codec_context.width * scale, vin.codec_context.height * scale
                 vout.pix_fmt = "yuv420p"
