@@ -48,6 +48,7 @@ class MethodSpec:
     description: str
     family: str  # "classical" or "diffusion"
     scales: tuple[int, ...] = (1,)
+    card: str | None = None  # path of the model card (diffusion models)
 
 
 _REGISTRY: dict[tuple[str, str], MethodSpec] = {}
@@ -55,12 +56,12 @@ _DEFAULTS: dict[str, list[str]] = {}
 
 
 def register(task: str, name: str, *, description: str, family: str,
-             scales: tuple[int, ...] = (1,), default: bool = False):
+             scales: tuple[int, ...] = (1,), default: bool = False, card: str | None = None):
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}")
 
     def deco(factory):
-        _REGISTRY[(task, name)] = MethodSpec(task, name, factory, description, family, scales)
+        _REGISTRY[(task, name)] = MethodSpec(task, name, factory, description, family, scales, card)
         order = _DEFAULTS.setdefault(task, [])
         if default:
             order.insert(0, name)

@@ -1,0 +1,62 @@
+"""Checkpoints: weights as safetensors, everything else as YAML beside them.
+
+`<name>.safetensors` holds the EMA weights (what inference uses); training state (raw weights,
+optimizer) goes to `<name>.train.pt` only while training, so shipped models stay small.
+`<name>.yaml` holds the architecture, task, sampling defaults, training config, step, data
+summary, validation metrics and git commit.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from .precond import EDMPrecond
+from .tasks import TASKS
+from .unet import VideoUNet
+
+
+def build_model(meta: dict) -> EDMPrecond:
+    arch = dict(meta["arch"])
+    arch["cond_channels"] = TASKS[meta["task"]].cond_channels
+    return EDMPrecond(VideoUNet(**arch))
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=os.path.dirname(__file__)).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save(path_stem: str | Path, model: EDMPrecond, meta: dict) -> None:
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+    _atomic_write(stem.with_suffix(".safetensors"), lambda p: save_file(tensors, str(p)))
+    _atomic_write(stem.with_suffix(".yaml"),
+                  lambda p: p.write_text(yaml.safe_dump(meta, sort_keys=False)))
+
+
+def load(path_stem: str | Path, device: str = "cpu") -> tuple[EDMPrecond, dict]:
+    stem = Path(path_stem)
+    if stem.suffix in (".safetensors", ".yaml"):
+        stem = stem.with_suffix("")
+    meta = yaml.safe_load(stem.with_suffix(".yaml").read_text())
+    model = build_model(meta)
+    model.load_state_dict(load_file(str(stem.with_suffix(".safetensors")), device="cpu"))
+    model.eval().to(device)
+    if str(device).startswith("cpu"):
+        model = model.to(memory_format=torch.channels_last)
+    return model, meta

@@ -1,0 +1,129 @@
+"""Training material: folders of frames, video files and still images -> short clean clips.
+
+Everything is decoded once into memory as uint8 (the corpus is ~2 GB decoded at most); clips are
+then cut at random positions, strides, crops and flips. Still images become clips by random
+sub-pixel motion (translation, small zoom and rotation), since they have no motion of their own.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_EXT = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
+
+
+@dataclass
+class Sequence:
+    name: str
+    frames: np.ndarray  # (N, H, W, 3) uint8 RGB
+    still: bool = False
+
+
+def _read_image(path: str) -> np.ndarray:
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"{path}: not an image")
+    return img[..., ::-1]
+
+
+def _fit(img: np.ndarray, downscale: int) -> np.ndarray:
+    if downscale > 1:
+        h, w = img.shape[:2]
+        img = cv2.resize(img, (w // downscale, h // downscale), interpolation=cv2.INTER_AREA)
+    return img
+
+
+def _read_video(path: str, downscale: int, max_frames: int) -> np.ndarray:
+    import av
+
+    frames = []
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            frames.append(_fit(frame.to_ndarray(format="rgb24"), downscale))
+            if len(frames) >= max_frames:
+                break
+    return np.stack(frames)
+
+
+def load_sources(sources: list[dict], max_frames: int = 300) -> list[Sequence]:
+    """sources: [{path: glob, kind: frames|video|images, downscale: 1}] -> sequences."""
+    seqs: list[Sequence] = []
+    for src in sources:
+        kind, down = src.get("kind", "frames"), int(src.get("downscale", 1))
+        for path in sorted(glob.glob(os.path.expanduser(src["path"]))):
+            if kind == "frames" and os.path.isdir(path):
+                files = sorted(f for f in os.listdir(path) if f.lower().endswith(IMAGE_EXT))[:max_frames]
+                if len(files) >= 2:
+                    arr = np.stack([_fit(_read_image(os.path.join(path, f)), down) for f in files])
+                    seqs.append(Sequence(os.path.basename(path), arr))
+            elif kind == "video" and path.lower().endswith(VIDEO_EXT):
+                seqs.append(Sequence(os.path.basename(path), _read_video(path, down, max_frames)))
+            elif kind == "images" and path.lower().endswith(IMAGE_EXT):
+                seqs.append(Sequence(os.path.basename(path), _fit(_read_image(path), down)[None], still=True))
+    if not seqs:
+        raise ValueError(f"no training material found in {[s['path'] for s in sources]}")
+    return seqs
+
+
+def _augment(clip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < 0.5:
+        clip = clip[:, :, ::-1]
+    if rng.random() < 0.5:
+        clip = clip[:, ::-1]
+    if rng.random() < 0.5:
+        clip = clip.transpose(0, 2, 1, 3)
+    if rng.random() < 0.5:
+        clip = clip[::-1]  # time reversal is as plausible as forward motion
+    return np.ascontiguousarray(clip)
+
+
+def _still_clip(img: np.ndarray, length: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    h, w = img.shape[:2]
+    margin = size // 2
+    big = size + 2 * margin
+    if h < big or w < big:
+        img = cv2.resize(img, (max(w, big), max(h, big)), interpolation=cv2.INTER_CUBIC)
+        h, w = img.shape[:2]
+    cy, cx = rng.integers(big // 2, h - big // 2 + 1), rng.integers(big // 2, w - big // 2 + 1)
+    vel = rng.uniform(-2.5, 2.5, size=2)
+    zoom = rng.uniform(-0.01, 0.01)
+    rot = rng.uniform(-0.5, 0.5)
+    out = []
+    for i in range(length):
+        m = cv2.getRotationMatrix2D((float(cx), float(cy)), rot * i, 1 + zoom * i)
+        m[:, 2] += (size / 2 - cx) - vel * i
+        out.append(cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT))
+    return np.stack(out)
+
+
+def random_clip(seqs: list[Sequence], length: int, size: int, rng: np.random.Generator,
+                max_stride: int = 2, margin: int = 0) -> np.ndarray:
+    """A clean (length, size+2*margin, size+2*margin, 3) uint8 clip from a random source."""
+    weights = np.array([np.sqrt(len(s.frames)) * (0.35 if s.still else 1.0) for s in seqs])
+    seq = seqs[rng.choice(len(seqs), p=weights / weights.sum())]
+    full = size + 2 * margin
+    if seq.still:
+        return _augment(_still_clip(seq.frames[0], length, full, rng), rng)
+    n = len(seq.frames)
+    stride = int(rng.integers(1, max_stride + 1))
+    while stride > 1 and (length - 1) * stride >= n:
+        stride -= 1
+    span = (length - 1) * stride + 1
+    start = int(rng.integers(0, max(1, n - span + 1)))
+    idx = np.clip(np.arange(start, start + span, stride), 0, n - 1)
+    _, h, w, _ = seq.frames.shape
+    if h < full or w < full:
+        frames = np.stack([cv2.resize(f, (max(w, full), max(h, full)), interpolation=cv2.INTER_CUBIC)
+                           for f in seq.frames[idx]])
+        h, w = frames.shape[1:3]
+    else:
+        frames = seq.frames[idx]
+    y, x = int(rng.integers(0, h - full + 1)), int(rng.integers(0, w - full + 1))
+    return _augment(frames[:, y:y + full, x:x + full], rng)

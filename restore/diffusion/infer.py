@@ -1,0 +1,105 @@
+"""Run a trained model over one chunk: start from the degraded estimate plus noise, sample down.
+
+Large frames are processed in overlapping spatial tiles blended with feathered weights; the
+blend happens inside the denoiser, at every sampling step, so tiles never drift apart.
+The start noise is drawn once per chunk at full resolution and shared by all its frames.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .precond import EDMPrecond
+from .samplers import SAMPLERS, sigma_ladder
+
+
+def _feather(n: int, overlap: int, device) -> torch.Tensor:
+    w = torch.ones(n, device=device)
+    if overlap > 0:
+        ramp = torch.linspace(0, 1, overlap + 2, device=device)[1:-1]
+        w[:overlap] = ramp
+        w[-overlap:] = torch.minimum(w[-overlap:], ramp.flip(0))
+    return w
+
+
+def _starts(length: int, tile: int, step: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    s = list(range(0, length - tile, step)) + [length - tile]
+    return sorted(set(s))
+
+
+def tiled(fn, x: torch.Tensor, cond: torch.Tensor, tile: int | None, overlap: int, multiple: int):
+    """Apply fn(x_tile, cond_tile) over (T,C,H,W) tensors in overlapping tiles."""
+    _, _, h, w = x.shape
+    if tile is None or (h <= tile and w <= tile):
+        return fn(x, cond)
+    tile = max(multiple, tile // multiple * multiple)
+    overlap = min(overlap, tile // 4) // multiple * multiple
+    step = tile - overlap
+    th, tw = min(tile, h), min(tile, w)
+    out = torch.zeros_like(x[:, :3])
+    weight = torch.zeros(1, 1, h, w, device=x.device, dtype=x.dtype)
+    wy_full, wx_full = _feather(th, overlap, x.device), _feather(tw, overlap, x.device)
+    for y0 in _starts(h, th, step):
+        for x0 in _starts(w, tw, step):
+            wy = wy_full.clone()
+            wx = wx_full.clone()
+            if y0 == 0:
+                wy[: overlap] = 1
+            if y0 + th >= h:
+                wy[th - overlap:] = 1
+            if x0 == 0:
+                wx[: overlap] = 1
+            if x0 + tw >= w:
+                wx[tw - overlap:] = 1
+            wt = (wy[:, None] * wx[None, :])[None, None]
+            res = fn(x[..., y0:y0 + th, x0:x0 + tw], cond[..., y0:y0 + th, x0:x0 + tw])
+            out[..., y0:y0 + th, x0:x0 + tw] += res * wt
+            weight[..., y0:y0 + th, x0:x0 + tw] += wt
+    return out / weight
+
+
+def _pad_to(t: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    h, w = t.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        t = torch.nn.functional.pad(t, (0, pw, 0, ph), mode="replicate")
+    return t, (h, w)
+
+
+@torch.no_grad()
+def restore_chunk(model: EDMPrecond, cond: torch.Tensor, estimate: torch.Tensor, *, start_sigma: float,
+                  steps: int, seed: int = 0, add_noise: bool = True, sampler: str = "euler",
+                  tile: int | None = None, overlap: int = 32) -> torch.Tensor:
+    """cond (T,Cc,H,W), estimate (T,3,H,W) in [-1,1] -> restored (T,3,H,W) in [-1,1].
+
+    add_noise=False when the estimate is already noisy at start_sigma (Gaussian denoising).
+    """
+    device = next(model.parameters()).device
+    multiple = model.net.multiple
+    cond, (h, w) = _pad_to(cond.to(device), multiple)
+    estimate, _ = _pad_to(estimate.to(device), multiple)
+    x = estimate
+    if add_noise and start_sigma > 0:
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        eps = torch.randn((1,) + tuple(estimate.shape[1:]), generator=gen).to(device)
+        x = estimate + start_sigma * eps  # one draw shared by every frame of the chunk
+    start = torch.tensor([start_sigma], device=device)
+    autocast = (torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda"
+                else contextlib.nullcontext())
+
+    def denoise(xs: torch.Tensor, sigma: float) -> torch.Tensor:
+        sig = torch.tensor([sigma], device=device)
+
+        def run(xt, ct):
+            with autocast:
+                if device.type == "cpu":
+                    xt = xt.contiguous(memory_format=torch.channels_last)
+                return model(xt[None], sig, ct[None], start)[0].float()
+
+        return tiled(run, xs, cond, tile, overlap, multiple)
+
+    out = SAMPLERS[sampler](denoise, x, sigma_ladder(start_sigma, steps))
+    return out[..., :h, :w].clamp(-1, 1)

@@ -1,0 +1,111 @@
+"""Synthesise (clean, degraded) training chunks on the fly for each task.
+
+Returns tensors in [-1, 1]:
+  x0     (T,3,H,W) clean target
+  cond   (T,Cc,H,W) conditioning incl. anchors + mask
+  start  (T,3,H,W) noisy degraded start y_s (already includes the start noise)
+  sigma_s  scalar starting noise level
+  loss_mask (T,) 1 for slots that count in the loss (non-anchor slots)
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .data import Sequence, random_clip
+from .degrade import imresize_hwc, jpeg
+from .tasks import interp_task_cond, with_anchors
+
+
+def _to_t(a: np.ndarray) -> torch.Tensor:
+    """(T,H,W,3) float [0,1] -> (T,3,H,W) [-1,1]."""
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))) * 2 - 1
+
+
+def _anchor_count(rng: np.random.Generator, frames: int, p_anchor: float) -> int:
+    if frames < 2 or rng.random() >= p_anchor:
+        return 0
+    return int(rng.integers(1, min(2, frames - 1) + 1))
+
+
+def _start_sigma(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def _start_noise(rng: np.random.Generator, shape, shared_p: float = 0.8) -> torch.Tensor:
+    t = shape[0]
+    if rng.random() < shared_p:  # matches inference: one noise draw for every frame of a chunk
+        eps = rng.standard_normal((1,) + tuple(shape[1:]), dtype=np.float32).repeat(t, axis=0)
+    else:
+        eps = rng.standard_normal(tuple(shape), dtype=np.float32)
+    return torch.from_numpy(eps)
+
+
+def denoise_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
+    clean = random_clip(seqs, cfg.frames, cfg.patch, rng).astype(np.float32) / 255
+    noisy = clean
+    if rng.random() < cfg.p_jpeg:  # light compression damage, then sensor-like noise on top
+        q = int(rng.integers(55, 95))
+        noisy = np.stack([jpeg(f, q) for f in clean])
+    sigma255 = float(rng.uniform(0, cfg.max_noise)) if rng.random() > 0.05 else 0.0
+    noisy = noisy + rng.standard_normal(noisy.shape, dtype=np.float32) * (sigma255 / 255)
+    x0, y = _to_t(clean), _to_t(noisy)
+    sigma_s = max(2 * sigma255 / 255, cfg.sigma_floor)
+    a = _anchor_count(rng, cfg.frames, cfg.p_anchor)
+    cond = with_anchors(y, x0[:a] if a else None)
+    return dict(x0=x0, cond=cond, start=y, sigma_s=sigma_s, loss_mask=_loss_mask(cfg.frames, a))
+
+
+def sr_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
+    s = cfg.scale
+    clean = random_clip(seqs, cfg.frames, cfg.patch, rng).astype(np.float32) / 255
+    lr = imresize_hwc(clean, (cfg.patch // s, cfg.patch // s))
+    lr = np.round(np.clip(lr, 0, 1) * 255) / 255  # inputs arrive as 8-bit video
+    up = imresize_hwc(lr, (cfg.patch, cfg.patch))
+    x0, upt = _to_t(clean), _to_t(np.clip(up, 0, 1))
+    sigma_s = _start_sigma(rng, cfg.start_sigma_min, cfg.start_sigma_max)
+    start = upt + sigma_s * _start_noise(rng, upt.shape)
+    a = _anchor_count(rng, cfg.frames, cfg.p_anchor)
+    cond = with_anchors(upt, x0[:a] if a else None)
+    return dict(x0=x0, cond=cond, start=start, sigma_s=sigma_s, loss_mask=_loss_mask(cfg.frames, a))
+
+
+def interp_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
+    n = int(rng.choice([2, 3, 4], p=[0.7, 0.2, 0.1]))
+    k = int(rng.integers(1, n))
+    t = k / n
+    length = cfg.frames * n + 1
+    margin = cfg.patch // 4  # flow sees some context beyond the patch, as on full frames
+    clip = random_clip(seqs, length, cfg.patch, rng, max_stride=1, margin=margin).astype(np.float32) / 255
+    conds, starts, targets = [], [], []
+    p, m = cfg.patch, margin
+    for j in range(cfg.frames):
+        f0, f1, mid = clip[j * n], clip[(j + 1) * n], clip[j * n + k]
+        c, s0 = interp_task_cond(f0, f1, t)
+        conds.append(c[:, m:m + p, m:m + p])
+        starts.append(s0[:, m:m + p, m:m + p])
+        targets.append(mid[m:m + p, m:m + p])
+    cond_task = torch.from_numpy(np.stack(conds))
+    est = torch.from_numpy(np.stack(starts))
+    x0 = _to_t(np.stack(targets))
+    sigma_s = _start_sigma(rng, cfg.start_sigma_min, cfg.start_sigma_max)
+    start = est + sigma_s * _start_noise(rng, est.shape)
+    a = _anchor_count(rng, cfg.frames, cfg.p_anchor)
+    cond = with_anchors(cond_task, x0[:a] if a else None)
+    return dict(x0=x0, cond=cond, start=start, sigma_s=sigma_s, loss_mask=_loss_mask(cfg.frames, a))
+
+
+def _loss_mask(frames: int, anchors: int) -> torch.Tensor:
+    m = torch.ones(frames)
+    m[:anchors] = 0
+    return m
+
+
+PAIRS = {"denoise": denoise_pair, "sr": sr_pair, "interp": interp_pair}
+
+
+def make_batch(task: str, seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
+    items = [PAIRS[task](seqs, cfg, rng) for _ in range(cfg.batch)]
+    out = {k: torch.stack([it[k] for it in items]) for k in ("x0", "cond", "start", "loss_mask")}
+    out["sigma_s"] = torch.tensor([it["sigma_s"] for it in items], dtype=torch.float32)
+    return out

@@ -1,0 +1,121 @@
+"""Trained models wrapped as the registry's SpatialRestorer / Interpolator callables.
+
+Chunks longer than the model's window are processed window by window; each window is anchored
+on the last restored frame(s) of the previous one (the same mechanism the chunk planner uses
+between chunks), so the whole chunk is restored jointly and consistently.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .degrade import imresize
+from .infer import restore_chunk
+from .tasks import interp_task_cond, with_anchors
+
+
+def _to_t(frames: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))).float() * 2 - 1
+
+
+def _to_np(t: torch.Tensor) -> np.ndarray:
+    return ((t.float().cpu().numpy().transpose(0, 2, 3, 1) + 1) / 2).clip(0, 1).astype(np.float32)
+
+
+class _Base:
+    def __init__(self, model, meta: dict, *, steps: int | None = None, start_sigma: float | None = None,
+                 seed: int = 0, tile: int | None = None, window: int | None = None, anchors: int = 1):
+        self.model, self.meta = model, meta
+        self.steps = int(steps or meta["sampling"]["steps"])
+        self.start_sigma = float(start_sigma if start_sigma is not None else meta["sampling"]["start_sigma"])
+        self.seed = seed
+        self.tile = tile if tile is not None else self._auto_tile()
+        self.window = window or int(meta["config"]["frames"]) + 1
+        self.inner_anchors = anchors
+        self.scale = 1
+
+    def _auto_tile(self) -> int | None:
+        # Tiles bound memory; on CUDA whole 1080p frames fit comfortably in one pass.
+        device = next(self.model.parameters()).device
+        return None if device.type == "cuda" else 256
+
+    def _run(self, task_cond: torch.Tensor, estimate: torch.Tensor, anchors: torch.Tensor | None,
+             sigma: float, add_noise: bool, offset: int) -> torch.Tensor:
+        """Restore (T,...) frames given the chunk's anchors, window by window."""
+        t = task_cond.shape[0]
+        outputs: list[torch.Tensor] = []
+        start = 0
+        while start < t:
+            if start == 0:
+                anc = anchors[-self.inner_anchors:] if anchors is not None and len(anchors) else None
+            else:
+                anc = torch.stack(outputs[-self.inner_anchors:])
+            n_anc = 0 if anc is None else len(anc)
+            end = min(t, start + self.window - n_anc)
+            # Anchor slots sit in front of the window, as in training: their own degraded input
+            # when we have it (inside the chunk), else the restored frame stands in for it.
+            if n_anc and start > 0:
+                cond_a, est_a = task_cond[start - n_anc:start], estimate[start - n_anc:start]
+            else:
+                cond_a, est_a = anc, anc
+            cond_w = task_cond[start:end] if not n_anc else torch.cat([cond_a, task_cond[start:end]])
+            est_w = estimate[start:end] if not n_anc else torch.cat([est_a, estimate[start:end]])
+            res = restore_chunk(self.model, with_anchors(cond_w, anc), est_w, start_sigma=sigma,
+                                steps=self.steps, seed=self.seed + offset + start, add_noise=add_noise,
+                                tile=self.tile)
+            outputs.extend(res[n_anc:])
+            start = end
+        return torch.stack(outputs)
+
+
+class DiffusionDenoiser(_Base):
+    def __init__(self, model, meta, *, strength: float | None = None, **kw):
+        super().__init__(model, meta, **kw)
+        self.strength = strength
+        self._count = 0
+
+    def __call__(self, frames: np.ndarray, anchors: np.ndarray | None = None) -> np.ndarray:
+        sigma255 = self.strength
+        if sigma255 is None:
+            from ..methods.noise import estimate_noise_sigma
+            sigma255 = float(estimate_noise_sigma(frames))
+        sigma = max(2 * sigma255 / 255, float(self.meta["config"].get("sigma_floor", 0.004)))
+        y = _to_t(frames)
+        anc = _to_t(anchors) if anchors is not None and len(anchors) else None
+        out = self._run(y, y, anc, sigma, add_noise=False, offset=self._count)
+        self._count += len(frames)
+        return _to_np(out)
+
+
+class DiffusionUpscaler(_Base):
+    def __init__(self, model, meta, **kw):
+        super().__init__(model, meta, **kw)
+        self.scale = int(meta["scale"])
+        self._count = 0
+
+    def __call__(self, frames: np.ndarray, anchors: np.ndarray | None = None) -> np.ndarray:
+        lr = _to_t(frames)
+        h, w = lr.shape[-2:]
+        up = imresize(lr, (h * self.scale, w * self.scale)).clamp(-1, 1)
+        anc = _to_t(anchors) if anchors is not None and len(anchors) else None
+        out = self._run(up, up, anc, self.start_sigma, add_noise=True, offset=self._count)
+        self._count += len(frames)
+        return _to_np(out)
+
+
+class DiffusionInterpolator(_Base):
+    def __init__(self, model, meta, **kw):
+        super().__init__(model, meta, **kw)
+        self._count = 0
+
+    def __call__(self, first: np.ndarray, second: np.ndarray, t: float) -> np.ndarray:
+        conds, ests = [], []
+        for f0, f1 in zip(first, second):
+            c, e = interp_task_cond(f0, f1, float(t))
+            conds.append(c)
+            ests.append(e)
+        cond = torch.from_numpy(np.stack(conds))
+        est = torch.from_numpy(np.stack(ests))
+        out = self._run(cond, est, None, self.start_sigma, add_noise=True, offset=self._count)
+        self._count += len(first)
+        return _to_np(out)

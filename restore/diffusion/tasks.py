@@ -1,0 +1,97 @@
+"""What each restoration task feeds the network, for training and for inference alike.
+
+A task turns degraded inputs into (cond, start) for a chunk of T frames:
+  cond  (T, Cc, H, W): the task's conditioning channels + anchor frames + anchor mask
+  start (T, 3, H, W):  the degraded estimate the sampler starts from (before adding noise)
+All tensors are in [-1, 1]. Anchors are already-restored frames occupying the first slots of a
+chunk; mask is 1 there, 0 elsewhere, and the anchor channels are zero where mask is 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from .degrade import imresize
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str            # "denoise", "sr", "interp"
+    task_channels: int   # conditioning channels before anchor + mask
+
+    @property
+    def cond_channels(self) -> int:
+        return self.task_channels + 4
+
+
+TASKS = {
+    "denoise": TaskSpec("denoise", 3),
+    "sr": TaskSpec("sr", 3),
+    "interp": TaskSpec("interp", 13),  # f0, f1, warp0, warp1, t
+}
+
+
+def with_anchors(task_cond: torch.Tensor, anchors: torch.Tensor | None) -> torch.Tensor:
+    """Append anchor channels and mask. task_cond (T,C,H,W); anchors (A,3,H,W) fill slots 0..A-1."""
+    t, _, h, w = task_cond.shape
+    anchor_img = task_cond.new_zeros(t, 3, h, w)
+    mask = task_cond.new_zeros(t, 1, h, w)
+    if anchors is not None and len(anchors):
+        a = min(len(anchors), t)
+        anchor_img[:a] = anchors[-a:]
+        mask[:a] = 1
+    return torch.cat([task_cond, anchor_img, mask], dim=1)
+
+
+def upsample(lr: torch.Tensor, scale: int) -> torch.Tensor:
+    """MATLAB bicubic upsample of (..., 3, h, w)."""
+    h, w = lr.shape[-2:]
+    return imresize(lr, (h * scale, w * scale))
+
+
+# ---- interpolation hints -------------------------------------------------------------
+
+_DIS = None
+
+
+def _dis():
+    global _DIS
+    if _DIS is None:
+        _DIS = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return _DIS
+
+
+def _gray_u8(img: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+
+
+def _backwarp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def flow_warps(f0: np.ndarray, f1: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """DIS flow both ways, then each endpoint backward-warped to time t (Super SloMo's linear-motion
+    approximation of the intermediate flows). f0, f1: float32 (H,W,3) in [0,1]."""
+    g0, g1 = _gray_u8(f0), _gray_u8(f1)
+    dis = _dis()
+    f01 = dis.calc(g0, g1, None)
+    f10 = dis.calc(g1, g0, None)
+    ft0 = -(1 - t) * t * f01 + t * t * f10
+    ft1 = (1 - t) * (1 - t) * f01 - t * (1 - t) * f10
+    return _backwarp(f0, ft0), _backwarp(f1, ft1)
+
+
+def interp_task_cond(f0: np.ndarray, f1: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """(13,H,W) conditioning and (3,H,W) start estimate in [-1,1] for the frame at time t."""
+    w0, w1 = flow_warps(f0, f1, t)
+    h, w = f0.shape[:2]
+    tmap = np.full((h, w, 1), 2 * t - 1, np.float32)
+    cond = np.concatenate([f0, f1, w0, w1], axis=2) * 2 - 1
+    cond = np.concatenate([cond, tmap], axis=2).transpose(2, 0, 1)
+    start = ((1 - t) * w0 + t * w1) * 2 - 1
+    return np.ascontiguousarray(cond), np.ascontiguousarray(start.transpose(2, 0, 1))

@@ -1,0 +1,85 @@
+"""Training configuration: YAML -> dataclass, with errors that name the bad key."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    task: str = "denoise"              # denoise | sr | interp
+    name: str = "denoise"              # model name (file stem of the checkpoint)
+    scale: int = 1                     # sr: 2 or 4
+    out_dir: str = "runs/denoise"
+    sources: list = field(default_factory=list)   # [{path, kind: frames|video|images, downscale}]
+    max_frames_per_source: int = 200
+    # architecture
+    channels: list = field(default_factory=lambda: [32, 64, 128])
+    blocks: int = 2
+    attention: bool = True
+    # batches
+    frames: int = 4                    # T: frames per training chunk
+    patch: int = 96                    # HR patch size (multiple of 8, and of 8*scale for sr)
+    batch: int = 4
+    p_anchor: float = 0.5              # probability a chunk gets 1-2 anchor frames
+    # degradations
+    max_noise: float = 55.0            # denoise: noise std upper bound, 0-255 scale
+    p_jpeg: float = 0.15               # denoise: share of chunks with JPEG damage before the noise
+    sigma_floor: float = 0.004         # denoise: smallest start sigma (clean input)
+    start_sigma_min: float = 0.02      # sr/interp: start noise range ([-1,1] units)
+    start_sigma_max: float = 0.5
+    p_first_step: float = 0.3          # share of samples trained exactly at the start level
+    # optimisation
+    lr: float = 4e-4
+    weight_decay: float = 0.01
+    warmup: int = 100
+    iters: int = 100000
+    max_minutes: float = 60.0
+    ema: float = 0.999
+    loss: str = "charbonnier"          # charbonnier | l1
+    lpips_weight: float = 0.0
+    threads: int = 0                   # torch threads (0 = leave default)
+    seed: int = 0
+    device: str = "auto"
+    # bookkeeping
+    log_every: int = 20
+    ckpt_every: int = 100
+    val_every: int = 300
+    val_source: dict = field(default_factory=dict)  # {path, kind} small validation clip
+    # sampling defaults recorded in the checkpoint
+    default_steps: int = 2
+    default_start_sigma: float = 0.2
+
+
+def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError("training config not found", path) from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"invalid YAML: {err}", path) from None
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a mapping at the top level", path)
+    raw.update(overrides or {})
+    known = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"unknown key {key!r}", path)
+        default = known[key].default
+        if default is not dataclasses.MISSING and default is not None and value is not None:
+            if isinstance(default, bool) != isinstance(value, bool) or (
+                    isinstance(default, (int, float)) and not isinstance(value, (int, float))):
+                raise ConfigError(f"key {key!r}: expected {type(default).__name__}, got {value!r}", path)
+    cfg = TrainConfig(**raw)
+    if cfg.task not in ("denoise", "sr", "interp"):
+        raise ConfigError(f"key 'task': unknown task {cfg.task!r} (denoise, sr, interp)", path)
+    mult = 8 * (cfg.scale if cfg.task == "sr" else 1)
+    if cfg.patch % mult:
+        raise ConfigError(f"key 'patch': must be a multiple of {mult}", path)
+    return cfg

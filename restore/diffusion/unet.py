@@ -1,0 +1,175 @@
+"""Small pixel-space video U-Net.
+
+Frames of a chunk are folded into the batch for the spatial layers, and mixed across time by
+(a) a 3-tap temporal convolution inside every residual block, zero-initialised so the block
+starts as the identity in time, and (b) self-attention over frames at the lowest resolution.
+Pixel-unshuffle at the input makes every layer 4x cheaper than full resolution; no VAE.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def fourier_embedding(values: torch.Tensor, dim: int) -> torch.Tensor:
+    """(B, k) scalars -> (B, k*dim) sinusoidal features."""
+    half = dim // 2
+    freqs = torch.exp(torch.arange(half, device=values.device, dtype=torch.float32) * (-math.log(1000.0) / half))
+    args = values.float()[..., None] * freqs * 100.0 / 10.0
+    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
+    return emb.flatten(1)
+
+
+class TemporalConv(nn.Module):
+    """3-tap convolution over time as a 1x1 conv on [x(t-1), x(t), x(t+1)].
+
+    Written with shifts and a 1x1 Conv2d (rather than Conv3d) so it stays in channels_last,
+    which is what makes the spatial convolutions fast on CPU. Zero-initialised: identity at start.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.proj = nn.Conv2d(3 * channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        if frames == 1:
+            prev = nxt = x
+        else:
+            bt, c, h, w = x.shape
+            v = x.reshape(bt // frames, frames, c, h, w)
+            prev = torch.cat([v[:, :1], v[:, :-1]], dim=1).reshape(bt, c, h, w)
+            nxt = torch.cat([v[:, 1:], v[:, -1:]], dim=1).reshape(bt, c, h, w)
+        return x + self.proj(torch.cat([prev, x, nxt], dim=1))
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, emb_dim: int, temporal: bool):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(8, cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * cout)
+        self.norm2 = nn.GroupNorm(8, cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        self.temporal = TemporalConv(cout) if temporal else None
+
+    def forward(self, x, emb, frames):
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.emb(emb)[:, :, None, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(F.silu(h))
+        h = self.skip(x) + h
+        if self.temporal is not None:
+            h = self.temporal(h, frames)
+        return h
+
+
+class TemporalAttention(nn.Module):
+    """Attention across the frames of a chunk at each spatial position (lowest resolution only)."""
+
+    def __init__(self, channels: int, heads: int = 4):
+        super().__init__()
+        self.norm = nn.GroupNorm(8, channels)
+        self.attn = nn.MultiheadAttention(channels, heads, batch_first=True)
+        self.out = nn.Linear(channels, channels)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x, frames):
+        if frames == 1:
+            return x
+        bt, c, h, w = x.shape
+        b = bt // frames
+        seq = self.norm(x).reshape(b, frames, c, h * w).permute(0, 3, 1, 2).reshape(b * h * w, frames, c)
+        y, _ = self.attn(seq, seq, seq, need_weights=False)
+        y = self.out(y).reshape(b, h * w, frames, c).permute(0, 2, 3, 1).reshape(bt, c, h, w)
+        return x + y
+
+
+class VideoUNet(nn.Module):
+    """F(x_in, cond, scalars) for chunks (B, T, C, H, W); H and W must be multiples of `multiple`."""
+
+    def __init__(self, in_channels: int = 3, cond_channels: int = 7, out_channels: int = 3,
+                 channels: tuple[int, ...] = (32, 64, 128), blocks: int = 2, scalars: int = 2,
+                 emb_dim: int = 128, attention: bool = True):
+        super().__init__()
+        self.in_channels, self.cond_channels, self.out_channels = in_channels, cond_channels, out_channels
+        self.channels, self.blocks, self.scalars = tuple(channels), blocks, scalars
+        self.multiple = 2 * 2 ** (len(channels) - 1)
+        self.emb_dim = emb_dim
+        self.emb_mlp = nn.Sequential(nn.Linear(scalars * 64, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.stem = nn.Conv2d(4 * (in_channels + cond_channels), channels[0], 3, padding=1)
+        self.down = nn.ModuleList()
+        self.downsample = nn.ModuleList()
+        skips = []
+        c = channels[0]
+        for level, width in enumerate(channels):
+            blocks_here = nn.ModuleList()
+            for _ in range(blocks):
+                blocks_here.append(ResBlock(c, width, emb_dim, temporal=True))
+                c = width
+            self.down.append(blocks_here)
+            skips.append(c)
+            if level < len(channels) - 1:
+                self.downsample.append(nn.Conv2d(c, channels[level + 1], 3, stride=2, padding=1))
+                c = channels[level + 1]
+        self.mid_attn = TemporalAttention(c) if attention else None
+        self.mid = ResBlock(c, c, emb_dim, temporal=True)
+        self.up = nn.ModuleList()
+        self.upsample = nn.ModuleList()
+        for level in reversed(range(len(channels))):
+            width = channels[level]
+            blocks_here = nn.ModuleList()
+            blocks_here.append(ResBlock(c + skips[level], width, emb_dim, temporal=True))
+            c = width
+            for _ in range(blocks - 1):
+                blocks_here.append(ResBlock(c, width, emb_dim, temporal=True))
+            self.up.append(blocks_here)
+            if level > 0:
+                self.upsample.append(nn.Conv2d(c, channels[level - 1] * 4, 3, padding=1))
+                c = channels[level - 1]
+        self.head_norm = nn.GroupNorm(8, c)
+        self.head = nn.Conv2d(c, 4 * out_channels, 3, padding=1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
+        """x (B,T,Cx,H,W), cond (B,T,Cc,H,W), scalars (B, k) -> (B,T,Cout,H,W)."""
+        b, t, _, h, w = x.shape
+        inp = torch.cat([x, cond], dim=2).reshape(b * t, -1, h, w)
+        inp = F.pixel_unshuffle(inp, 2).contiguous(memory_format=torch.channels_last)
+        emb = self.emb_mlp(fourier_embedding(scalars, 64))
+        emb = emb.repeat_interleave(t, dim=0)
+        hcur = self.stem(inp)
+        skips = []
+        for level, blocks_here in enumerate(self.down):
+            for block in blocks_here:
+                hcur = block(hcur, emb, t)
+            skips.append(hcur)
+            if level < len(self.downsample):
+                hcur = self.downsample[level](hcur)
+        if self.mid_attn is not None:
+            hcur = self.mid_attn(hcur, t)
+        hcur = self.mid(hcur, emb, t)
+        for i, blocks_here in enumerate(self.up):
+            level = len(self.channels) - 1 - i
+            hcur = torch.cat([hcur, skips[level]], dim=1)
+            for block in blocks_here:
+                hcur = block(hcur, emb, t)
+            if i < len(self.upsample):
+                hcur = F.pixel_shuffle(self.upsample[i](hcur), 2)
+        out = self.head(F.silu(self.head_norm(hcur)))
+        out = F.pixel_shuffle(out, 2)
+        return out.reshape(b, t, self.out_channels, h, w)
+
+    def config(self) -> dict:
+        return dict(in_channels=self.in_channels, cond_channels=self.cond_channels,
+                    out_channels=self.out_channels, channels=list(self.channels), blocks=self.blocks,
+                    scalars=self.scalars, emb_dim=self.emb_dim, attention=self.mid_attn is not None)
