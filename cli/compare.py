@@ -64,7 +64,9 @@ def command(reference, encodes, labels, encode_specs, preset, keep_dir, psnr_mod
         for spec_text in encode_specs:
             specs = parse_encode(spec_text)
             paths = encode_ladder(reference, specs, keep_dir or tmp, preset=preset)
-            items += [(s.label, str(p)) for s, p in zip(specs, paths)]
+            # one curve per --encode: the codec name, or the whole spec when a codec repeats
+            label = specs[0].label if all(lab != specs[0].label for lab, _ in items) else spec_text
+            items += [(label, str(p)) for p in paths]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = cmp.compare(reference, items, psnr_mode=psnr_mode, lpips=use_lpips, method=method,
