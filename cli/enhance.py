@@ -1,0 +1,121 @@
+"""`restore enhance INPUT`: denoise, upscale and/or interpolate into a new file.
+
+A thin layer over restore.enhance(): every flag left out keeps the preset's value, every flag
+given overrides it.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+class DenoiseStrength(click.ParamType):
+    """`--denoise` alone means "estimate the noise"; `--denoise 15` sets the sigma."""
+
+    name = "sigma"
+
+    def convert(self, value, param, ctx):
+        if value is None or value == "auto" or isinstance(value, (int, float)):
+            return value
+        try:
+            sigma = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a noise sigma. --denoise takes an optional number "
+                      "(0-255 scale); put INPUT before --denoise, e.g. `restore enhance clip.mp4 --denoise`",
+                      param, ctx)
+        if not 0 <= sigma <= 255:
+            self.fail(f"noise sigma must be between 0 and 255, got {value}", param, ctx)
+        return sigma
+
+
+EPILOG = """\b
+Examples:
+  restore enhance clip.mp4 --denoise                 # estimate the noise, remove it
+  restore enhance clip.mp4 --denoise 20 --scale 2    # sigma 20, then 2x upscale
+  restore enhance clip.mp4 --fps-multiplier 2 -o smooth.mp4
+  restore enhance clip.mp4 --fps 60 --model classical
+  restore enhance tape.mkv --config archive-vhs --crf 14
+  restore enhance clip.mp4 --scale 4 --model lanczos --json
+
+\b
+The output keeps the input's audio, subtitles, timestamps, colour tags and
+bit depth (10-bit stays 10-bit) unless told otherwise. Default name:
+{stem}_restored{ext} next to the input (presets may change the pattern).
+Presets: default, archive-vhs, sr-x2, sr-x4, fps-x2, or a path to a YAML file.
+Methods: `restore models` lists them.
+"""
+
+
+@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"],
+                                                "max_content_width": 100})
+@click.argument("input", type=click.Path(path_type=str))
+@click.option("-o", "--output", type=click.Path(path_type=str), default=None,
+              help="Output file (default: the preset's name pattern next to INPUT).")
+@click.option("--denoise", type=DenoiseStrength(), is_flag=False, flag_value="auto", default=None,
+              metavar="[SIGMA]", help="Remove noise; SIGMA is its strength on the 0-255 scale "
+                                      "(estimated from the video when omitted).")
+@click.option("--scale", type=click.Choice(["1", "2", "4"]), default=None,
+              help="Upscale by this factor (1 turns a preset's upscaling off).")
+@click.option("--fps-multiplier", type=click.IntRange(1, 16), default=None, metavar="N",
+              help="Make N frames of every frame by interpolation (scene cuts repeat a frame).")
+@click.option("--fps", type=click.FloatRange(0, 1000, min_open=True), default=None, metavar="F",
+              help="Resample to a constant F frames per second instead (interpolating between "
+                   "source frames).")
+@click.option("--model", default=None, metavar="NAME",
+              help="Method family (classical, diffusion) or method name used for every task.")
+@click.option("--denoise-method", default=None, metavar="NAME", help="Denoiser for this run only.")
+@click.option("--upscale-method", default=None, metavar="NAME", help="Upscaler for this run only.")
+@click.option("--interp-method", default=None, metavar="NAME", help="Interpolator for this run only.")
+@click.option("-c", "--config", "preset", default="default", show_default=True, metavar="PRESET",
+              help="Preset name or YAML file; the flags here override it.")
+@click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", help="Where models run [default: auto].")
+@click.option("--codec", default=None, help="Video encoder: libx264, libx265, libsvtav1 or ffv1.")
+@click.option("--crf", type=int, default=None, metavar="N", help="Constant rate factor (lower = better, bigger).")
+@click.option("--preset", "encoder_preset", default=None, metavar="NAME",
+              help="Encoder speed preset (ultrafast ... veryslow; SVT-AV1 also 0-13).")
+@click.option("--bit-depth", type=click.Choice(["8", "10"]), default=None,
+              help="Output bit depth [default: the source's].")
+@click.option("--steps", type=click.IntRange(1), default=None, metavar="N", help="Diffusion sampling steps.")
+@click.option("--seed", type=int, default=None, metavar="N", help="Random seed for diffusion sampling.")
+@click.option("--tile", type=click.IntRange(16), default=None, metavar="PX",
+              help="Process frames in tiles of this many pixels (less memory).")
+@click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--no-copy-audio", is_flag=True, help="Drop the audio streams.")
+@click.option("--no-copy-subtitles", is_flag=True, help="Drop the subtitle streams.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no summary line.")
+def command(input, output, denoise, scale, fps_multiplier, fps, model, denoise_method, upscale_method,
+            interp_method, preset, device, codec, crf, encoder_preset, bit_depth, steps, seed, tile,
+            overwrite, no_copy_audio, no_copy_subtitles, as_json, quiet):
+    """Denoise, upscale and/or interpolate INPUT into a new video file.
+
+    Tasks run in the order denoise, upscale, interpolate, chunk by chunk, with chunks cut at
+    scene changes and source key frames.
+    """
+    if fps is not None and fps_multiplier is not None:
+        raise click.UsageError("use either --fps-multiplier or --fps, not both")
+    overrides = {
+        "denoise": denoise, "scale": None if scale is None else int(scale),
+        "fps_multiplier": fps_multiplier, "fps": fps, "model": model,
+        "denoise_method": denoise_method, "upscale_method": upscale_method,
+        "interp_method": interp_method, "device": device, "codec": codec, "crf": crf,
+        "encoder_preset": encoder_preset, "bit_depth": None if bit_depth is None else int(bit_depth),
+        "steps": steps, "seed": seed, "tile": tile,
+        "copy_audio": False if no_copy_audio else None,
+        "copy_subtitles": False if no_copy_subtitles else None,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    from restore.pipeline import enhance
+
+    show_bar = not quiet and sys.stderr.isatty()
+    result = enhance(input, output, preset=preset, overwrite=overwrite, progress=show_bar, **overrides)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    elif not quiet:
+        methods = ", ".join(f"{t} {m}" for t, m in result.methods.items()) or "re-encode only"
+        click.echo(f"wrote {result.output}: {result.frames_in} -> {result.frames_out} frames, "
+                   f"{result.width}x{result.height}, {result.chunks} chunks, {methods}; "
+                   f"{result.seconds:.1f} s ({result.fps:.1f} frames/s on {result.device})")
+
