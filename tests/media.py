@@ -239,6 +239,7 @@ def make_clip(
             opts.setdefault("x265-params", "log-level=error")
         if codec == "libsvtav1":
             opts.setdefault("preset", "12")
+            os.environ.setdefault("SVT_LOG", "1")  # errors only: SVT prints a banner otherwise
         if gop is not None:
             vs.codec_context.gop_size = int(gop)
         vs.codec_context.options = opts

@@ -153,6 +153,7 @@ def _iter_frames(container, vstream, path, *, size, gray, max_frames, strict) ->
         return vf
 
     error: str | None = None
+    rejected = 0
     try:
         # demux() ends with an empty packet that flushes the decoder's delayed frames
         for packet in container.demux(vstream):
@@ -160,6 +161,11 @@ def _iter_frames(container, vstream, path, *, size, gray, max_frames, strict) ->
                 frames = vstream.decode(packet)
             except (av.error.InvalidDataError, av.error.UndefinedError) as err:
                 msg = f"corrupt video data near packet pts={packet.pts}: {ffmpeg_reason(err)}"
+                if index == 0:
+                    # before the first picture (a cut mid-GOP, junk at the start) keep looking;
+                    # if nothing ever decodes the stream is reported as undecodable below
+                    rejected += 1
+                    continue
                 if strict:
                     error = msg
                     break
@@ -177,7 +183,8 @@ def _iter_frames(container, vstream, path, *, size, gray, max_frames, strict) ->
     if error is not None:
         raise MediaError(f"{error} (after {index} frames)", path)
     if index == 0:
-        raise MediaError("video stream has no decodable frame", path)
+        detail = f" ({rejected} packets rejected by the decoder)" if rejected else ""
+        raise MediaError(f"video stream has no decodable frame{detail}", path)
     frames_expected, end_expected = _expected_end(vstream, container)
     short = None
     if frames_expected and index < 0.9 * frames_expected - 2:

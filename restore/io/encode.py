@@ -328,7 +328,7 @@ class VideoWriter:
         if odd:
             alt = self.spec.formats_444.get(self.bit_depth)
             if self._explicit_pix_fmt or alt is None:
-                hint = (f"use pix_fmt {alt!r}" if alt else "use libx264, libx265 or ffv1")
+                hint = (f"use pix_fmt {alt!r}" if alt else "use libx264 or ffv1")
                 raise ConfigError(f"{self.pix_fmt} needs an even width and height but the frames "
                                   f"are {width}x{height}; {hint}")
             log.info("%dx%d is odd: using %s instead of %s to keep the exact size",
@@ -470,8 +470,10 @@ class VideoWriter:
             packets = self._stream.encode(frame)
         except (av.error.FFmpegError, ValueError) as err:
             where = "could not start" if self.frames_written == 0 else "failed"
+            hint = ("; frames this small may be below the encoder's minimum (libx264 and ffv1 "
+                    "take any size)") if min(self.width, self.height) < 64 else ""
             raise ConfigError(f"{self.spec.name} {where} for {self.width}x{self.height} "
-                              f"{self.pix_fmt}: {ffmpeg_reason(err)}", self.path) from None
+                              f"{self.pix_fmt}: {ffmpeg_reason(err)}{hint}", self.path) from None
         for p in packets:
             self._out.mux(p)
 
@@ -494,6 +496,13 @@ class VideoWriter:
                     self._video_tmp, self.source, self._final_tmp,
                     copy_audio=self.copy_audio, copy_subtitles=self.copy_subtitles,
                     copy_attachments=self.copy_attachments, rotation=self.rotation)
+        except RestoreError as err:
+            self._abort(err)
+            # name the file the user asked for, not our hidden temp file
+            msg = str(err)
+            if err.path and msg.startswith(err.path + ": "):
+                msg = msg[len(err.path) + 2:]
+            raise type(err)(msg, self.path) from None
         except BaseException as err:
             self._abort(err)
             raise

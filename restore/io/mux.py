@@ -40,6 +40,10 @@ _SKIP_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "d
 _SKIP_STREAM_TAGS = {"encoder", "duration", "vendor_id"}
 
 
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1",
+                    8: "7.1"}
+
+
 class MediaWarning(UserWarning):
     """A stream of the source could not be carried over as is (converted or dropped)."""
 
@@ -138,10 +142,13 @@ class _AudioConvert:
         cc = src_stream.codec_context
         self.src = src_stream
         self.out = out.add_stream(codec, rate=cc.sample_rate or 48000)
-        layout = cc.layout.name if cc.layout is not None else "stereo"
-        with contextlib.suppress(Exception):
-            self.out.layout = layout
         channels = max(1, cc.channels or 2)
+        # "2 channels" (unordered, common for PCM in MKV/WAV) is not a layout AAC accepts
+        name = cc.layout.name if cc.layout is not None else ""
+        if not name or "channels" in name:
+            name = _DEFAULT_LAYOUTS.get(channels, "stereo")
+        with contextlib.suppress(Exception):
+            self.out.layout = name
         self.out.bit_rate = min(96000 * channels, 512000) if codec == "aac" else 64000 * channels
         self.out.time_base = Fraction(1, cc.sample_rate or 48000)
 
@@ -169,17 +176,18 @@ class _SubtitleConvert:
         self.src = src_stream
         self.out = out.add_stream(codec)
         self.out.time_base = src_stream.time_base
-        # the encoders need the ASS header; the SubRip/ASS decoders produce one when opened
-        self._header_set = False
+        # text subtitle encoders need the ASS header when the muxer opens them (before any
+        # packet): the source's decoder makes one when opened
+        header = None
+        with contextlib.suppress(Exception):
+            src_stream.codec_context.open(strict=False)
+            header = src_stream.codec_context.subtitle_header
+        self.out.codec_context.subtitle_header = header or _DEFAULT_ASS_HEADER
 
     def handle(self, packet):
         if packet.size == 0:
             return
         subs = self.src.codec_context.decode2(packet)
-        if not self._header_set:
-            self.out.codec_context.subtitle_header = (
-                self.src.codec_context.subtitle_header or _DEFAULT_ASS_HEADER)
-            self._header_set = True
         if subs is None:
             return
         q = self.out.codec_context.encode_subtitle(subs)

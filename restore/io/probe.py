@@ -281,9 +281,10 @@ def _stream_info(s) -> StreamInfo:
         pix_fmt = ccv.format.name if ccv.format is not None else None
         frames = int(s.frames or 0)
         rotation = 0.0
-        if "rotate" in meta:  # legacy tag, clockwise degrees
+        rotate_tag = next((v for k, v in meta.items() if k.lower() == "rotate"), None)
+        if rotate_tag is not None:  # legacy tag, clockwise degrees
             try:
-                rotation = _norm_angle(-float(meta["rotate"]))
+                rotation = _norm_angle(-float(rotate_tag))
             except ValueError:
                 pass
         try:
