@@ -62,6 +62,8 @@ def check_output_path(final_path, *, overwrite: bool = False,
         raise RestoreError(f"output directory is not writable: {parent}", final)
     if (final.exists() or final.is_symlink()) and not overwrite:
         raise RestoreError("output file already exists (use --overwrite / overwrite=True)", final)
+    # os.access cannot see read-only mounts, ACLs or root squash: really create a file
+    _unlink_quietly(temp_path_for(final, tag="check-"))
     return final
 
 
@@ -79,8 +81,8 @@ def temp_path_for(final_path, tag: str = "") -> Path:
         except FileExistsError:
             continue
         except OSError as err:
-            raise RestoreError(f"cannot create a file in {parent}: {err.strerror or err}",
-                               final) from None
+            raise RestoreError(f"output directory is not writable: {parent} "
+                               f"({err.strerror or err})", final) from None
         os.close(fd)
         return tmp
     raise RestoreError(f"cannot create a temporary file in {parent}", final)

@@ -350,7 +350,9 @@ def remux(
         except (av.error.FFmpegError, OSError) as err:
             raise RestoreError(f"cannot write: {ffmpeg_reason(err)}", out_path) from None
         fmt = out.format.name
-        vout = out.add_stream_from_template(vstream)
+        # opaque: reuse the decoder's description; a decoder-only codec (libdav1d) has no
+        # encoder to build a fresh context from, and we only copy packets anyway
+        vout = out.add_stream_from_template(vstream, opaque=True)
         vout.time_base = vstream.time_base
         if rotation:
             vout.set_display_rotation(float(rotation))
