@@ -299,6 +299,19 @@ def test_audio_passthrough_bit_identical(tmp_path, sample_clip):
     assert info.duration == pytest.approx(probe(sample_clip).duration, abs=0.05)
 
 
+def test_partial_encode_trims_passthrough_to_the_written_range(tmp_path, sample_clip):
+    dst = tmp_path / "preview.mp4"
+    with VideoWriter(dst, source=sample_clip, preset="ultrafast", crf=30) as w:
+        for f in decode(sample_clip):
+            if 25 <= f.index < 50:  # one second from t=1s
+                w.write(f.image, f.time)
+    t = packet_times(dst)
+    assert t[0] == pytest.approx(1.0, abs=0.03) and t[-1] == pytest.approx(2.0, abs=0.03)
+    kept = {p[2] for p in packets(dst, "audio")}
+    assert kept <= {p[2] for p in packets(sample_clip, "audio")}  # still copied, not re-encoded
+    assert [f.time for f in decode(dst)][0] == pytest.approx(1.0)
+
+
 def test_pcm_audio_into_mp4_is_converted_with_warning_and_copied_into_mkv(tmp_path):
     src = make_clip(tmp_path / "pcm.mkv", 25, audio=True, audio_codec="pcm_s16le")
     with pytest.warns(MediaWarning, match="pcm_s16le -> aac"):

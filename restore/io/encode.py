@@ -294,6 +294,8 @@ class VideoWriter:
         self._out = None
         self._stream = None
         self._last_pts: int | None = None
+        self._first_time: float | None = None
+        self._last_time: float | None = None
         self._closed = False
 
     # -------------------------------------------------------------------------------- setup
@@ -463,6 +465,9 @@ class VideoWriter:
         out.time_base = self.time_base
         self._encode(out)
         self._last_pts = pts
+        t = float(pts * self.time_base)
+        self._first_time = t if self._first_time is None else self._first_time
+        self._last_time = t
         self.frames_written += 1
 
     def _encode(self, frame) -> None:
@@ -492,10 +497,12 @@ class VideoWriter:
             if self._video_tmp is not None:
                 from restore.io.mux import remux
 
+                start, end = self._written_range_if_partial()
                 self.mux_report = remux(
                     self._video_tmp, self.source, self._final_tmp,
                     copy_audio=self.copy_audio, copy_subtitles=self.copy_subtitles,
-                    copy_attachments=self.copy_attachments, rotation=self.rotation)
+                    copy_attachments=self.copy_attachments, rotation=self.rotation,
+                    start=start, end=end)
         except RestoreError as err:
             self._abort(err)
             # name the file the user asked for, not our hidden temp file
@@ -508,6 +515,24 @@ class VideoWriter:
             raise
         stack, self._stack = self._stack, None
         stack.close()  # atomic rename, temp video removed
+
+    def _written_range_if_partial(self) -> tuple[float | None, float | None]:
+        """(start, end) seconds to trim the passthrough streams to, when the frames written
+        cover only part of the source video (a preview); (None, None) for a full encode, so
+        audio that runs past the video is kept as in the source."""
+        sv = self.source_info.video if self.source_info is not None else None
+        if sv is None or self._first_time is None or self._last_time is None:
+            return None, None
+        period = float(1 / (sv.frame_rate or self.fps))
+        src_first = sv.first_frame_time if sv.first_frame_time is not None else (sv.start_time or 0.0)
+        start = end = None
+        if self._first_time > src_first + 1.5 * period:
+            start = self._first_time
+        if sv.duration:
+            src_last = (sv.start_time or 0.0) + sv.duration - period
+            if self._last_time < src_last - 1.5 * period:
+                end = self._last_time + period
+        return start, end
 
     def _abort(self, err: BaseException | None = None) -> None:
         self._closed = True

@@ -309,11 +309,22 @@ def _video_packets(vin, vstream, vout):
         yield p
 
 
-def _source_packets(src, handlers):
+def _inside(p, start, end) -> bool:
+    """Does packet p overlap [start, end] seconds (None: open)? Untimed packets are kept."""
+    if p.pts is None or p.time_base is None:
+        return True
+    t0 = float(p.pts * p.time_base)
+    t1 = t0 + float((p.duration or 0) * p.time_base)
+    return (start is None or t1 >= start) and (end is None or t0 <= end)
+
+
+def _source_packets(src, handlers, start=None, end=None):
     streams = [src.streams[i] for i in sorted(handlers) if src.streams[i].type != "attachment"]
     if streams:
         for p in src.demux(*streams):
             if p.size == 0 and p.dts is None and p.pts is None:
+                continue
+            if not _inside(p, start, end):
                 continue
             h = handlers.get(p.stream_index)
             if h is not None:
@@ -331,9 +342,13 @@ def remux(
     copy_subtitles: bool = True,
     copy_attachments: bool = True,
     rotation: float | None = None,
+    start: float | None = None,
+    end: float | None = None,
 ) -> list[MuxAction]:
     """Write `out_path` = video stream of `video` + the other streams of `source`.
 
+    start / end (seconds on the source clock): keep only source packets overlapping this
+    range, for outputs that cover part of the source (previews); None keeps everything.
     Writes `out_path` directly (callers wrap it in atomic_output). Returns what happened to each
     source stream; conversions and drops are also reported as MediaWarning."""
     video, out_path = Path(os.fspath(video)), Path(os.fspath(out_path))
@@ -364,7 +379,7 @@ def remux(
                                       copy_attachments=copy_attachments)
         streams = [_timed(_video_packets(vin, vstream, vout), 0)]
         if src is not None and handlers:
-            streams.append(_timed(_source_packets(src, handlers), 1))
+            streams.append(_timed(_source_packets(src, handlers, start, end), 1))
         try:
             for _, _, _, packet in heapq.merge(*streams):
                 out.mux(packet)
