@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import shutil
 import subprocess
 import tracemalloc
 import warnings
@@ -33,9 +32,10 @@ from restore.io import (
 )
 from restore.io.encode import available_encoders
 from restore.io.mux import MediaWarning
-from tests.media import FFPROBE, add_streams, ffprobe_json, make_audio_only, make_clip, synthetic_frames
+from tests.media import FFMPEG, FFPROBE, add_streams, ffprobe_json, make_audio_only, make_clip, synthetic_frames
 
 needs_ffprobe = pytest.mark.skipif(FFPROBE is None, reason="ffprobe not installed")
+needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="ffmpeg CLI not installed (subtitle muxing)")
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -106,6 +106,7 @@ def test_probe_sample_matches_ffprobe(sample_clip):
     assert [s["type"] for s in d["streams"]] == ["video", "audio"]
 
 
+@needs_ffmpeg
 def test_probe_every_stream_kind(tmp_path):
     base = make_clip(tmp_path / "base.mkv", 10, audio=True, audio_codec="pcm_s16le")
     full = add_streams(base, tmp_path / "full.mkv", srt="1\n00:00:00,000 --> 00:00:00,200\nhi\n",
@@ -327,6 +328,7 @@ def test_pcm_audio_into_mp4_is_converted_with_warning_and_copied_into_mkv(tmp_pa
     assert packets(tmp_path / "out.mkv", "audio") == packets(src, "audio")
 
 
+@needs_ffmpeg
 def test_copy_flags_turn_passthrough_off(tmp_path):
     src = add_streams(make_clip(tmp_path / "a.mkv", 10, audio=True), tmp_path / "s.mkv",
                       srt="1\n00:00:00,000 --> 00:00:00,200\nhi\n")
@@ -336,6 +338,7 @@ def test_copy_flags_turn_passthrough_off(tmp_path):
     assert [s.type for s in probe(tmp_path / "subs.mkv").streams] == ["video", "subtitle"]
 
 
+@needs_ffmpeg
 def test_subtitles_and_attachments(tmp_path):
     srt = "1\n00:00:00,100 --> 00:00:00,300\nhello\n\n2\n00:00:00,320 --> 00:00:00,380\nworld\n"
     font = tmp_path / "font.ttf"
@@ -359,8 +362,8 @@ def test_subtitles_and_attachments(tmp_path):
     out = probe(tmp_path / "out.mp4")
     assert [s.type for s in out.streams] == ["video", "audio", "subtitle"]
     assert out.subtitles[0].codec == "mov_text"
-    if FFPROBE:
-        text = subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / "out.mp4"), "-map",
+    if FFMPEG:
+        text = subprocess.run([FFMPEG, "-v", "error", "-i", str(tmp_path / "out.mp4"), "-map",
                                "0:s", "-f", "srt", "-"], capture_output=True, text=True).stdout
         assert "00:00:00,100 --> 00:00:00,300" in text and "hello" in text and "world" in text
 
@@ -424,6 +427,11 @@ def test_ffv1_lossless_exact(tmp_path, dtype, depth):
     out = np.stack([f.image for f in decode(dst)])
     assert out.dtype == dtype
     np.testing.assert_array_equal(out, frames)
+    # re-encoding with the lossless file as source keeps its depth and stays exact
+    again = tmp_path / "again.mkv"
+    w = reencode(dst, again, codec="ffv1")
+    assert w.bit_depth == depth and probe(again).video.bit_depth == depth
+    np.testing.assert_array_equal(np.stack([f.image for f in decode(again)]), frames)
 
 
 @pytest.mark.parametrize("codec", ["libx264", "libx265", "libsvtav1", "ffv1"])
@@ -565,8 +573,12 @@ def test_audio_only_can_still_be_described(bad_inputs):
 
 def test_truncated_mkv_decode_yields_then_fails(tmp_path, sample_clip):
     full = tmp_path / "full.mkv"
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(sample_clip), "-c", "copy", str(full)],
-                   check=True)
+    with av.open(str(sample_clip)) as src, av.open(str(full), "w") as out:
+        o = out.add_stream_from_template(src.streams.video[0])
+        for p in src.demux(src.streams.video[0]):
+            if p.size:
+                p.stream = o
+                out.mux(p)
     half = tmp_path / "half.mkv"
     half.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     probe(half)  # Matroska has no complete index up front: cannot be caught by probe

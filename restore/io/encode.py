@@ -15,7 +15,7 @@ Design
   range tags, the rotation (display matrix) and the sample aspect ratio come from the
   source's probe unless given explicitly. Untagged sources stay untagged (and are converted
   with FFmpeg's default BT.601 limited range, the same assumption decode() made).
-- Pixel format: `pix_fmt`, or chosen from `bit_depth` (default: 8, or 10 for a deeper source):
+- Pixel format: `pix_fmt`, or chosen from `bit_depth` (default: the source's, clamped to the codec):
   yuv420p / yuv420p10le (x265 also 12-bit), FFV1 stores planar RGB (bgr0, gbrp10le, gbrp12le,
   gbrp16le) so it is exactly lossless for our RGB frames. Odd sizes: 4:2:0 needs even width and
   height, so with an automatic pixel format the writer switches to 4:4:4 (yuv444p...) and keeps
@@ -31,7 +31,6 @@ import contextlib
 import logging
 import math
 import os
-import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -39,7 +38,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from restore.errors import ConfigError, MediaError, RestoreError
+from restore.errors import ConfigError, RestoreError
 from restore.io._av import bit_depth_of, color_value, ffmpeg_reason
 from restore.io.atomic import atomic_output, check_output_path, temp_path_for
 from restore.io.frames import from_float
@@ -173,7 +172,8 @@ class VideoWriter:
     width, height: frame size (None: taken from the first frame).
     codec: libx264 | libx265 | libsvtav1 | ffv1 (aliases h264, hevc, av1). crf, preset: rate
         control / speed (preset names of x264 for every codec; SVT-AV1 also takes 0..13).
-    bit_depth: 8, 10 (12, 16 where the codec can); None: 8, or 10 when the source is deeper.
+    bit_depth: 8, 10 (12, 16 where the codec can); None: the source's depth, clamped to the
+        deepest the codec stores (8 without a source).
     pix_fmt: explicit pixel format (overrides bit_depth), checked against the encoder.
     fps: nominal output rate (default: the source's); used for the codec's rate control and
         for write() calls without a time.
@@ -239,7 +239,9 @@ class VideoWriter:
             self.bit_depth = bit_depth_of(self.pix_fmt) or 8
         else:
             self._explicit_pix_fmt = False
-            want = bit_depth if bit_depth is not None else (10 if sv and (sv.bit_depth or 8) > 8 else 8)
+            # default: keep the source's depth (clamped below to what the codec can store)
+            want = bit_depth if bit_depth is not None else (
+                sv.bit_depth if sv and (sv.bit_depth or 8) > 8 else 8)
             try:
                 want = int(want)
             except (TypeError, ValueError):

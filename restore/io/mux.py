@@ -280,7 +280,7 @@ def _plan(src, out, fmt: str, *, copy_audio, copy_subtitles, copy_attachments):
                 continue
             mimetype = s.metadata.get("mimetype") or getattr(s, "mimetype", None) \
                 or "application/octet-stream"
-            o = out.add_attachment(name=name, mimetype=mimetype, data=bytes(s.data))
+            out.add_attachment(name=name, mimetype=mimetype, data=bytes(s.data))
             act.action, act.detail = "copy", name
         else:  # data / unknown
             act.detail = f"{s.type} stream not carried over"
