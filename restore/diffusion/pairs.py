@@ -49,6 +49,8 @@ def denoise_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
         noisy = np.stack([jpeg(f, q) for f in clean])
     sigma255 = float(rng.uniform(0, cfg.max_noise)) if rng.random() > 0.05 else 0.0
     noisy = noisy + rng.standard_normal(noisy.shape, dtype=np.float32) * (sigma255 / 255)
+    if rng.random() < cfg.p_quantize:  # real inputs are 8-bit video: clipped and rounded
+        noisy = np.round(np.clip(noisy, 0, 1) * 255) / 255
     x0, y = _to_t(clean), _to_t(noisy)
     sigma_s = max(2 * sigma255 / 255, cfg.sigma_floor)
     a = _anchor_count(rng, cfg.frames, cfg.p_anchor)

@@ -30,6 +30,7 @@ class TrainConfig:
     # degradations
     max_noise: float = 55.0            # denoise: noise std upper bound, 0-255 scale
     p_jpeg: float = 0.15               # denoise: share of chunks with JPEG damage before the noise
+    p_quantize: float = 0.8            # denoise: share of chunks clipped + rounded to 8 bit
     sigma_floor: float = 0.004         # denoise: smallest start sigma (clean input)
     start_sigma_min: float = 0.02      # sr/interp: start noise range ([-1,1] units)
     start_sigma_max: float = 0.5

@@ -1,0 +1,188 @@
+"""Diffusion models: shapes and devices, sampler maths and determinism, tiling, checkpoints, training."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from restore.diffusion import checkpoint
+from restore.diffusion.degrade import imresize, imresize_hwc, resize_matrix
+from restore.diffusion.infer import restore_chunk, tiled
+from restore.diffusion.precond import EDMPrecond
+from restore.diffusion.samplers import sample_euler, sample_heun, sigma_ladder
+from restore.diffusion.tasks import TASKS, with_anchors
+from restore.diffusion.unet import VideoUNet
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def tiny_model(task="sr", channels=(16, 32), seed=0) -> EDMPrecond:
+    torch.manual_seed(seed)
+    net = VideoUNet(cond_channels=TASKS[task].cond_channels, channels=channels, blocks=1)
+    model = EDMPrecond(net)
+    # zero-initialised heads make an untrained model the identity; perturb them so tests see the network
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    return model.eval()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_unet_shapes_and_param_count(device):
+    net = VideoUNet(cond_channels=7).to(device)
+    n = sum(p.numel() for p in net.parameters())
+    assert 1e6 <= n <= 5e6
+    x = torch.randn(2, 3, 3, 32, 48, device=device)
+    cond = torch.randn(2, 3, 7, 32, 48, device=device)
+    out = net(x, cond, torch.zeros(2, 2, device=device))
+    assert out.shape == (2, 3, 3, 32, 48)
+
+
+def test_temporal_layers_mix_frames():
+    model = tiny_model()
+    x = torch.zeros(1, 4, 3, 32, 32)
+    cond = torch.zeros(1, 4, 7, 32, 32)
+    base = model(x, torch.tensor([0.3]), cond)
+    cond2 = cond.clone()
+    cond2[0, 0] += 1.0  # change only frame 0's conditioning
+    moved = model(x, torch.tensor([0.3]), cond2)
+    assert (moved[0, 3] - base[0, 3]).abs().max() > 0  # ... and frame 3 responds
+
+
+def test_sigma_ladder():
+    assert sigma_ladder(0.3, 1) == [0.3, 0.0]
+    lad = sigma_ladder(0.3, 4)
+    assert len(lad) == 5 and lad[0] == pytest.approx(0.3) and lad[-1] == 0
+    assert all(a > b for a, b in zip(lad, lad[1:]))
+
+
+@pytest.mark.parametrize("sampler", [sample_euler, sample_heun])
+@pytest.mark.parametrize("steps", [1, 2, 4, 8])
+def test_sampler_follows_the_path_to_x0_with_an_oracle(sampler, steps):
+    # With a perfect denoiser, Euler/Heun along x_s = x0 + (s / s0)(y - x0) land exactly on x0
+    # and pass through the path at every intermediate level.
+    torch.manual_seed(0)
+    x0 = torch.rand(2, 3, 8, 8)
+    y = x0 + 0.3 * torch.randn_like(x0)
+    seen = []
+
+    def oracle(x, sigma):
+        seen.append((x - x0).abs().max().item() / sigma)
+        return x0
+
+    out = sampler(oracle, y, sigma_ladder(0.3, steps))
+    assert torch.allclose(out, x0, atol=1e-6)
+    assert np.allclose(seen, seen[0], rtol=1e-3)  # (x - x0) / sigma is constant along the path
+
+
+def test_restore_chunk_is_deterministic_for_a_seed():
+    model = tiny_model()
+    cond = with_anchors(torch.rand(3, 3, 32, 32) * 2 - 1, None)
+    est = cond[:, :3]
+    a = restore_chunk(model, cond, est, start_sigma=0.2, steps=2, seed=7)
+    b = restore_chunk(model, cond, est, start_sigma=0.2, steps=2, seed=7)
+    c = restore_chunk(model, cond, est, start_sigma=0.2, steps=2, seed=8)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_tiling_blends_to_the_untiled_result_for_a_pointwise_function():
+    x = torch.rand(2, 3, 70, 90)
+    cond = torch.rand(2, 4, 70, 90)
+    fn = lambda xt, ct: xt * 2 + ct[:, :3]  # noqa: E731
+    out = tiled(fn, x, cond, tile=32, overlap=16, multiple=8)
+    assert torch.allclose(out, fn(x, cond), atol=1e-5)
+
+
+def test_tiled_model_output_is_close_to_untiled():
+    model = tiny_model()
+    cond = with_anchors(torch.rand(2, 3, 64, 96) * 2 - 1, None)
+    est = cond[:, :3]
+    full = restore_chunk(model, cond, est, start_sigma=0.1, steps=1, seed=0, tile=None)
+    tiles = restore_chunk(model, cond, est, start_sigma=0.1, steps=1, seed=0, tile=48, overlap=16)
+    assert (full - tiles).abs().mean() < 0.02
+
+
+def test_anchor_channels_and_mask():
+    cond = torch.zeros(4, 3, 8, 8)
+    anchors = torch.ones(2, 3, 8, 8)
+    out = with_anchors(cond, anchors)
+    assert out.shape == (4, 7, 8, 8)
+    assert out[:2, 6].eq(1).all() and out[2:, 6].eq(0).all()
+    assert out[:2, 3:6].eq(1).all() and out[2:, 3:6].eq(0).all()
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = tiny_model()
+    meta = {"name": "t", "task": "sr", "scale": 2, "arch": {k: v for k, v in model.net.config().items()
+                                                           if k != "cond_channels"},
+            "sampling": {"steps": 2, "start_sigma": 0.1}, "config": {"frames": 3}}
+    checkpoint.save(tmp_path / "t", model, meta)
+    loaded, meta2 = checkpoint.load(tmp_path / "t")
+    assert meta2["arch"] == meta["arch"]
+    x = torch.rand(1, 2, 3, 16, 16)
+    c = torch.rand(1, 2, 7, 16, 16)
+    s = torch.tensor([0.2])
+    assert torch.allclose(model(x, s, c), loaded(x, s, c), atol=1e-6)
+
+
+def test_matlab_bicubic_resize_properties():
+    m = resize_matrix(40, 10)
+    assert np.allclose(m.sum(axis=1), 1, atol=1e-6)
+    flat = np.full((3, 12, 16), 0.37, np.float32)
+    assert np.allclose(imresize(flat, (6, 8)), 0.37, atol=1e-6)
+    # imresize([1 2 3 4], 0.5, 'bicubic'): the antialiased kernel (width 8, a = -0.5) with
+    # symmetric padding gives 2.921875 / 2 and 7.078125 / 2, worked out by hand from MATLAB's
+    # contributions(); OpenCV's INTER_CUBIC (no antialiasing) would give [1.5, 3.5].
+    row = np.array([[1.0, 2.0, 3.0, 4.0]], np.float32)
+    out = imresize(row, (1, 2))
+    assert np.allclose(out, [[1.4609375, 3.5390625]], atol=1e-5)
+    img = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+    assert imresize_hwc(img, (8, 8)).shape == (8, 8, 3)
+
+
+def test_tiny_training_run_and_resume(tmp_path):
+    import cv2
+
+    from restore.diffusion.train import train
+    from restore.diffusion.trainconfig import load_train_config
+
+    rng = np.random.default_rng(0)
+    frames_dir = tmp_path / "frames" / "seq"
+    frames_dir.mkdir(parents=True)
+    base = (rng.random((80, 80, 3)) * 255).astype(np.uint8)
+    base = cv2.GaussianBlur(base, (0, 0), 2)
+    for i in range(8):
+        cv2.imwrite(str(frames_dir / f"{i:05d}.png"), np.roll(base, i, axis=1))
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(
+        "task: sr\nname: tiny\nscale: 2\n"
+        f"out_dir: {tmp_path / 'run'}\n"
+        f"sources: [{{path: '{tmp_path / 'frames' / '*'}', kind: frames}}]\n"
+        f"val_source: {{path: '{frames_dir}', kind: frames}}\n"
+        "channels: [16, 32]\nframes: 2\npatch: 32\nbatch: 2\niters: 3\nlog_every: 1\nckpt_every: 2\n"
+        "val_every: 2\nthreads: 1\n")
+    cfg = load_train_config(cfg_path)
+    stem = train(cfg, log=lambda *_: None)
+    assert stem.exists()
+    _, meta = checkpoint.load(stem)
+    assert meta["step"] == 3 and meta["task"] == "sr" and "psnr" in meta["validation"]
+    log_rows = (tmp_path / "run" / "tiny.log.csv").read_text().strip().splitlines()
+    assert len(log_rows) >= 4
+    cfg2 = load_train_config(cfg_path, {"iters": 5})
+    train(cfg2, resume=True, log=lambda *_: None)
+    _, meta = checkpoint.load(stem)
+    assert meta["step"] == 5
+
+
+def test_train_config_errors_name_the_key(tmp_path):
+    from restore.diffusion.trainconfig import load_train_config
+    from restore.errors import ConfigError
+
+    p = tmp_path / "bad.yaml"
+    p.write_text("task: sr\npatchsize: 64\n")
+    with pytest.raises(ConfigError, match="patchsize"):
+        load_train_config(p)
+    p.write_text("task: sr\nscale: 4\npatch: 36\n")
+    with pytest.raises(ConfigError, match="patch"):
+        load_train_config(p)
