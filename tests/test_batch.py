@@ -52,6 +52,11 @@ def recording_worker(input_path: str, output_path: str, options: dict) -> dict:
     if name in t.get("raise", ()):
         raise RuntimeError(f"flaky failure of {name}")
     result = transcode_worker(input_path, output_path, options)
+    if t.get("record_gpu"):  # what Ray granted this task
+        import ray
+
+        result["gpu_ids"] = [str(g) for g in ray.get_gpu_ids()]
+        result["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
     with open(Path(t["dir"]) / "completed.log", "a") as f:
         f.write(f"{input_path}\n")
     return result
@@ -78,6 +83,7 @@ def settings(tmp_path, **kw) -> BatchSettings:
     test = {"dir": str(tmp_path / "t")}
     for k in ("hang", "die", "raise"):
         test[k] = kw.pop(k, [])
+    test["record_gpu"] = kw.pop("record_gpu", False)
     (tmp_path / "t").mkdir(exist_ok=True)
     options = {"overrides": kw.pop("overrides", {}), "test": test}
     # Faults are not configuration: changing them must not redo finished items.
@@ -290,14 +296,18 @@ import json, sys
 from restore.batch.runner import run_batch
 from tests.test_batch import settings
 a = json.loads(sys.argv[1])
-s = run_batch(a["sources"], a["out"], settings(a["tmp"], workers=a["workers"], hang=a["hang"]))
+if a.get("ray_address"):
+    import ray
+    ray.init(address=a["ray_address"], logging_level="ERROR", log_to_driver=False)
+s = run_batch(a["sources"], a["out"], settings(a["tmp"], workers=a["workers"], hang=a["hang"],
+                                               engine=a.get("engine", "local")))
 sys.exit(s.exit_code)
 """
 
 
-def _start_driver(tmp_path, workers, hang):
+def _start_driver(tmp_path, workers, hang, **extra):
     arg = json.dumps({"sources": [str(tmp_path / "src")], "out": str(tmp_path / "out"),
-                      "tmp": str(tmp_path), "hang": hang, "workers": workers})
+                      "tmp": str(tmp_path), "hang": hang, "workers": workers, **extra})
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, "-c", DRIVER, arg], cwd=REPO, env=env,
                             start_new_session=True, stderr=subprocess.PIPE, text=True)

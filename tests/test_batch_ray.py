@@ -2,6 +2,9 @@
 retried by Ray, the corrupt file fails alone, and every good file is done exactly once."""
 from __future__ import annotations
 
+import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,7 @@ from tests.test_batch import GOOD_OUTPUTS, assert_clean_outputs, completions, ma
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -34,8 +37,60 @@ def test_ray_engine_retries_killed_worker_and_isolates_corrupt_file(tmp_path, ra
         done = m.rows("done")
         assert len(done) == 5 and all(r["frames_in"] == 10 for r in done)
         # results came back from Ray worker processes, not from the driver
-        assert all(r["worker"] and not r["worker"].endswith(f":{__import__('os').getpid()}") for r in done)
+        assert all(r["worker"] and not r["worker"].endswith(f":{os.getpid()}") for r in done)
 
     s = run_batch([src], out, settings(tmp_path, engine="ray", workers=0), log=quiet)
     assert (s.done, s.failed, s.skipped) == (0, 1, 5)
     assert len(completions(tmp_path)) == 5
+
+
+def test_ray_gpu_tasks_get_a_gpu_each(tmp_path, ray_cluster):
+    """The test cluster declares one (logical) GPU: GPU tasks run one at a time, each granted it."""
+    from restore.batch.engines import RayEngine
+    from restore.errors import ConfigError
+    from tests.test_batch import recording_worker
+
+    make_tree(tmp_path)
+    src, out = tmp_path / "src", tmp_path / "out"
+    s = run_batch([src / "a.mp4", src / "b.mp4"], out,
+                  settings(tmp_path, engine="ray", workers=0, num_gpus=1, record_gpu=True), log=quiet)
+    assert s.done == 2
+    with mf.Manifest(out, readonly=True) as m:
+        for r in m.rows("done"):
+            res = json.loads(r["result"])
+            assert res["gpu_ids"] == ["0"] and res["cuda_visible_devices"] == "0"
+    assert RayEngine(recording_worker, num_gpus=1).slots == 1  # GPU-bound, not CPU-bound
+    assert RayEngine(recording_worker).slots == 2
+    with pytest.raises(ConfigError, match="GPU"):
+        RayEngine(recording_worker, num_gpus=2)
+
+
+def test_ray_driver_sigterm_cancels_and_requeues(tmp_path, ray_cluster):
+    """A driver connected to the cluster is stopped with SIGTERM while a task hangs: the task is
+    cancelled (its partial file removed), the item requeued, and a rerun finishes the batch."""
+    from tests.test_batch import _start_driver, _wait_for
+
+    make_tree(tmp_path)
+    address = ray.get_runtime_context().gcs_address
+    proc = _start_driver(tmp_path, 0, ["b.mp4"], engine="ray", ray_address=address)
+    try:
+        _wait_for([tmp_path / "t" / "b.mp4.hanging"], proc, timeout=90)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    out = tmp_path / "out"
+    with mf.Manifest(out, readonly=True) as m:
+        b = m.row(tmp_path / "src" / "b.mp4")
+        assert (b["status"], b["attempts"]) == ("queued", 0)
+        done = {Path(r["output"]).relative_to(out).as_posix() for r in m.rows("done")}
+        assert {r["status"] for r in m.rows()} <= {"done", "queued", "failed"}  # nothing left running
+    assert "b_restored.mp4" not in done
+    assert_clean_outputs(out, done)  # no partial output of the cancelled task(s)
+    s = run_batch([tmp_path / "src"], out, settings(tmp_path, engine="ray", workers=0), log=quiet)
+    assert s.failed == 1 and s.done + s.skipped == 5
+    assert sorted(Path(p).name for p in completions(tmp_path)) == ["a.mp4", "b.mp4", "c.mp4", "d.mkv", "e.mov"]
+    assert_clean_outputs(out, GOOD_OUTPUTS)
