@@ -8,7 +8,6 @@ file, no video stream) or an explicit warning kept in the report and raised as S
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
@@ -19,7 +18,7 @@ import numpy as np
 from ..errors import ConfigError, MediaError
 from . import align as _align
 from .psnr import PSNRAccumulator, capped, crop, mse, plane_weights, rgb_to_y601, rgb_mse, y601_mse
-from .sources import format_bits, planar_format, probe_video, rgb_frames, yuv_frames
+from .sources import format_bits, planar_format, prefetch, probe_video, rgb_frames, yuv_frames
 from .ssim import ssim as _ssim
 
 PSNR_MODES = ("y", "rgb", "yuv")
@@ -188,6 +187,8 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
             return item
         ssim_range = 255.0
 
+    ref_it, dist_it = prefetch(ref_it), prefetch(dist_it)
+
     # ---- alignment -------------------------------------------------------------------------------
     if offset_setting == "auto":
         n = ALIGN_WINDOW + max_offset
@@ -305,7 +306,3 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
                              "device": getattr(lpips_fn, "device", "?")}
     return ScoreReport(ref_path, dist_path, psnr_mode, rows, summary, aggregates, offset,
                        n_ref, n_dist, notes, settings, time.perf_counter() - t0)
-
-
-def finite_or_none(x):
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x

@@ -130,3 +130,47 @@ def yuv_frames(path, *, fmt: str, width: int, height: int, want_rgb: bool = Fals
     finally:
         container.close()
 
+
+
+def prefetch(it: Iterator, depth: int = 3) -> Iterator:
+    """Run `it` (a decoder) in a background thread, `depth` items ahead, so decoding overlaps the
+    metric maths (FFmpeg and OpenCV release the GIL). Memory stays bounded by `depth` frames;
+    errors are re-raised in the consumer; an abandoned consumer stops the thread."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in it:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((done, None))
+        except BaseException as err:  # handed to the consumer, which raises it
+            q.put((done, err))
+        finally:
+            close = getattr(it, "close", None)
+            if stop.is_set() and close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="restore-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, err = q.get()
+            if item is done:
+                if err is not None:
+                    raise err
+                return
+            yield item
+    finally:
+        stop.set()
