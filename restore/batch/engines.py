@@ -237,6 +237,9 @@ class RayEngine:
         self._task_options = {"num_cpus": num_cpus, "num_gpus": num_gpus,
                               "max_retries": max_retries, "retry_exceptions": False}
         self._pending: dict = {}  # ObjectRef -> job
+        self._crash_errors = tuple(getattr(ray.exceptions, n) for n in
+                                   ("WorkerCrashedError", "NodeDiedError", "OutOfMemoryError")
+                                   if hasattr(ray.exceptions, n))
 
     def submit(self, job: dict) -> None:
         name = f"restore-batch:{os.path.basename(job['input'])}"
@@ -257,10 +260,14 @@ class RayEngine:
             try:
                 outcomes.append(ray.get(ref))
             except ray.exceptions.RayError as err:
-                # Ray already retried a crashed worker max_retries times: count those attempts.
+                # A crash (dead worker or node, OOM kill) was already retried max_retries times by
+                # Ray: count those attempts. Anything else (e.g. the work function could not be
+                # loaded on the worker) was one attempt.
+                crashed = isinstance(err, self._crash_errors)
                 msg = " ".join(f"{type(err).__name__}: {err}".split())
                 outcomes.append({"id": job["id"], "ok": False, "retryable": False, "detail": str(err),
-                                 "error": msg[:500], "worker": None, "tries": self.max_retries + 1})
+                                 "error": msg[:500], "worker": None,
+                                 "tries": self.max_retries + 1 if crashed else 1})
         return outcomes
 
     def stop(self, grace: float = 10.0) -> list[int]:
