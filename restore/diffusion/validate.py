@@ -22,6 +22,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 def _val_frames(path: str, kind: str, n: int, size: int) -> np.ndarray:
     seq = load_sources([{"path": path, "kind": kind}], max_frames=n)[0].frames[:n]
     h, w = seq.shape[1:3]
+    size = min(size, h, w) // 16 * 16  # a multiple of the network's and the x4 scale's stride
     y, x = (h - size) // 2, (w - size) // 2
     return seq[:, y:y + size, x:x + size].astype(np.float32) / 255
 
@@ -35,6 +36,7 @@ def quick_validation(model, cfg, device) -> dict:
     model.eval()
     n = cfg.frames * 2 + 1
     frames = _val_frames(cfg.val_source["path"], cfg.val_source.get("kind", "frames"), n, 192)
+    size = frames.shape[1]
     rng = np.random.default_rng(1234)
     try:
         if cfg.task == "denoise":
@@ -44,9 +46,9 @@ def quick_validation(model, cfg, device) -> dict:
             ref = frames
         elif cfg.task == "sr":
             s = cfg.scale
-            lr = np.round(np.clip(imresize_hwc(frames, (192 // s, 192 // s)), 0, 1) * 255) / 255
+            lr = np.round(np.clip(imresize_hwc(frames, (size // s, size // s)), 0, 1) * 255) / 255
             out = DiffusionUpscaler(model, meta, tile=None)(lr.astype(np.float32))
-            base = imresize_hwc(lr, (192, 192))
+            base = imresize_hwc(lr, (size, size))
             ref = frames
         else:
             f0, f1, mid = frames[0:-2:2], frames[2::2], frames[1:-1:2]
