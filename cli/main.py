@@ -57,7 +57,8 @@ def cli():
 
 def main(argv=None) -> int:
     try:
-        cli.main(args=argv, prog_name="restore", standalone_mode=False)
+        # With standalone_mode=False click returns ctx.exit(n)'s code instead of exiting.
+        rv = cli.main(args=argv, prog_name="restore", standalone_mode=False)
     except RestoreError as err:
         click.echo(f"restore: error: {err}", err=True)
         return err.exit_code
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         click.echo("restore: interrupted", err=True)
         return 130
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":
