@@ -35,7 +35,9 @@ def nlmeans_h(sigma: float) -> float:
 class NLMeansDenoiser:
     scale = 1
 
-    def __init__(self, options: MethodOptions, window: int = 5, template: int = 7, search: int = 21):
+    # search 15 rather than OpenCV's usual 21: half the cost, and on our sigma-25 test clips the
+    # PSNR was within 0.5 dB either way (better on texture, slightly worse on smooth content).
+    def __init__(self, options: MethodOptions, window: int = 5, template: int = 7, search: int = 15):
         self.strength = options.strength
         self.window = window
         self.template = template

@@ -1,0 +1,186 @@
+"""Bad input through the CLI: non-zero exit, one line naming the file, no traceback, nothing
+left behind, input untouched. Odd sizes are processed correctly."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from restore.cli.main import main
+from restore.io import decode, probe
+from tests.media import make_audio_only, make_clip, synthetic_frames
+
+
+def _digest(p: Path) -> str | None:
+    return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def run_bad(capsys, root: Path, args: list[str], names: str | Path, inputs=()) -> str:
+    """Run `restore ARGS`, check every promise about failures, return the error line."""
+    inputs = [Path(p) for p in inputs]
+    before, listing = {p: _digest(p) for p in inputs}, _tree(root)
+    rc = main(args)
+    out, err = capsys.readouterr()
+    assert rc != 0
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("restore: error: ") or lines[0].startswith("Error: ")
+    assert str(names) in lines[0]
+    assert "Traceback" not in out + err
+    assert _tree(root) == listing  # no output, no temp files
+    assert {p: _digest(p) for p in inputs} == before
+    return lines[0]
+
+
+@pytest.fixture
+def clip(tmp_path) -> Path:
+    return make_clip(tmp_path / "clip.mp4", 8, width=64, height=48, audio=True)
+
+
+def test_missing_file(tmp_path, capsys):
+    p = tmp_path / "nope.mp4"
+    assert "no such file" in run_bad(capsys, tmp_path, ["enhance", str(p), "--scale", "2"], p)
+
+
+def test_directory(tmp_path, capsys):
+    d = tmp_path / "folder.mp4"
+    d.mkdir()
+    assert "directory" in run_bad(capsys, tmp_path, ["enhance", str(d), "--scale", "2"], d)
+
+
+def test_empty_file(tmp_path, capsys):
+    p = tmp_path / "empty.mp4"
+    p.write_bytes(b"")
+    assert "empty" in run_bad(capsys, tmp_path, ["enhance", str(p), "--scale", "2"], p, [p])
+
+
+def test_text_file_renamed_mp4(tmp_path, capsys):
+    p = tmp_path / "notes.mp4"
+    p.write_text("these are my notes, not a video\n" * 20)
+    run_bad(capsys, tmp_path, ["enhance", str(p), "--denoise"], p, [p])
+
+
+def test_mp4_cut_in_half(tmp_path, capsys):
+    full = make_clip(tmp_path / "full.mp4", 30, width=64, height=48)
+    half = tmp_path / "half.mp4"
+    data = full.read_bytes()
+    half.write_bytes(data[: len(data) // 2])
+    full.unlink()
+    run_bad(capsys, tmp_path, ["enhance", str(half), "--scale", "2"], half, [half])
+
+
+def test_audio_only(tmp_path, capsys):
+    p = make_audio_only(tmp_path / "tone.m4a", seconds=0.5)
+    assert "no video stream" in run_bad(capsys, tmp_path, ["enhance", str(p), "--denoise"], p, [p])
+
+
+def test_video_stream_without_a_decodable_frame(tmp_path, capsys):
+    good = make_clip(tmp_path / "good.mkv", 10, width=64, height=48)
+    bad = tmp_path / "garbage.mkv"
+    rng = np.random.default_rng(0)
+    # Same container and stream headers, but every video packet replaced by random bytes.
+    with av.open(str(good)) as src, av.open(str(bad), "w") as dst:
+        vin = src.streams.video[0]
+        vout = dst.add_stream_from_template(vin)
+        for pkt in src.demux(vin):
+            if pkt.size == 0:
+                continue
+            junk = av.Packet(rng.integers(0, 256, pkt.size, dtype=np.uint8).tobytes())
+            junk.pts, junk.dts, junk.time_base, junk.stream = pkt.pts, pkt.dts, pkt.time_base, vout
+            junk.is_keyframe = pkt.is_keyframe
+            dst.mux(junk)
+    good.unlink()
+    line = run_bad(capsys, tmp_path, ["enhance", str(bad), "--scale", "2"], bad, [bad])
+    assert "no decodable frame" in line
+
+
+@pytest.mark.parametrize("w, h", [(7, 5), (1, 1)])
+def test_odd_sizes_are_processed(tmp_path, capsys, w, h):
+    frames = synthetic_frames(6, w, h)
+    src = make_clip(tmp_path / "odd.mkv", frames, codec="ffv1")
+    # Same size, lossless: the source frames come back exactly, with blended ones between.
+    out = tmp_path / "same.mkv"
+    assert main(["enhance", str(src), "-o", str(out), "--fps-multiplier", "2", "--interp-method", "blend",
+                 "--codec", "ffv1", "-q"]) == 0
+    got = np.stack([f.image for f in decode(out)])
+    assert got.shape == (12, h, w, 3)
+    np.testing.assert_array_equal(got[0::2], frames)
+    # Every task at once, to H.264 (4:2:0 needs even sizes; x2 gives them).
+    out2 = tmp_path / "x2.mp4"
+    assert main(["enhance", str(src), "-o", str(out2), "--denoise", "--scale", "2",
+                 "--fps-multiplier", "2", "-q"]) == 0
+    v = probe(out2).video
+    assert (v.width, v.height, v.frame_count) == (2 * w, 2 * h, 12)
+    capsys.readouterr()
+
+
+def test_output_equal_to_input(clip, tmp_path, capsys):
+    line = run_bad(capsys, tmp_path, ["enhance", str(clip), "-o", str(clip), "--scale", "2", "-y"], clip, [clip])
+    assert "same file as the input" in line
+
+
+def test_existing_output_without_overwrite(clip, tmp_path, capsys):
+    out = tmp_path / "taken.mp4"
+    out.write_bytes(b"precious")
+    line = run_bad(capsys, tmp_path, ["enhance", str(clip), "-o", str(out), "--scale", "2"], out, [clip, out])
+    assert "already exists" in line
+    # and with --overwrite it is replaced
+    assert main(["enhance", str(clip), "-o", str(out), "--scale", "2", "-y", "-q"]) == 0
+    assert probe(out).video.width == 128
+
+
+def test_unwritable_output_directory_under_a_file(clip, tmp_path, capsys):
+    # chmod does not stop root, so use a "directory" that is a regular file.
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    out = blocker / "out.mp4"
+    line = run_bad(capsys, tmp_path, ["enhance", str(clip), "-o", str(out), "--scale", "2"], out, [clip, blocker])
+    assert "not a directory" in line
+
+
+def test_unwritable_output_directory_in_proc(clip, tmp_path, capsys):
+    out = Path("/proc/restore-test-out.mp4")
+    run_bad(capsys, tmp_path, ["enhance", str(clip), "-o", str(out), "--scale", "2"], out, [clip])
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flags, key", [
+    (["--codec", "divx"], "divx"),
+    (["--preset", "warp-speed"], "warp-speed"),
+    (["--codec", "libsvtav1", "--preset", "99"], "99"),
+])
+def test_unknown_codec_or_encoder_preset(clip, tmp_path, capsys, flags, key):
+    line = run_bad(capsys, tmp_path, ["enhance", str(clip), "--scale", "2", *flags], key, [clip])
+    assert "encode." in line
+
+
+def test_unknown_config_preset(clip, tmp_path, capsys):
+    line = run_bad(capsys, tmp_path, ["enhance", str(clip), "--config", "ultra"], "ultra", [clip])
+    assert "available:" in line
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("chunk:\n  maxlen: 4\n")
+    line = run_bad(capsys, tmp_path, ["enhance", str(clip), "--config", str(bad)], bad, [clip, bad])
+    assert "unknown key 'chunk.maxlen'" in line
+
+
+def test_installed_script_prints_no_traceback(tmp_path):
+    script = Path(sys.executable).with_name("restore")
+    if not script.exists():
+        pytest.skip("the restore script is not installed in this environment")
+    p = tmp_path / "notes.mp4"
+    p.write_text("not a video")
+    run = subprocess.run([str(script), "enhance", str(p), "--scale", "2"], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and str(p) in run.stderr and "Traceback" not in run.stderr
+    assert sorted(os.listdir(tmp_path)) == ["notes.mp4"]
