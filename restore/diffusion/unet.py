@@ -23,11 +23,20 @@ def fourier_embedding(values: torch.Tensor, dim: int) -> torch.Tensor:
     return emb.flatten(1)
 
 
-class TemporalConv(nn.Module):
-    """3-tap convolution over time as a 1x1 conv on [x(t-1), x(t), x(t+1)].
+def conv1x1(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """A 1x1 Conv2d as a matmul over channels: on channels_last tensors this is a free view and
+    MKL's GEMM, where PyTorch's CPU conv would fall back to a slow path plus layout copies."""
+    w = conv.weight.view(conv.out_channels, conv.in_channels)
+    return F.linear(x.permute(0, 2, 3, 1), w, conv.bias).permute(0, 3, 1, 2)
 
-    Written with shifts and a 1x1 Conv2d (rather than Conv3d) so it stays in channels_last,
-    which is what makes the spatial convolutions fast on CPU. Zero-initialised: identity at start.
+
+class TemporalConv(nn.Module):
+    """3-tap convolution over time: out[t] = x[t] + P x[t-1] + Q x[t] + R x[t+1] (replicated ends).
+
+    The three taps are one 1x1 convolution's weight (C, 3C) over [x(t-1), x(t), x(t+1)]; it is
+    evaluated as one (3C x C) matmul followed by shifts along time, which avoids concatenating
+    inputs and keeps channels_last, the layout that makes the spatial convolutions fast on CPU.
+    Zero-initialised: identity in time at the start of training.
     """
 
     def __init__(self, channels: int):
@@ -37,14 +46,17 @@ class TemporalConv(nn.Module):
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
-        if frames == 1:
-            prev = nxt = x
-        else:
-            bt, c, h, w = x.shape
-            v = x.reshape(bt // frames, frames, c, h, w)
-            prev = torch.cat([v[:, :1], v[:, :-1]], dim=1).reshape(bt, c, h, w)
-            nxt = torch.cat([v[:, 1:], v[:, -1:]], dim=1).reshape(bt, c, h, w)
-        return x + self.proj(torch.cat([prev, x, nxt], dim=1))
+        bt, c, h, w = x.shape
+        weight = self.proj.weight.view(c, 3, c).transpose(0, 1).reshape(3 * c, c)  # [P; Q; R]
+        xh = x.permute(0, 2, 3, 1)                           # (BT, H, W, C), free for channels_last
+        z = F.linear(xh, weight).view(bt // frames, frames, h, w, 3 * c)
+        zp, zq, zr = z[..., :c], z[..., c:2 * c], z[..., 2 * c:]
+        out = (xh.reshape(bt // frames, frames, h, w, c) + zq + self.proj.bias).contiguous()
+        out[:, 1:] += zp[:, :-1]
+        out[:, :1] += zp[:, :1]
+        out[:, :-1] += zr[:, 1:]
+        out[:, -1:] += zr[:, -1:]
+        return out.view(bt, h, w, c).permute(0, 3, 1, 2)
 
 
 class ResBlock(nn.Module):
@@ -65,7 +77,7 @@ class ResBlock(nn.Module):
         scale, shift = self.emb(emb)[:, :, None, None].chunk(2, dim=1)
         h = self.norm2(h) * (1 + scale) + shift
         h = self.conv2(F.silu(h))
-        h = self.skip(x) + h
+        h = (conv1x1(x, self.skip) if isinstance(self.skip, nn.Conv2d) else x) + h
         if self.temporal is not None:
             h = self.temporal(h, frames)
         return h
