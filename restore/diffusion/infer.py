@@ -90,16 +90,18 @@ def restore_chunk(model: EDMPrecond, cond: torch.Tensor, estimate: torch.Tensor,
     autocast = (torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda"
                 else contextlib.nullcontext())
 
+    # The degraded estimate (the preconditioning's skip branch) is tiled along with the conditioning.
+    cond_est = torch.cat([cond, estimate], dim=1)
+    n_cond = cond.shape[1]
+
     def denoise(xs: torch.Tensor, sigma: float) -> torch.Tensor:
         sig = torch.tensor([sigma], device=device)
 
         def run(xt, ct):
             with autocast:
-                if device.type == "cpu":
-                    xt = xt.contiguous(memory_format=torch.channels_last)
-                return model(xt[None], sig, ct[None], start)[0].float()
+                return model(xt[None], sig, ct[None, :, :n_cond], start, ct[None, :, n_cond:])[0].float()
 
-        return tiled(run, xs, cond, tile, overlap, multiple)
+        return tiled(run, xs, cond_est, tile, overlap, multiple)
 
     out = SAMPLERS[sampler](denoise, x, sigma_ladder(start_sigma, steps))
     return out[..., :h, :w].clamp(-1, 1)

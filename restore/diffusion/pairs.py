@@ -4,6 +4,7 @@ Returns tensors in [-1, 1]:
   x0     (T,3,H,W) clean target
   cond   (T,Cc,H,W) conditioning incl. anchors + mask
   start  (T,3,H,W) noisy degraded start y_s (already includes the start noise)
+  estimate (T,3,H,W) the degraded estimate itself (the preconditioning's skip branch)
   sigma_s  scalar starting noise level
   loss_mask (T,) 1 for slots that count in the loss (non-anchor slots)
 """
@@ -55,7 +56,7 @@ def denoise_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
     sigma_s = max(2 * sigma255 / 255, cfg.sigma_floor)
     a = _anchor_count(rng, cfg.frames, cfg.p_anchor)
     cond = with_anchors(y, x0[:a] if a else None)
-    return dict(x0=x0, cond=cond, start=y, sigma_s=sigma_s, loss_mask=_loss_mask(cfg.frames, a))
+    return dict(x0=x0, cond=cond, start=y, estimate=y, sigma_s=sigma_s, loss_mask=_loss_mask(cfg.frames, a))
 
 
 def sr_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
@@ -69,7 +70,7 @@ def sr_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
     start = upt + sigma_s * _start_noise(rng, upt.shape)
     a = _anchor_count(rng, cfg.frames, cfg.p_anchor)
     cond = with_anchors(upt, x0[:a] if a else None)
-    return dict(x0=x0, cond=cond, start=start, sigma_s=sigma_s, loss_mask=_loss_mask(cfg.frames, a))
+    return dict(x0=x0, cond=cond, start=start, estimate=upt, sigma_s=sigma_s, loss_mask=_loss_mask(cfg.frames, a))
 
 
 def interp_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
@@ -94,7 +95,7 @@ def interp_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
     start = est + sigma_s * _start_noise(rng, est.shape)
     a = _anchor_count(rng, cfg.frames, cfg.p_anchor)
     cond = with_anchors(cond_task, x0[:a] if a else None)
-    return dict(x0=x0, cond=cond, start=start, sigma_s=sigma_s, loss_mask=_loss_mask(cfg.frames, a))
+    return dict(x0=x0, cond=cond, start=start, estimate=est, sigma_s=sigma_s, loss_mask=_loss_mask(cfg.frames, a))
 
 
 def _loss_mask(frames: int, anchors: int) -> torch.Tensor:
@@ -108,6 +109,6 @@ PAIRS = {"denoise": denoise_pair, "sr": sr_pair, "interp": interp_pair}
 
 def make_batch(task: str, seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
     items = [PAIRS[task](seqs, cfg, rng) for _ in range(cfg.batch)]
-    out = {k: torch.stack([it[k] for it in items]) for k in ("x0", "cond", "start", "loss_mask")}
+    out = {k: torch.stack([it[k] for it in items]) for k in ("x0", "cond", "start", "estimate", "loss_mask")}
     out["sigma_s"] = torch.tensor([it["sigma_s"] for it in items], dtype=torch.float32)
     return out

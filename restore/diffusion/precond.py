@@ -1,7 +1,13 @@
-"""EDM preconditioning (Karras et al. 2022) around a conditional network.
+"""Preconditioning (Karras et al. 2022, EDM) around a conditional network.
 
-D(x; sigma, cond) = c_skip x + c_out F(c_in x, cond, [c_noise, start level]).
-Data is in [-1, 1] (sigma_data 0.5), so a noise std of s on the 0-255 scale is sigma = 2 s / 255.
+    D(x; sigma, cond) = skip + c_out F(c_in x, cond, [c_noise(sigma), c_noise(sigma_s)])
+
+EDM's skip branch is c_skip * x. Restoration has a better one: the degraded estimate the
+sampler starts from (the noisy frame, the bicubic upsample, the flow-warped blend), so with an
+`estimate` the skip is that estimate and F learns only the residual (as in DnCNN / VDSR /
+ResShift). An untrained network is then exactly the classical estimate instead of noise, which is
+what makes a few hundred CPU training steps useful. c_in still normalises the noisy state's scale.
+Data is in [-1, 1] (sigma_data 0.5); a noise std s on the 0-255 scale is sigma = 2 s / 255.
 """
 from __future__ import annotations
 
@@ -16,17 +22,17 @@ class EDMPrecond(nn.Module):
         self.sigma_data = sigma_data
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
-                start_sigma: torch.Tensor | None = None) -> torch.Tensor:
-        """x, cond (B,T,C,H,W); sigma, start_sigma (B,) -> clean estimate (B,T,3,H,W)."""
+                start_sigma: torch.Tensor | None = None, estimate: torch.Tensor | None = None) -> torch.Tensor:
+        """x, cond, estimate (B,T,C,H,W); sigma, start_sigma (B,) -> clean estimate (B,T,3,H,W)."""
         sd = self.sigma_data
         sigma = sigma.reshape(-1).to(x.dtype)
-        if start_sigma is None:
-            start_sigma = sigma
-        start_sigma = start_sigma.reshape(-1).to(x.dtype)
+        start_sigma = sigma if start_sigma is None else start_sigma.reshape(-1).to(x.dtype)
         s = sigma.view(-1, 1, 1, 1, 1)
-        c_skip = sd ** 2 / (s ** 2 + sd ** 2)
-        c_out = s * sd / (s ** 2 + sd ** 2).sqrt()
         c_in = 1 / (s ** 2 + sd ** 2).sqrt()
         scalars = torch.stack([sigma.clamp_min(1e-4).log() / 4, start_sigma.clamp_min(1e-4).log() / 4], dim=1)
-        f = self.net(c_in * x, cond, scalars)
-        return c_skip * x + c_out * f.to(x.dtype)
+        f = self.net(c_in * x, cond, scalars).to(x.dtype)
+        if estimate is not None:
+            return estimate + sd * f
+        c_skip = sd ** 2 / (s ** 2 + sd ** 2)
+        c_out = s * sd / (s ** 2 + sd ** 2).sqrt()
+        return c_skip * x + c_out * f

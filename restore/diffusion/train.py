@@ -125,6 +125,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
             cond = batch["cond"].to(device)
             start = batch["start"].to(device)
             sigma_s = batch["sigma_s"].to(device)
+            estimate = batch["estimate"].to(device)
             b = x0.shape[0]
             u = torch.rand(b, device=device).clamp_min(0.02)
             u = torch.where(torch.rand(b, device=device) < cfg.p_first_step, torch.ones_like(u), u)
@@ -136,7 +137,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
             lr *= 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
             for g in opt.param_groups:
                 g["lr"] = lr
-            pred = model(x, sigma, cond, sigma_s)
+            pred = model(x, sigma, cond, sigma_s, estimate)
             per = _charbonnier(pred, x0) if cfg.loss == "charbonnier" else (pred - x0).abs()
             mask = batch["loss_mask"].to(device).view(b, -1, 1, 1, 1)
             loss = (per * mask).sum() / (mask.sum() * per[0, 0].numel())
