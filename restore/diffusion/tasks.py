@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
+from ..methods.flow import dis_flow, warp
 from .degrade import imresize
 
 
@@ -54,36 +54,13 @@ def upsample(lr: torch.Tensor, scale: int) -> torch.Tensor:
 
 # ---- interpolation hints -------------------------------------------------------------
 
-_DIS = None
-
-
-def _dis():
-    global _DIS
-    if _DIS is None:
-        _DIS = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    return _DIS
-
-
-def _gray_u8(img: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
-
-
-def _backwarp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
 def flow_warps(f0: np.ndarray, f1: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
     """DIS flow both ways, then each endpoint backward-warped to time t (Super SloMo's linear-motion
     approximation of the intermediate flows). f0, f1: float32 (H,W,3) in [0,1]."""
-    g0, g1 = _gray_u8(f0), _gray_u8(f1)
-    dis = _dis()
-    f01 = dis.calc(g0, g1, None)
-    f10 = dis.calc(g1, g0, None)
+    f01, f10 = dis_flow(f0, f1), dis_flow(f1, f0)
     ft0 = -(1 - t) * t * f01 + t * t * f10
     ft1 = (1 - t) * (1 - t) * f01 - t * (1 - t) * f10
-    return _backwarp(f0, ft0), _backwarp(f1, ft1)
+    return warp(f0, ft0), warp(f1, ft1)
 
 
 def interp_task_cond(f0: np.ndarray, f1: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
