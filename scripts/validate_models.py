@@ -51,8 +51,14 @@ def parse_args(argv=None):
     p.add_argument("--json", type=Path, help="JSON results path (default: the report path with .json)")
     p.add_argument("--tuning-cache", type=Path, help="peer tuning cache (default: <report>-tuning.json)")
     p.add_argument("--retune", action="store_true", help="redo the peer tuning even when cached")
+    p.add_argument("--tune-only", action="store_true",
+                   help="only tune the denoising peers (fill the cache) and print the chosen settings")
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "val",
                    help="validation data folder (default ../shared/data/val)")
+    p.add_argument("--sweep-frames", type=int, default=SWEEP_FRAMES,
+                   help=f"davis-dog frames for the steps sweep (default {SWEEP_FRAMES})")
+    p.add_argument("--ewarp-frames", type=int, default=EWARP_FRAMES,
+                   help=f"davis-dog frames for the E_warp comparison (default {EWARP_FRAMES})")
     p.add_argument("--peers", default="nlmeans,hqdn3d,ffmpeg-nlmeans,bm3d",
                    help="denoising peers (default: all)")
     args = p.parse_args(argv)
@@ -60,8 +66,10 @@ def parse_args(argv=None):
     bad = [s for s in args.sections if s not in SECTIONS]
     if bad:
         p.error(f"--only: unknown section(s) {', '.join(bad)} (choose from {', '.join(SECTIONS)})")
-    if args.frames is not None and args.frames < 1:
-        p.error("--frames must be at least 1")
+    for name in ("frames", "sweep_frames", "ewarp_frames"):
+        v = getattr(args, name)
+        if v is not None and v < (2 if name == "ewarp_frames" else 1):
+            p.error(f"--{name.replace('_', '-')} is too small: {v}")
     return args
 
 
@@ -184,7 +192,7 @@ def main(argv=None) -> int:
     from validation.methods import DENOISE_PEERS
     from validation.report import render
     from validation.sections import (Context, denoise_section, ewarp_section, interp_section, sr_section,
-                                     sweep_section)
+                                     sweep_section, tune_section)
     from validation.tuning import TuningCache
 
     try:
@@ -192,7 +200,7 @@ def main(argv=None) -> int:
     except RestoreError as err:
         print(f"validate_models: {err}", file=sys.stderr)
         return 2
-    missing = [n for n in needed_models(args.sections) if not zoo.available(n)]
+    missing = [] if args.tune_only else [n for n in needed_models(args.sections) if not zoo.available(n)]
     if missing:
         print(f"validate_models: no weights for {', '.join(missing)} in {zoo.weights_dir()} "
               "(pass --weights-dir with <model>.safetensors + <model>.yaml)", file=sys.stderr)
@@ -220,6 +228,7 @@ def main(argv=None) -> int:
     models = DiffusionModels(device)
     n = args.frames
     t_start = time.perf_counter()
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     results: dict = {"timing": {}}
     dog_dir = args.data / "frames" / "davis-dog"
 
@@ -228,6 +237,15 @@ def main(argv=None) -> int:
 
     def dog(limit=None):
         return vdata.load_clip(dog_dir, limit)
+
+    if args.tune_only:
+        tuned = tune_section(dog(n), SIGMAS, peers, ctx, clip="davis-dog")
+        for label, per_sigma in tuned.items():
+            for sigma, e in per_sigma.items():
+                print(f"{label:20s} sigma {sigma:>3s}: {e['value']:g} ({e['psnr']:.3f} dB on frames "
+                      f"{e['recipe']['frames'][0]}-{e['recipe']['frames'][1] - 1})")
+        log(f"tuning cache: {cache_path} ({time.perf_counter() - t_start:.0f} s)")
+        return 0
 
     for section in SECTIONS:
         if section not in args.sections:
@@ -244,11 +262,11 @@ def main(argv=None) -> int:
         elif section == "interp":
             results["interp"] = interp_section(vdata.load_triplets(args.data / "interp", n), ctx, models)
         elif section == "sweep":
-            results["sweep"] = sweep_section(ctx, models, clean_u8=dog(lim(SWEEP_FRAMES)),
+            results["sweep"] = sweep_section(ctx, models, clean_u8=dog(lim(args.sweep_frames)),
                                              triplets=vdata.load_triplets(args.data / "interp", n),
                                              steps=SWEEP_STEPS, sigma=25.0, scales=SCALES)
         elif section == "ewarp":
-            clip = dog(max(2, lim(EWARP_FRAMES)))
+            clip = dog(max(2, lim(args.ewarp_frames)))
             results["ewarp"] = ewarp_section(clip, ctx, models, sigma=25.0, scale=4)
         results["timing"][section] = round(time.perf_counter() - t0, 1)
 
@@ -257,7 +275,7 @@ def main(argv=None) -> int:
 
     meta = {
         "command": command_line(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "date": f"started {started}, finished {time.strftime('%H:%M:%S')}",
         "git_commit": git_commit(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
                    f"({torch.get_num_threads()} threads)",

@@ -51,7 +51,7 @@ def _verdict(bar: dict) -> str:
 
 
 def _params(p: dict) -> str:
-    return ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in p.items()) or "-"
+    return ", ".join(f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in p.items()) or "-"
 
 
 def _label(name: str, row: dict) -> str:
@@ -121,7 +121,8 @@ def render(results: dict, meta: dict) -> str:
             inp = row["input"]
             w(f"| noisy input | - | {_f(inp['psnr'])} | {_f(inp['ssim'], 4)} | {_f(inp['lpips'], 4)} | - |")
             for name, m in row["methods"].items():
-                w(f"| {_label(name, m)} | {_params(m['params'])} | {_f(m['psnr'])} | {_f(m['ssim'], 4)} | "
+                limit = " (filter's limit)" if m.get("tuning", {}).get("at_limit") else ""
+                w(f"| {_label(name, m)} | {_params(m['params'])}{limit} | {_f(m['psnr'])} | {_f(m['ssim'], 4)} | "
                   f"{_f(m['lpips'], 4)} | {_f(m['seconds_per_frame'], 2)} |")
             if "bar" in row:
                 w("")
@@ -146,7 +147,7 @@ def render(results: dict, meta: dict) -> str:
 
     if "interp" in results:
         e = results["interp"]["triplets"]
-        w(f"## Interpolation: {len(e['triplets'])} triplets, t = 0.5" + _time(timing, "interp"))
+        w(f"## Interpolation: {len(e['triplets'])} triplet(s), t = 0.5" + _time(timing, "interp"))
         w("")
         w("| method | PSNR | SSIM | LPIPS | s/frame |")
         w("|---|---|---|---|---|")
@@ -184,17 +185,18 @@ def render(results: dict, meta: dict) -> str:
           "previous window, one noise draw per window). Frame by frame: the same restorer called on one "
           "frame at a time, no anchors (its start noise then differs from frame to frame).")
         w("")
-        w("| task | frames | joint | frame by frame | joint / fbf | reference | input | PSNR joint | PSNR fbf | joint lower |")
+        w("| task | frames | joint | frame by frame | joint / fbf | reference | baseline | PSNR joint | PSNR fbf | joint lower |")
         w("|---|---|---|---|---|---|---|---|---|---|")
         for label, e in results["ewarp"].items():
-            inp = _f(e["input"]["ewarp"] * 1e3, 4) if "input" in e else "-"
+            b = e["baseline"]
             w(f"| {label} | {e['frames']} | {_f(e['joint']['ewarp'] * 1e3, 4)} | "
               f"{_f(e['frame_by_frame']['ewarp'] * 1e3, 4)} | {_f(e['ratio'], 3)} | "
-              f"{_f(e['reference']['ewarp'] * 1e3, 4)} | {inp} | {_f(e['psnr_joint'])} | "
-              f"{_f(e['psnr_frame_by_frame'])} | {'yes' if e['joint_lower'] else '**no**'} |")
+              f"{_f(e['reference']['ewarp'] * 1e3, 4)} | {_f(b['ewarp'] * 1e3, 4)} ({b['name']}) | "
+              f"{_f(e['psnr_joint'])} | {_f(e['psnr_frame_by_frame'])} | {'yes' if e['joint_lower'] else '**no**'} |")
         w("")
-        w("E_warp values x 1e-3. 'reference' is the clean clip itself (the floor set by flow errors); "
-          "'input' the noisy frames (SR input has another size, so none).")
+        w("E_warp values x 1e-3. 'reference': the clean clip itself (the floor set by flow errors and "
+          "occlusions the mask misses); 'baseline': the noisy input or the bicubic upscale. PSNR (RGB) shows "
+          "what each mode costs in fidelity.")
         w("")
 
     if "denoise" in results:
@@ -209,8 +211,8 @@ def render(results: dict, meta: dict) -> str:
                     continue
                 param, value = next(iter(m["params"].items()))
                 fr = t["recipe"]["frames"]
-                tried = ", ".join(f"{k}: {v:.2f}" for k, v in t["tried"].items())
-                w(f"| {name} | {row['sigma']:g} | {param} | {value:g} | {_f(t['psnr'])} | {fr[0]}-{fr[1] - 1} | {tried} |")
+                tried = ", ".join(f"{float(k):.4g}: {v:.2f}" for k, v in t["tried"].items())
+                w(f"| {name} | {row['sigma']:g} | {param} | {value:.4g} | {_f(t['psnr'])} | {fr[0]}-{fr[1] - 1} | {tried} |")
         w("")
         w("Peer settings:")
         for name, desc in meta.get("peers", {}).items():
@@ -244,5 +246,5 @@ def _collect_bars(results: dict):
             out.append((f"SR x{e['scale']}", e["dataset"], e["methods"], e["bar"]))
     e = results.get("interp", {}).get("triplets")
     if e and "bar" in e:
-        out.append(("interp x2", f"{len(e['triplets'])} triplets", e["methods"], e["bar"]))
+        out.append(("interp x2", f"{len(e['triplets'])} triplet(s)", e["methods"], e["bar"]))
     return out

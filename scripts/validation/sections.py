@@ -21,7 +21,7 @@ from . import data as vdata
 from .methods import DENOISE_PEERS, interpolator, registry_restorer, spatial
 from .report import quality_bar
 from .scoring import LPIPSMeter, score_pairs
-from .tuning import TuningCache, tune
+from .tuning import SEARCH, TuningCache, tune
 
 from restore.registry import MethodOptions
 
@@ -63,10 +63,20 @@ def tune_peer(key: str, sigma: float, clean_u8: np.ndarray, ctx: Context, clip: 
     ref = clean_u8[start:start + k]
     noisy = vdata.add_noise(ref, sigma, vdata.TUNE_SEED)
     recipe = {"clip": clip, "frames": [start, start + k], "size": list(ref.shape[1:3]),
-              "noise_seed": vdata.TUNE_SEED, "sigma": sigma, **peer.recipe()}
+              "noise_seed": vdata.TUNE_SEED, "sigma": sigma, "search": SEARCH, **peer.recipe()}
     return tune(key, sigma, lambda v: _psnr_rgb(ref, peer.build(v, ctx.device)(noisy)),
                 guess=peer.prior * sigma, lo=peer.lo, hi=peer.hi, recipe=recipe, cache=ctx.cache,
                 retune=ctx.retune, log=ctx.log)
+
+
+def tune_section(clean_u8: np.ndarray, sigmas, peers, ctx: Context, clip: str = "clip") -> dict:
+    """Only the peer tuning (fills the cache): {peer label: {sigma: entry}}."""
+    out: dict = {}
+    for sigma in sigmas:
+        for key in peers:
+            entry = tune_peer(key, sigma, clean_u8, ctx, clip)
+            out.setdefault(DENOISE_PEERS[key].label, {})[f"{sigma:g}"] = entry
+    return out
 
 
 def denoise_section(clean_u8: np.ndarray, sigmas, peers, ctx: Context, models=None, clip: str = "clip") -> dict:
@@ -89,6 +99,8 @@ def denoise_section(clean_u8: np.ndarray, sigmas, peers, ctx: Context, models=No
             res, sec = _timed(peer.build(entry["value"], ctx.device), noisy)
             r = _method_row(clean_u8, res, ctx, "classical", sec, {peer.param: entry["value"]})
             r["tuning"] = {k: entry[k] for k in ("psnr", "tried", "seconds", "recipe") if k in entry}
+            # a best value at the end of the filter's range means the peer is capped, not tuned out
+            r["tuning"]["at_limit"] = bool(entry["value"] >= peer.hi or entry["value"] <= peer.lo)
             row["methods"][peer.label] = r
             ctx.log(f"  {peer.label} {peer.param}={entry['value']:g}: PSNR {r['psnr']:.3f} LPIPS {r['lpips']:.4f}")
         if "diffusion" in row["methods"]:
@@ -202,7 +214,8 @@ def sweep_section(ctx: Context, models, *, clean_u8: np.ndarray | None, triplets
             res, sec = _timed(make(k), inp)
             r = _method_row(ref, res, ctx, "diffusion", sec, {"steps": k}, crop=crop, y_psnr=bool(crop), mode=mode)
             rows[str(k)] = _summary(r)
-            ctx.log(f"  {k} steps: PSNR {r['psnr']:.3f} LPIPS {r['lpips']:.4f}")
+            key = "psnr_y" if crop else "psnr"
+            ctx.log(f"  {k} steps: {'PSNR-Y' if crop else 'PSNR'} {r[key]:.3f} LPIPS {r['lpips']:.4f}")
         out[label] = {"task": task, "scale": scale, "frames": len(ref), "default_steps": models.default_steps(task, scale),
                       "baseline": {"name": "noisy input" if task == "denoise" else "bicubic", **baseline},
                       "steps": rows}
@@ -248,10 +261,12 @@ def ewarp_section(clean_u8: np.ndarray, ctx: Context, models, *, sigma: float = 
     """The model on the whole clip in one call (chunk-joint: windows anchored on each other, one
     noise draw per window) vs the same model called on one frame at a time (no anchors)."""
     out = {}
-    jobs = [(f"denoise sigma {sigma:g}", clean_u8, vdata.add_noise(clean_u8, sigma), lambda: models.denoise(sigma))]
+    noisy = vdata.add_noise(clean_u8, sigma)
+    jobs = [(f"denoise sigma {sigma:g}", clean_u8, noisy, lambda: models.denoise(sigma), ("noisy input", noisy))]
     hr, lr = sr_inputs([clean_u8], scale)
-    jobs.append((f"sr x{scale}", hr[0], lr[0], lambda: models.upscale(scale)))
-    for label, ref, inp, make in jobs:
+    bicubic = spatial(registry_restorer("upscale", "bicubic", MethodOptions(scale=scale)))(lr[0])
+    jobs.append((f"sr x{scale}", hr[0], lr[0], lambda: models.upscale(scale), ("bicubic", bicubic)))
+    for label, ref, inp, make, (base_name, base) in jobs:
         ctx.log(f"ewarp {label}: {len(ref)} frames")
         joint, t_joint = _timed(make(), inp)
         single = make()
@@ -259,15 +274,13 @@ def ewarp_section(clean_u8: np.ndarray, ctx: Context, models, *, sigma: float = 
         per_frame = np.concatenate([single(inp[i:i + 1]) for i in range(len(inp))])
         t_single = time.perf_counter() - t0
         e_joint, e_single = ewarp(ref, joint), ewarp(ref, per_frame)
-        e_ref = ewarp(ref, ref)
-        entry = {"frames": len(ref), "joint": e_joint, "frame_by_frame": e_single, "reference": e_ref,
+        entry = {"frames": len(ref), "joint": e_joint, "frame_by_frame": e_single, "reference": ewarp(ref, ref),
+                 "baseline": {"name": base_name, **ewarp(ref, base)},
                  "psnr_joint": _psnr_rgb(ref, joint), "psnr_frame_by_frame": _psnr_rgb(ref, per_frame),
                  "seconds_joint": round(t_joint, 2), "seconds_frame_by_frame": round(t_single, 2),
                  "ratio": e_joint["ewarp"] / e_single["ewarp"] if e_single["ewarp"] else float("nan")}
-        if len(inp) and inp.shape == ref.shape:
-            entry["input"] = ewarp(ref, inp)
         entry["joint_lower"] = bool(e_joint["ewarp"] < e_single["ewarp"])
         ctx.log(f"  E_warp joint {e_joint['ewarp']:.3e} frame-by-frame {e_single['ewarp']:.3e} "
-                f"reference {e_ref['ewarp']:.3e}")
+                f"reference {entry['reference']['ewarp']:.3e}")
         out[label] = entry
     return out
