@@ -218,6 +218,12 @@ def render(results: dict, meta: dict) -> str:
         for name, desc in meta.get("peers", {}).items():
             w(f"- {name}: {desc}")
         w("")
+    if meta.get("notes"):
+        w("## Notes")
+        w("")
+        for note in meta["notes"]:
+            w(f"- {note}")
+        w("")
     return "\n".join(lines) + "\n"
 
 
