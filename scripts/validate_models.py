@@ -47,6 +47,8 @@ def parse_args(argv=None):
     p.add_argument("--frames", type=int, help="use at most N frames / images / triplets per data set (quick runs)")
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections ({','.join(SECTIONS)})")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (models and LPIPS)")
+    p.add_argument("--classical-only", action="store_true",
+                   help="only the classical rows of denoise/sr/interp (fills the row cache; no weights needed)")
     p.add_argument("--out", type=Path, help="markdown report path (default docs/validation.md for full runs)")
     p.add_argument("--json", type=Path, help="JSON results path (default: the report path with .json)")
     p.add_argument("--tuning-cache", type=Path, help="peer tuning cache (default: <report>-tuning.json)")
@@ -200,7 +202,9 @@ def main(argv=None) -> int:
     except RestoreError as err:
         print(f"validate_models: {err}", file=sys.stderr)
         return 2
-    missing = [] if args.tune_only else [n for n in needed_models(args.sections) if not zoo.available(n)]
+    if args.classical_only:
+        args.sections = [x for x in args.sections if x in ("denoise", "sr", "interp")]
+    missing = [] if args.tune_only or args.classical_only else [n for n in needed_models(args.sections) if not zoo.available(n)]
     if missing:
         print(f"validate_models: no weights for {', '.join(missing)} in {zoo.weights_dir()} "
               "(pass --weights-dir with <model>.safetensors + <model>.yaml)", file=sys.stderr)
@@ -224,8 +228,11 @@ def main(argv=None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    ctx = Context(device=device, cache=TuningCache(cache_path), retune=args.retune, log=log)
-    models = DiffusionModels(device)
+    from validation.sections import RowCache
+
+    ctx = Context(device=device, cache=TuningCache(cache_path), retune=args.retune, log=log,
+                  rows=RowCache(base.with_name(base.stem + "-classical.json")))
+    models = None if args.classical_only else DiffusionModels(device)
     n = args.frames
     t_start = time.perf_counter()
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -270,6 +277,9 @@ def main(argv=None) -> int:
             results["ewarp"] = ewarp_section(clip, ctx, models, sigma=25.0, scale=4)
         results["timing"][section] = round(time.perf_counter() - t0, 1)
 
+    if args.classical_only:
+        log(f"classical rows cached in {ctx.rows.path} ({time.perf_counter() - t_start:.0f} s)")
+        return 0
     notes = [f"Peer tuning cache: `{cache_path}` (rerun with --retune to redo it)."]
     if "denoise" in results and "hqdn3d" in peers:
         from validation.ffmpeg_peers import roundtrip_psnr

@@ -26,10 +26,32 @@ from .tuning import SEARCH, TuningCache, tune
 from restore.registry import MethodOptions
 
 
+class RowCache:
+    """Scored rows of classical methods, keyed by everything that determines them, in a JSON file:
+    the classical baselines do not change when a model is retrained, so a rerun reuses them."""
+
+    def __init__(self, path):
+        import json
+        from pathlib import Path
+
+        self.path = Path(path) if path else None
+        self.rows = json.loads(self.path.read_text()) if self.path and self.path.exists() else {}
+
+    def get_or_run(self, key: str, run: Callable[[], dict]) -> dict:
+        import json
+
+        if key not in self.rows:
+            self.rows[key] = run()
+            if self.path:
+                self.path.write_text(json.dumps(self.rows, default=float))
+        return self.rows[key]
+
+
 @dataclass
 class Context:
     device: str = "cpu"
     cache: TuningCache = field(default_factory=lambda: TuningCache(None))
+    rows: RowCache = field(default_factory=lambda: RowCache(None))
     retune: bool = False
     log: Callable[[str], None] = print
     keep_frames: bool = True
@@ -96,8 +118,12 @@ def denoise_section(clean_u8: np.ndarray, sigmas, peers, ctx: Context, models=No
         for key in peers:
             peer = DENOISE_PEERS[key]
             entry = tune_peer(key, sigma, clean_u8, ctx, clip)
-            res, sec = _timed(peer.build(entry["value"], ctx.device), noisy)
-            r = _method_row(clean_u8, res, ctx, "classical", sec, {peer.param: entry["value"]})
+
+            def run(peer=peer, entry=entry):
+                res, sec = _timed(peer.build(entry["value"], ctx.device), noisy)
+                return _method_row(clean_u8, res, ctx, "classical", sec, {peer.param: entry["value"]})
+
+            r = dict(ctx.rows.get_or_run(f"denoise|{clip}|{len(clean_u8)}|{sigma:g}|{peer.label}|{entry['value']}", run))
             r["tuning"] = {k: entry[k] for k in ("psnr", "tried", "seconds", "recipe") if k in entry}
             # a best value at the end of the filter's range means the peer is capped, not tuned out
             r["tuning"]["at_limit"] = bool(entry["value"] >= peer.hi or entry["value"] <= peer.lo)
@@ -143,19 +169,22 @@ def sr_section(datasets: dict, scales, ctx: Context, models=None, classical=("bi
             entry = {"scale": scale, "dataset": name, "frames": n, "methods": {}}
             methods = []
             if models is not None:
-                methods.append(("diffusion", "diffusion", models.upscale(scale),
+                methods.append(("diffusion", "diffusion", lambda: models.upscale(scale),
                                 {"steps": models.default_steps("upscale", scale)}))
             for cname in classical:
-                methods.append((cname, "classical",
-                                spatial(registry_restorer("upscale", cname, MethodOptions(scale=scale, device=ctx.device))),
-                                {}))
+                methods.append((cname, "classical", lambda cname=cname: spatial(registry_restorer(
+                    "upscale", cname, MethodOptions(scale=scale, device=ctx.device))), {}))
             ref_frames = [f for c in hr for f in c]
-            for label, family, method, params in methods:
-                t0 = time.perf_counter()
-                res = [f for c in lr for f in method(c)]
-                sec = time.perf_counter() - t0
-                entry["methods"][label] = _method_row(ref_frames, res, ctx, family, sec, params, crop=scale,
-                                                      y_psnr=True, mode=mode)
+            for label, family, make, params in methods:
+                def run(make=make, family=family, params=params):
+                    method = make()
+                    t0 = time.perf_counter()
+                    res = [f for c in lr for f in method(c)]
+                    sec = time.perf_counter() - t0
+                    return _method_row(ref_frames, res, ctx, family, sec, params, crop=scale, y_psnr=True, mode=mode)
+
+                entry["methods"][label] = (run() if family == "diffusion" else
+                                           ctx.rows.get_or_run(f"sr|{name}|{n}|x{scale}|{label}", run))
                 r = entry["methods"][label]
                 ctx.log(f"  {label}: PSNR-Y {r['psnr_y']:.3f} PSNR-RGB {r['psnr']:.3f} LPIPS {r['lpips']:.4f}")
             if "diffusion" in entry["methods"]:
@@ -170,17 +199,22 @@ def interp_section(triplets: list, ctx: Context, models=None, classical=("blend"
     ctx.log(f"interp: {len(triplets)} triplets")
     methods = []
     if models is not None:
-        methods.append(("diffusion", "diffusion", models.interpolate(), {"steps": models.default_steps("interpolate", 1)}))
+        methods.append(("diffusion", "diffusion", models.interpolate, {"steps": models.default_steps("interpolate", 1)}))
     for cname in classical:
-        methods.append((cname, "classical",
-                        interpolator(registry_restorer("interpolate", cname, MethodOptions(device=ctx.device))), {}))
+        methods.append((cname, "classical", lambda cname=cname: interpolator(
+            registry_restorer("interpolate", cname, MethodOptions(device=ctx.device))), {}))
     entry = {"triplets": [t.name for t in triplets], "t": 0.5, "methods": {}}
     refs = [t.middle for t in triplets]
-    for label, family, method, params in methods:
-        t0 = time.perf_counter()
-        res = [method(t.first, t.second) for t in triplets]
-        sec = time.perf_counter() - t0
-        entry["methods"][label] = _method_row(refs, res, ctx, family, sec, params, mode="images")
+    for label, family, make, params in methods:
+        def run(make=make, family=family, params=params):
+            method = make()
+            t0 = time.perf_counter()
+            res = [method(t.first, t.second) for t in triplets]
+            sec = time.perf_counter() - t0
+            return _method_row(refs, res, ctx, family, sec, params, mode="images")
+
+        entry["methods"][label] = (run() if family == "diffusion" else
+                                   ctx.rows.get_or_run(f"interp|{len(triplets)}|{label}", run))
         r = entry["methods"][label]
         ctx.log(f"  {label}: PSNR {r['psnr']:.3f} LPIPS {r['lpips']:.4f}")
     if "diffusion" in entry["methods"]:
