@@ -15,15 +15,18 @@ import torch
 Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
 
 
-def sigma_ladder(start: float, steps: int, rho: float = 7.0, sigma_min: float = 0.002) -> list[float]:
-    """Karras et al.'s spacing from `start` down to sigma_min, then 0 (steps + 1 values)."""
+def sigma_ladder(start: float, steps: int, rho: float = 1.0) -> list[float]:
+    """`steps` levels from `start` down towards 0, then 0 (steps + 1 values).
+
+    Uniform in sigma^(1/rho): rho = 1 is InDI's uniform grid along the straight path (every step
+    removes the same share of the distance to the clean chunk); Karras et al.'s rho = 7 crowds
+    steps near zero, which suits generation from pure noise, not a start at a small level. The
+    last nonzero level is start / steps or more, inside the range the models are trained on.
+    """
     if steps < 1:
         raise ValueError("steps must be >= 1")
-    if steps == 1 or start <= sigma_min:
-        return [start, 0.0]
-    hi, lo = start ** (1 / rho), sigma_min ** (1 / rho)
-    sigmas = [(hi + i / (steps - 1) * (lo - hi)) ** rho for i in range(steps)]
-    return sigmas + [0.0]
+    hi = start ** (1 / rho)
+    return [(hi * (1 - i / steps)) ** rho for i in range(steps)] + [0.0]
 
 
 @torch.no_grad()
