@@ -51,6 +51,18 @@ def _meta(cfg: TrainConfig, net: VideoUNet, step: int, data_summary: dict, val: 
     }
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a scheduler, `kill`) stops like Ctrl-C: a checkpoint is written first."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        def handler(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, handler)
+
+
 def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -106,6 +118,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         from ..metrics.lpips_metric import load_lpips  # shipped AlexNet backbone
         lpips_fn = load_lpips(device)
 
+    _stop_on_sigterm()
     t0 = time.time()
     last_val: dict | None = None
     running = []
@@ -183,7 +196,11 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     return stem.with_suffix(".safetensors")
 
 
-if __name__ == "__main__":  # python -m restore.diffusion.train CONFIG [--resume]
+if __name__ == "__main__":  # python -m restore.diffusion.train CONFIG [--resume] [key=value ...]
+    import yaml
+
     from .trainconfig import load_train_config
 
-    train(load_train_config(sys.argv[1]), resume="--resume" in sys.argv)
+    extra = dict(a.split("=", 1) for a in sys.argv[2:] if "=" in a)
+    train(load_train_config(sys.argv[1], {k: yaml.safe_load(v) for k, v in extra.items()}),
+          resume="--resume" in sys.argv)
