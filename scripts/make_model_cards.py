@@ -1,0 +1,168 @@
+"""Export trained checkpoints as the shipped models and write their model cards.
+
+    python scripts/make_model_cards.py --from runs --validation docs/validation.json
+    python scripts/make_model_cards.py --steps sr-x2=1           # set a model's default steps
+
+Weights are stored as float16 safetensors (half the size; inference computes in float32) with
+the checkpoint's YAML metadata; each card (data/weights/<name>.md) gives the task, training data
+and time, sampling defaults and the validation rows of docs/validation.json for that model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WEIGHTS = REPO / "data" / "weights"
+NAMES = ("denoise", "sr-x2", "sr-x4", "interp-x2")
+TASK_TEXT = {
+    "denoise": "Video denoising: additive Gaussian noise (std 0-55 on the 0-255 scale, 8-bit clipped) "
+               "and light JPEG damage. Sampling starts at the input itself, at its noise level "
+               "(given with --denoise SIGMA or estimated).",
+    "sr-x2": "x2 video super-resolution of MATLAB-bicubic ('BI') downscaled frames, conditioned on "
+             "the bicubic upsample; sampling starts from it plus noise.",
+    "sr-x4": "x4 video super-resolution of MATLAB-bicubic ('BI') downscaled frames, conditioned on "
+             "the bicubic upsample; sampling starts from it plus noise.",
+    "interp-x2": "Frame interpolation at any t in (0, 1) (trained at t = 1/4 ... 3/4, mostly 1/2), "
+                 "conditioned on both neighbours and their DIS-flow warps to t; sampling starts "
+                 "from the flow-warped blend plus noise.",
+}
+
+
+def export(src: Path, name: str) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(src / name / f"{name}.safetensors"))
+    save_file({k: v.to(torch.float16) if v.is_floating_point() else v for k, v in tensors.items()},
+              str(WEIGHTS / f"{name}.safetensors"))
+    shutil.copy(src / name / f"{name}.yaml", WEIGHTS / f"{name}.yaml")
+    log = src / name / f"{name}.log.csv"
+    if log.exists():
+        shutil.copy(log, WEIGHTS / f"{name}.log.csv")
+
+
+def _fmt(v, nd=3):
+    try:
+        return f"{float(v):.{nd}f}"
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def validation_rows(name: str, results: dict) -> list[str]:
+    rows = []
+
+    def table(header, entries):
+        rows.append(header)
+        rows.append("|" + "---|" * (header.count("|") - 1))
+        rows.extend(entries)
+        rows.append("")
+
+    if name == "denoise" and "denoise" in results:
+        entries = []
+        for key, r in results["denoise"].items():
+            for label, m in r["methods"].items():
+                entries.append(f"| {r['sigma']:g} | {label} | {_fmt(m['psnr'], 2)} | {_fmt(m.get('ssim'), 4)} | "
+                               f"{_fmt(m['lpips'], 4)} |")
+        table("| sigma | method | PSNR | SSIM | LPIPS |", entries)
+    if name.startswith("sr-") and "sr" in results:
+        scale = int(name[-1])
+        entries = []
+        for key, r in results["sr"].items():
+            if r["scale"] != scale:
+                continue
+            for label, m in r["methods"].items():
+                entries.append(f"| {r['dataset']} | {label} | {_fmt(m['psnr_y'], 2)} | {_fmt(m['psnr'], 2)} | "
+                               f"{_fmt(m.get('ssim_y', m.get('ssim')), 4)} | {_fmt(m['lpips'], 4)} |")
+        table("| data | method | PSNR-Y | PSNR-RGB | SSIM-Y | LPIPS |", entries)
+    if name == "interp-x2" and "interp" in results:
+        r = results["interp"]["triplets"]
+        table("| method | PSNR | SSIM | LPIPS |",
+              [f"| {label} | {_fmt(m['psnr'], 2)} | {_fmt(m.get('ssim'), 4)} | {_fmt(m['lpips'], 4)} |"
+               for label, m in r["methods"].items()])
+    sweep_key = {"denoise": "denoise sigma 25", "sr-x2": "sr x2", "sr-x4": "sr x4", "interp-x2": "interp x2"}[name]
+    if sweep_key in results.get("sweep", {}):
+        s = results["sweep"][sweep_key]
+        key = "psnr_y" if name.startswith("sr-") else "psnr"
+        rows.append(f"Steps sweep ({s['frames']} frames; {'PSNR-Y' if key == 'psnr_y' else 'PSNR'}):")
+        rows.append("")
+        table("| steps | PSNR | LPIPS |", [f"| {k} | {_fmt(v.get(key, v.get('psnr')), 2)} | {_fmt(v['lpips'], 4)} |"
+                                           for k, v in s["steps"].items()])
+    return rows
+
+
+def card(name: str, meta: dict, results: dict | None, size: int) -> str:
+    cfg = meta.get("config", {})
+    data = meta.get("data", {})
+    lines = [
+        f"# {name}",
+        "",
+        TASK_TEXT[name],
+        "",
+        "| | |",
+        "|---|---|",
+        f"| architecture | pixel-space video U-Net, channels {meta['arch']['channels']}, "
+        f"{meta['arch']['blocks']} blocks/level, temporal conv + frame attention |",
+        f"| parameters | {size / 1e6:.2f} M (float16 on disk, float32 at run time) |",
+        f"| chunk | {cfg.get('frames')} frames in training; windows of {int(cfg.get('frames', 3)) + 1} "
+        "anchored on each other at inference |",
+        f"| default sampling | {meta['sampling']['steps']} Euler step(s) from start level "
+        f"{meta['sampling']['start_sigma']} (data in [-1, 1]) |",
+        f"| training | {meta['step']} steps of {cfg.get('batch')} chunks of {cfg.get('patch')}px, "
+        f"{meta['train_seconds'] / 60:.0f} min wall on 2 CPU cores shared with 3 other trainings |",
+        f"| data | {data.get('sequences')} sequences, {data.get('frames')} frames "
+        f"({data.get('stills')} still images made into clips): {', '.join(data.get('sources', []))} |",
+        f"| git commit | {meta.get('git_commit')} |",
+        "",
+        "Training curve: `" + name + ".log.csv` (step, wall seconds, loss, quick validation PSNR).",
+        "",
+    ]
+    if results:
+        lines += ["## Validation (docs/validation.md, `python scripts/validate_models.py`)", ""]
+        lines += validation_rows(name, results)
+    lines += ["## Licence and data", "",
+              "Trained on DAVIS-2016 (CC BY 4.0), Vimeo-90K septuplets (non-commercial research use), "
+              "BSD100, Urban100 and short handheld clips. Because of Vimeo-90K's terms, check the data "
+              "licences before using these weights commercially (or retrain on your own footage with "
+              "`restore train --data`).", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--from", dest="src", type=Path, help="training runs folder (runs/<name>/<name>.*) to export")
+    p.add_argument("--validation", type=Path, default=REPO / "docs" / "validation.json")
+    p.add_argument("--steps", action="append", default=[], help="NAME=N default sampling steps")
+    p.add_argument("--start-sigma", action="append", default=[], help="NAME=S default start level")
+    args = p.parse_args(argv)
+    WEIGHTS.mkdir(parents=True, exist_ok=True)
+    if args.src:
+        for name in NAMES:
+            export(args.src, name)
+    for opt, key, cast in ((args.steps, "steps", int), (args.start_sigma, "start_sigma", float)):
+        for item in opt:
+            name, value = item.split("=", 1)
+            path = WEIGHTS / f"{name}.yaml"
+            meta = yaml.safe_load(path.read_text())
+            meta["sampling"][key] = cast(value)
+            path.write_text(yaml.safe_dump(meta, sort_keys=False))
+    results = None
+    if args.validation.exists():
+        results = json.loads(args.validation.read_text()).get("results")
+    from safetensors.torch import load_file
+
+    for name in NAMES:
+        meta = yaml.safe_load((WEIGHTS / f"{name}.yaml").read_text())
+        size = sum(t.numel() for t in load_file(str(WEIGHTS / f"{name}.safetensors")).values())
+        (WEIGHTS / f"{name}.md").write_text(card(name, meta, results, size))
+        print(f"wrote {WEIGHTS / (name + '.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
