@@ -78,6 +78,9 @@ Methods: `restore models` lists them.
 @click.option("--bit-depth", type=click.Choice(["8", "10"]), default=None,
               help="Output bit depth [default: the source's].")
 @click.option("--steps", type=click.IntRange(1), default=None, metavar="N", help="Diffusion sampling steps.")
+@click.option("--start-sigma", type=click.FloatRange(0, 1), default=None, metavar="S",
+              help="Diffusion start noise level for upscaling/interpolation (data in [-1, 1]; "
+                   "the model's tuned default when omitted). Higher: more freedom, less fidelity.")
 @click.option("--seed", type=int, default=None, metavar="N", help="Random seed for diffusion sampling.")
 @click.option("--tile", type=click.IntRange(16), default=None, metavar="PX",
               help="Process frames in tiles of this many pixels (less memory).")
@@ -87,7 +90,7 @@ Methods: `restore models` lists them.
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no summary line.")
 def command(input, output, denoise, scale, fps_multiplier, fps, model, denoise_method, upscale_method,
-            interp_method, preset, device, codec, crf, encoder_preset, bit_depth, steps, seed, tile,
+            interp_method, preset, device, codec, crf, encoder_preset, bit_depth, steps, start_sigma, seed, tile,
             overwrite, no_copy_audio, no_copy_subtitles, as_json, quiet):
     """Denoise, upscale and/or interpolate INPUT into a new video file.
 
@@ -102,7 +105,7 @@ def command(input, output, denoise, scale, fps_multiplier, fps, model, denoise_m
         "denoise_method": denoise_method, "upscale_method": upscale_method,
         "interp_method": interp_method, "device": device, "codec": codec, "crf": crf,
         "encoder_preset": encoder_preset, "bit_depth": None if bit_depth is None else int(bit_depth),
-        "steps": steps, "seed": seed, "tile": tile,
+        "steps": steps, "start_sigma": start_sigma, "seed": seed, "tile": tile,
         "copy_audio": False if no_copy_audio else None,
         "copy_subtitles": False if no_copy_subtitles else None,
     }

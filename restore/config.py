@@ -67,6 +67,7 @@ class ModelConfig:
     name: str | None = None         # a method family ("classical", "diffusion") or method name for all tasks
     device: str = "auto"
     steps: int | None = None
+    start_sigma: float | None = None  # diffusion start noise level (SR, interpolation); None = the model's
     seed: int = 0
     tile: int | None = None
 
@@ -204,6 +205,8 @@ def validate(cfg: EnhanceConfig, source: str) -> EnhanceConfig:
         bad("model.device", f"must be auto, cpu or cuda[:N], got {m.device!r}")
     if m.steps is not None and m.steps < 1:
         bad("model.steps", f"must be at least 1, got {m.steps}")
+    if m.start_sigma is not None and not 0 <= m.start_sigma <= 1:
+        bad("model.start_sigma", f"must be between 0 and 1, got {m.start_sigma}")
     if m.tile is not None and m.tile < 16:
         bad("model.tile", f"must be at least 16 pixels, got {m.tile}")
     try:
@@ -278,6 +281,7 @@ ALIASES = {
     "model": "model.name",
     "device": "model.device",
     "steps": "model.steps",
+    "start_sigma": "model.start_sigma",
     "seed": "model.seed",
     "tile": "model.tile",
     "codec": "encode.codec",

@@ -235,7 +235,7 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
         opts = registry.MethodOptions(
             strength=cfg.denoise.strength if task == "denoise" else None,
             scale=scale if task == "upscale" else 1, device=device, steps=cfg.model.steps,
-            seed=cfg.model.seed, tile=cfg.model.tile)
+            start_sigma=cfg.model.start_sigma, seed=cfg.model.seed, tile=cfg.model.tile)
         return specs[task].factory(opts)
 
     stages = {task: build(task) for task in specs}
