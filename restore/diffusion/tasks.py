@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..methods.flow import dis_flow, warp
+from ..methods.flow import dis_flow, interpolate_pair, warp
 from .degrade import imresize
 
 
@@ -54,21 +54,23 @@ def upsample(lr: torch.Tensor, scale: int) -> torch.Tensor:
 
 # ---- interpolation hints -------------------------------------------------------------
 
-def flow_warps(f0: np.ndarray, f1: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
-    """DIS flow both ways, then each endpoint backward-warped to time t (Super SloMo's linear-motion
-    approximation of the intermediate flows). f0, f1: float32 (H,W,3) in [0,1]."""
+def flow_hints(f0: np.ndarray, f1: np.ndarray, t: float):
+    """DIS flow both ways; each endpoint backward-warped to time t (Super SloMo's linear-motion
+    approximation of the intermediate flows), and the classical occlusion-aware blend of the two,
+    which is the estimate the model refines. f0, f1: float32 (H,W,3) in [0,1]."""
     f01, f10 = dis_flow(f0, f1), dis_flow(f1, f0)
     ft0 = -(1 - t) * t * f01 + t * t * f10
     ft1 = (1 - t) * (1 - t) * f01 - t * (1 - t) * f10
-    return warp(f0, ft0), warp(f1, ft1)
+    blend = interpolate_pair(f0, f1, t, flow_01=f01, flow_10=f10)
+    return warp(f0, ft0), warp(f1, ft1), blend
 
 
 def interp_task_cond(f0: np.ndarray, f1: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
     """(13,H,W) conditioning and (3,H,W) start estimate in [-1,1] for the frame at time t."""
-    w0, w1 = flow_warps(f0, f1, t)
+    w0, w1, blend = flow_hints(f0, f1, t)
     h, w = f0.shape[:2]
     tmap = np.full((h, w, 1), 2 * t - 1, np.float32)
     cond = np.concatenate([f0, f1, w0, w1], axis=2) * 2 - 1
     cond = np.concatenate([cond, tmap], axis=2).transpose(2, 0, 1)
-    start = ((1 - t) * w0 + t * w1) * 2 - 1
+    start = blend * 2 - 1
     return np.ascontiguousarray(cond), np.ascontiguousarray(start.transpose(2, 0, 1))
