@@ -47,6 +47,9 @@ def parse_args(argv=None):
     p.add_argument("--frames", type=int, help="use at most N frames / images / triplets per data set (quick runs)")
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections ({','.join(SECTIONS)})")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (models and LPIPS)")
+    p.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
+                   help="combine the JSON outputs of runs over different --only sections (run in parallel) "
+                        "into one report (--out, default docs/validation.md)")
     p.add_argument("--classical-only", action="store_true",
                    help="only the classical rows of denoise/sr/interp (fills the row cache; no weights needed)")
     p.add_argument("--out", type=Path, help="markdown report path (default docs/validation.md for full runs)")
@@ -177,8 +180,40 @@ def _clean_json(obj):
     return obj
 
 
+def merge(paths: list[Path], out_md: Path) -> int:
+    """One report from the JSONs of several partial runs (e.g. sections run side by side)."""
+    from validation.report import render
+
+    results: dict = {"timing": {}}
+    meta: dict = {}
+    for path in paths:
+        part = json.loads(path.read_text())
+        for key, value in part["results"].items():
+            if key == "timing":
+                results["timing"].update(value)
+            else:
+                results[key] = value
+        m = part["meta"]
+        if not meta:
+            meta = dict(m)
+            meta["command"] = command_line() + "  # merging: " + "; ".join(
+                json.loads(p.read_text())["meta"]["command"] for p in paths)
+            meta["models"] = {}
+        meta["models"].update(m.get("models", {}))
+        meta["notes"] = list(dict.fromkeys(meta.get("notes", []) + m.get("notes", [])))
+    meta["total_seconds"] = ", ".join(f"{k} {v:.0f} s" for k, v in results["timing"].items()) + \
+        " (partial runs side by side on the same 2 cores)"
+    text = render(results, meta)
+    sys.stdout.write(text)
+    out_md.write_text(text)
+    out_md.with_suffix(".json").write_text(json.dumps(_clean_json({"meta": meta, "results": results}), indent=1))
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out or REPO / "docs" / "validation.md")
     if args.weights_dir is not None:
         if not args.weights_dir.is_dir():
             print(f"validate_models: --weights-dir {args.weights_dir} is not a folder", file=sys.stderr)
@@ -231,7 +266,7 @@ def main(argv=None) -> int:
     from validation.sections import RowCache
 
     ctx = Context(device=device, cache=TuningCache(cache_path), retune=args.retune, log=log,
-                  rows=RowCache(base.with_name(base.stem + "-classical.json")))
+                  rows=RowCache(cache_path.with_name(cache_path.name.replace("-tuning", "-classical"))))
     models = None if args.classical_only else DiffusionModels(device)
     n = args.frames
     t_start = time.perf_counter()
