@@ -11,7 +11,7 @@ def _kw(opts: MethodOptions) -> dict:
 
 if zoo.available("denoise"):
     @register("denoise", "diffusion", family="diffusion", default=True, card=str(zoo.card_path("denoise")),
-              description="Conditional video diffusion denoiser (5-frame chunks, noise std 0-55).")
+              description="Conditional video diffusion denoiser over chunks of frames (noise std 0-55, light compression).")
     def _denoise(opts: MethodOptions):
         from ..diffusion.restorers import DiffusionDenoiser
 
