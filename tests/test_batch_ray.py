@@ -87,9 +87,13 @@ def test_ray_driver_sigterm_cancels_and_requeues(tmp_path, ray_cluster):
         b = m.row(tmp_path / "src" / "b.mp4")
         assert (b["status"], b["attempts"]) == ("queued", 0)
         done = {Path(r["output"]).relative_to(out).as_posix() for r in m.rows("done")}
+        # A task may finish (its output renamed into place, complete) between the SIGTERM and the
+        # cancel; the driver never recorded it, so the item is requeued and simply redone.
+        finished_unrecorded = {Path(r["output"]).relative_to(out).as_posix() for r in m.rows("queued")
+                               if r["output"] and Path(r["output"]).exists()}
         assert {r["status"] for r in m.rows()} <= {"done", "queued", "failed"}  # nothing left running
-    assert "b_restored.mp4" not in done
-    assert_clean_outputs(out, done)  # no partial output of the cancelled task(s)
+    assert "b_restored.mp4" not in done | finished_unrecorded  # the hanging task was cancelled
+    assert_clean_outputs(out, done | finished_unrecorded)  # complete files only, no partial output
     s = run_batch([tmp_path / "src"], out, settings(tmp_path, engine="ray", workers=0), log=quiet)
     assert s.failed == 1 and s.done + s.skipped == 5
     assert sorted(Path(p).name for p in completions(tmp_path)) == ["a.mp4", "b.mp4", "c.mp4", "d.mkv", "e.mov"]
