@@ -50,6 +50,7 @@ def parse_args(argv=None):
     p.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
                    help="combine the JSON outputs of runs over different --only sections (run in parallel) "
                         "into one report (--out, default docs/validation.md)")
+    p.add_argument("--sigmas", default=None, help="denoising noise levels, e.g. 25 or 15,50 (default: 15,25,50)")
     p.add_argument("--classical-only", action="store_true",
                    help="only the classical rows of denoise/sr/interp (fills the row cache; no weights needed)")
     p.add_argument("--out", type=Path, help="markdown report path (default docs/validation.md for full runs)")
@@ -189,8 +190,11 @@ def merge(paths: list[Path], out_md: Path) -> int:
     for path in paths:
         part = json.loads(path.read_text())
         for key, value in part["results"].items():
-            if key == "timing":
-                results["timing"].update(value)
+            if key == "timing":  # the same section run in several parts: add up
+                for k, v in value.items():
+                    results["timing"][k] = results["timing"].get(k, 0) + v
+            elif isinstance(value, dict):  # e.g. denoise split by sigma over several runs
+                results.setdefault(key, {}).update(value)
             else:
                 results[key] = value
         m = part["meta"]
@@ -295,7 +299,8 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         log(f"== {section}")
         if section == "denoise":
-            results["denoise"] = denoise_section(dog(n), SIGMAS, peers, ctx, models, clip="davis-dog")
+            sigmas = [float(x) for x in args.sigmas.split(",")] if args.sigmas else SIGMAS
+            results["denoise"] = denoise_section(dog(n), sigmas, peers, ctx, models, clip="davis-dog")
         elif section == "sr":
             set14 = vdata.load_images(args.data / "images" / "set14", n)
             datasets = {"davis-dog": ("sequence", [dog(n)]),
