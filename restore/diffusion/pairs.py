@@ -79,7 +79,8 @@ def interp_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
     t = k / n
     length = cfg.frames * n + 1
     margin = cfg.patch // 4  # flow sees some context beyond the patch, as on full frames
-    clip = random_clip(seqs, length, cfg.patch, rng, max_stride=1, margin=margin).astype(np.float32) / 255
+    clip = random_clip(seqs, length, cfg.patch, rng, max_stride=cfg.interp_max_stride,
+                       margin=margin).astype(np.float32) / 255
     conds, starts, targets = [], [], []
     p, m = cfg.patch, margin
     for j in range(cfg.frames):

@@ -34,6 +34,7 @@ class TrainConfig:
     sigma_floor: float = 0.004         # denoise: smallest start sigma (clean input)
     start_sigma_min: float = 0.02      # sr/interp: start noise range ([-1,1] units)
     start_sigma_max: float = 0.5
+    interp_max_stride: int = 1         # interp: source frames may be skipped (more motion per pair)
     p_first_step: float = 0.3          # share of samples trained exactly at the start level
     # optimisation
     lr: float = 4e-4
