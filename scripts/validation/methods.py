@@ -77,7 +77,7 @@ def _ffmpeg_peer(name: str, tune_frames: int) -> DenoisePeer:
 DENOISE_PEERS: dict[str, DenoisePeer] = {
     "nlmeans": DenoisePeer(
         "nlmeans (OpenCV)", "strength", 1.0, 1.0, 255.0, 3,
-        "restore's OpenCV non-local means (5-frame window, 7x7 patches, 21x21 search, h = 0.4 strength); "
+        "restore's OpenCV non-local means (5-frame window, 7x7 patches, 15x15 search, h = 0.4 strength); "
         "registry 'nlmeans' with MethodOptions.strength tuned"),
     "hqdn3d": _ffmpeg_peer("hqdn3d", 12),
     "ffmpeg-nlmeans": _ffmpeg_peer("nlmeans", 3),
