@@ -15,16 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..methods.flow import occlusion_mask, to_grey_u8, warp
 from .psnr import to_unit_rgb
 
 FLICKER_BLOCK = 8
-
-
-def _grey_u8(rgb: np.ndarray) -> np.ndarray:
-    import cv2
-
-    x = rgb if rgb.dtype == np.uint8 else np.round(to_unit_rgb(rgb) * 255).astype(np.uint8)
-    return cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY)
 
 
 def _luma_lowpass(rgb: np.ndarray) -> np.ndarray:
@@ -46,21 +40,9 @@ class TemporalMeter:
 
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         self._prev = None  # (ref_grey, out_unit, ref_L, out_L)
-        self._grid = None
-
-    def _warp(self, img: np.ndarray, flow: np.ndarray) -> np.ndarray:
-        import cv2
-
-        h, w = flow.shape[:2]
-        if self._grid is None or self._grid[0].shape != (h, w):
-            gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-            self._grid = (gx, gy)
-        gx, gy = self._grid
-        return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE)
 
     def add(self, ref: np.ndarray, out: np.ndarray) -> dict | None:
-        ref_g = _grey_u8(ref)
+        ref_g = to_grey_u8(to_unit_rgb(ref))
         out_u = to_unit_rgb(out)
         ref_l, out_l = _luma_lowpass(ref), _luma_lowpass(out)
         prev, self._prev = self._prev, (ref_g, out_u, ref_l, out_l)
@@ -70,10 +52,8 @@ class TemporalMeter:
         # backward flow: for each pixel of frame t, where it was in t-1
         fb = self._dis.calc(ref_g, p_ref_g, None)
         ff = self._dis.calc(p_ref_g, ref_g, None)
-        ff_at = self._warp(ff, fb)
-        diff = fb + ff_at
-        mask = (diff ** 2).sum(-1) < 0.01 * ((fb ** 2).sum(-1) + (ff_at ** 2).sum(-1)) + 0.5
-        warped = self._warp(p_out_u, fb)
+        mask = occlusion_mask(fb, ff) == 0
+        warped = warp(p_out_u, fb)
         err = ((out_u - warped) ** 2).mean(-1)
         n = int(mask.sum())
         ewarp = float(err[mask].mean(dtype=np.float64)) if n else float("nan")
