@@ -39,16 +39,15 @@ def _fit(img: np.ndarray, downscale: int) -> np.ndarray:
 
 
 def _read_video(path: str, downscale: int, max_frames: int) -> np.ndarray:
-    import av
+    from ..io import decode
+    from ..io.frames import from_float, to_float
 
     frames = []
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            frames.append(_fit(frame.to_ndarray(format="rgb24"), downscale))
-            if len(frames) >= max_frames:
-                break
+    for frame in decode(path):
+        img = frame.image if frame.image.dtype == np.uint8 else from_float(to_float(frame.image), np.uint8)
+        frames.append(_fit(img, downscale))
+        if len(frames) >= max_frames:
+            break
     return np.stack(frames)
 
 
