@@ -25,7 +25,10 @@ def _config_path(value: str) -> Path:
 @click.option("--iters", type=click.IntRange(min=1), help="Stop after this many optimiser steps.")
 @click.option("--max-minutes", type=click.FloatRange(min=0.01), help="Stop after this much wall time.")
 @click.option("--device", default=None, help="auto, cpu or cuda[:N] (default: the config's, usually auto).")
-def command(config, data, out_dir, resume, iters, max_minutes, device):
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Override any config key (YAML value), e.g. --set patch=96 --set noise_power=0.7; "
+                   "with --resume this starts a new training phase, recorded in the checkpoint's history.")
+def command(config, data, out_dir, resume, iters, max_minutes, device, settings):
     """Train a restoration model (denoise, sr, interp) with on-the-fly degradations.
 
     Checkpoints (safetensors + YAML metadata) and a CSV log are written to the output directory
@@ -36,11 +39,21 @@ def command(config, data, out_dir, resume, iters, max_minutes, device):
       restore train --config configs/train/sr-x2.yaml
       restore train --config denoise --data ~/footage/ --out-dir runs/my-denoiser --max-minutes 60
       restore train --config configs/train/sr-x2.yaml --resume
+      restore train --config interp-x2 --resume --max-minutes 154 --set patch=96 --set interp_max_stride=3
     """
     from restore.diffusion.train import train
     from restore.diffusion.trainconfig import load_train_config
 
+    import yaml
+
+    from restore.errors import ConfigError
+
     overrides = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}", _config_path(config))
+        overrides[key.strip()] = yaml.safe_load(value)
     if data:
         overrides["sources"] = [_source_for(p) for p in data]
     for key, value in (("out_dir", out_dir), ("iters", iters), ("max_minutes", max_minutes), ("device", device)):

@@ -169,10 +169,12 @@ def test_tiny_training_run_and_resume(tmp_path):
     assert meta["step"] == 3 and meta["task"] == "sr" and "psnr" in meta["validation"]
     log_rows = (tmp_path / "run" / "tiny.log.csv").read_text().strip().splitlines()
     assert len(log_rows) >= 4
-    cfg2 = load_train_config(cfg_path, {"iters": 5})
+    cfg2 = load_train_config(cfg_path, {"iters": 5, "patch": 48})
     train(cfg2, resume=True, log=lambda *_: None)
     _, meta = checkpoint.load(stem)
     assert meta["step"] == 5
+    # Each call of train() is one phase in the metadata, with the settings it ran with.
+    assert [(h["steps"], h["patch"]) for h in meta["history"]] == [([0, 3], 32), ([3, 5], 48)]
 
 
 def test_train_config_errors_name_the_key(tmp_path):
@@ -186,3 +188,35 @@ def test_train_config_errors_name_the_key(tmp_path):
     p.write_text("task: sr\nscale: 4\npatch: 36\n")
     with pytest.raises(ConfigError, match="patch"):
         load_train_config(p)
+
+
+@pytest.mark.parametrize("setting, named", [("patchsize=96", "patchsize"), ("patch=36", "patch"),
+                                            ("noise_power", "KEY=VALUE")])
+def test_train_cli_set_errors_are_one_line(tmp_path, capsys, setting, named):
+    from restore.cli.main import main
+
+    rc = main(["train", "--config", "sr-x4", "--out-dir", str(tmp_path), "--set", setting])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert named in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+def test_train_cli_set_reaches_the_config(tmp_path, capsys):
+    import cv2
+
+    from restore.cli.main import main
+
+    frames = tmp_path / "seq"
+    frames.mkdir()
+    base = cv2.GaussianBlur((np.random.default_rng(1).random((48, 48, 3)) * 255).astype(np.uint8), (0, 0), 2)
+    for i in range(4):
+        cv2.imwrite(str(frames / f"{i:05d}.png"), np.roll(base, i, axis=0))
+    rc = main(["train", "--config", "denoise", "--data", str(frames), "--out-dir", str(tmp_path / "run"),
+               "--iters", "2", "--set", "channels=[16, 32]", "--set", "patch=32", "--set", "batch=1",
+               "--set", "frames=2", "--set", "val_source={}", "--set", "noise_power=0.5"])
+    assert rc == 0, capsys.readouterr().err
+    _, meta = checkpoint.load(tmp_path / "run" / "denoise")
+    assert meta["config"]["patch"] == 32 and meta["config"]["noise_power"] == 0.5
+    assert meta["arch"]["channels"] == [16, 32] and meta["history"][0]["patch"] == 32

@@ -48,7 +48,7 @@ def denoise_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
     if rng.random() < cfg.p_jpeg:  # light compression damage, then sensor-like noise on top
         q = int(rng.integers(55, 95))
         noisy = np.stack([jpeg(f, q) for f in clean])
-    sigma255 = float(rng.uniform(0, cfg.max_noise)) if rng.random() > 0.05 else 0.0
+    sigma255 = float(cfg.max_noise * rng.random() ** cfg.noise_power) if rng.random() > 0.05 else 0.0
     noisy = noisy + rng.standard_normal(noisy.shape, dtype=np.float32) * (sigma255 / 255)
     if rng.random() < cfg.p_quantize:  # real inputs are 8-bit video: clipped and rounded
         noisy = np.round(np.clip(noisy, 0, 1) * 255) / 255

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from ..device import resolve_device
 from . import checkpoint
@@ -35,7 +36,7 @@ def _charbonnier(a, b, eps=1e-3):
 
 
 def _meta(cfg: TrainConfig, net: VideoUNet, step: int, data_summary: dict, val: dict | None,
-          wall: float) -> dict:
+          wall: float, history: list) -> dict:
     return {
         "name": cfg.name,
         "task": cfg.task,
@@ -48,7 +49,17 @@ def _meta(cfg: TrainConfig, net: VideoUNet, step: int, data_summary: dict, val: 
         "validation": val or {},
         "git_commit": checkpoint.git_commit(),
         "config": asdict(cfg),
+        "history": history,
     }
+
+
+def _phase(cfg: TrainConfig, start_step: int, step: int, wall_start: float, wall: float) -> dict:
+    """One call of train(): a resumed run may change patch size, noise sampling or budget, and the
+    model card should say so."""
+    keys = ("frames", "patch", "batch", "lr", "max_minutes", "max_noise", "noise_power",
+            "interp_max_stride", "start_sigma_min", "start_sigma_max", "lpips_weight")
+    return {"steps": [start_step, step], "minutes": round((wall - wall_start) / 60, 1),
+            **{k: getattr(cfg, k) for k in keys}}
 
 
 def _stop_on_sigterm() -> None:
@@ -94,6 +105,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         p.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, wall_before = 0, 0.0
+    history: list = []
     state_path = stem.with_suffix(".train.pt")
     if resume and state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=False)
@@ -101,6 +113,8 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
         step, wall_before = state["step"], state["wall"]
+        if stem.with_suffix(".yaml").exists():
+            history = list(yaml.safe_load(stem.with_suffix(".yaml").read_text()).get("history") or [])
         rng = np.random.default_rng([cfg.seed, step])
         log(f"resumed from step {step}")
     n_params = sum(p.numel() for p in model.parameters())
@@ -122,10 +136,12 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     t0 = time.time()
     last_val: dict | None = None
     running = []
+    start_step = step
 
     def save_all():
         wall = wall_before + time.time() - t0
-        meta = _meta(cfg, net, step, data_summary, last_val, wall)
+        phases = history + [_phase(cfg, start_step, step, wall_before, wall)]
+        meta = _meta(cfg, net, step, data_summary, last_val, wall, phases)
         checkpoint.save(stem, ema, meta)
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                     "step": step, "wall": wall}, state_path.with_name(state_path.name + ".tmp"))
@@ -197,8 +213,6 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
 
 
 if __name__ == "__main__":  # python -m restore.diffusion.train CONFIG [--resume] [key=value ...]
-    import yaml
-
     from .trainconfig import load_train_config
 
     extra = dict(a.split("=", 1) for a in sys.argv[2:] if "=" in a)

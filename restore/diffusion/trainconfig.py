@@ -29,6 +29,7 @@ class TrainConfig:
     p_anchor: float = 0.5              # probability a chunk gets 1-2 anchor frames
     # degradations
     max_noise: float = 55.0            # denoise: noise std upper bound, 0-255 scale
+    noise_power: float = 1.0           # denoise: std = max_noise * u**noise_power; < 1 favours heavy noise
     p_jpeg: float = 0.15               # denoise: share of chunks with JPEG damage before the noise
     p_quantize: float = 0.8            # denoise: share of chunks clipped + rounded to 8 bit
     sigma_floor: float = 0.004         # denoise: smallest start sigma (clean input)
