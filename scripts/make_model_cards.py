@@ -152,14 +152,15 @@ def card(name: str, meta: dict, results: dict | None, size: int) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--from", dest="src", type=Path, help="training runs folder (runs/<name>/<name>.*) to export")
+    p.add_argument("--models", default=",".join(NAMES), help="which models --from exports (default: all)")
     p.add_argument("--validation", type=Path, default=REPO / "docs" / "validation.json")
     p.add_argument("--steps", action="append", default=[], help="NAME=N default sampling steps")
     p.add_argument("--start-sigma", action="append", default=[], help="NAME=S default start level")
     args = p.parse_args(argv)
     WEIGHTS.mkdir(parents=True, exist_ok=True)
     if args.src:
-        for name in NAMES:
-            export(args.src, name)
+        for name in args.models.split(","):
+            export(args.src, name.strip())
     for opt, key, cast in ((args.steps, "steps", int), (args.start_sigma, "start_sigma", float)):
         for item in opt:
             name, value = item.split("=", 1)

@@ -65,6 +65,8 @@ def parse_args(argv=None):
                    help=f"davis-dog frames for the steps sweep (default {SWEEP_FRAMES})")
     p.add_argument("--ewarp-frames", type=int, default=EWARP_FRAMES,
                    help=f"davis-dog frames for the E_warp comparison (default {EWARP_FRAMES})")
+    p.add_argument("--sweep-tasks", default="denoise,sr,interp",
+                   help="models in the steps sweep (default denoise,sr,interp; e.g. denoise,interp after retraining those)")
     p.add_argument("--peers", default="nlmeans,hqdn3d,ffmpeg-nlmeans,bm3d",
                    help="denoising peers (default: all)")
     args = p.parse_args(argv)
@@ -72,6 +74,9 @@ def parse_args(argv=None):
     bad = [s for s in args.sections if s not in SECTIONS]
     if bad:
         p.error(f"--only: unknown section(s) {', '.join(bad)} (choose from {', '.join(SECTIONS)})")
+    bad = [t for t in args.sweep_tasks.split(",") if t not in ("denoise", "sr", "interp")]
+    if bad:
+        p.error(f"--sweep-tasks: unknown task(s) {', '.join(bad)} (choose from denoise, sr, interp)")
     for name in ("frames", "sweep_frames", "ewarp_frames"):
         v = getattr(args, name)
         if v is not None and v < (2 if name == "ewarp_frames" else 1):
@@ -309,9 +314,11 @@ def main(argv=None) -> int:
         elif section == "interp":
             results["interp"] = interp_section(vdata.load_triplets(args.data / "interp", n), ctx, models)
         elif section == "sweep":
-            results["sweep"] = sweep_section(ctx, models, clean_u8=dog(lim(args.sweep_frames)),
-                                             triplets=vdata.load_triplets(args.data / "interp", n),
-                                             steps=SWEEP_STEPS, sigma=25.0, scales=SCALES)
+            tasks = args.sweep_tasks.split(",")
+            results["sweep"] = sweep_section(
+                ctx, models, clean_u8=dog(lim(args.sweep_frames)) if {"denoise", "sr"} & set(tasks) else None,
+                triplets=vdata.load_triplets(args.data / "interp", n) if "interp" in tasks else None,
+                steps=SWEEP_STEPS, sigma=25.0, scales=SCALES if "sr" in tasks else (), denoise="denoise" in tasks)
         elif section == "ewarp":
             clip = dog(max(2, lim(args.ewarp_frames)))
             results["ewarp"] = ewarp_section(clip, ctx, models, sigma=25.0, scale=4)

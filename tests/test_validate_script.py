@@ -170,6 +170,9 @@ def test_sweep_ewarp_and_report(ctx):
     sweep = sections.sweep_section(ctx, models, clean_u8=clean, triplets=trip, steps=(1, 2), scales=(2,))
     assert set(sweep) == {"denoise sigma 25", "sr x2", "interp x2"}
     assert set(sweep["denoise sigma 25"]["steps"]) == {"1", "2"}
+    # after retraining some models, the sweep can be redone for them alone
+    only = sections.sweep_section(ctx, models, clean_u8=clean, triplets=None, steps=(1,), scales=(), denoise=True)
+    assert set(only) == {"denoise sigma 25"}
     ew = sections.ewarp_section(clean, ctx, models, scale=2)
     for e in ew.values():
         assert e["joint"]["pairs"] == e["frame_by_frame"]["pairs"] == 3 and e["joint"]["ewarp"] > 0

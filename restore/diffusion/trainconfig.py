@@ -44,7 +44,7 @@ class TrainConfig:
     iters: int = 100000
     max_minutes: float = 60.0
     ema: float = 0.999
-    loss: str = "charbonnier"          # charbonnier | l1
+    loss: str = "charbonnier"          # charbonnier | l1 | l2
     lpips_weight: float = 0.0
     threads: int = 0                   # torch threads (0 = leave default)
     seed: int = 0
@@ -82,6 +82,8 @@ def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainC
     cfg = TrainConfig(**raw)
     if cfg.task not in ("denoise", "sr", "interp"):
         raise ConfigError(f"key 'task': unknown task {cfg.task!r} (denoise, sr, interp)", path)
+    if cfg.loss not in ("charbonnier", "l1", "l2"):
+        raise ConfigError(f"key 'loss': unknown loss {cfg.loss!r} (charbonnier, l1, l2)", path)
     mult = 8 * (cfg.scale if cfg.task == "sr" else 1)
     if cfg.patch % mult:
         raise ConfigError(f"key 'patch': must be a multiple of {mult}", path)

@@ -225,15 +225,16 @@ def interp_section(triplets: list, ctx: Context, models=None, classical=("blend"
 # ---- steps sweep -----------------------------------------------------------------------------------
 
 def sweep_section(ctx: Context, models, *, clean_u8: np.ndarray | None, triplets: list | None,
-                  steps=(1, 2, 4, 8), sigma: float = 25.0, scales=(2, 4)) -> dict:
+                  steps=(1, 2, 4, 8), sigma: float = 25.0, scales=(2, 4), denoise: bool = True) -> dict:
     """PSNR / SSIM / LPIPS of each model at each step count (default start level)."""
     out = {}
     jobs = []
-    if clean_u8 is not None:
+    if clean_u8 is not None and denoise:
         noisy = vdata.add_noise(clean_u8, sigma)
         jobs.append((f"denoise sigma {sigma:g}", "denoise", 1, lambda k: models.denoise(sigma, steps=k),
                      clean_u8, noisy, 0, "sequence",
                      _summary(score_pairs(zip(clean_u8, noisy), lpips=ctx.lpips, keep_frames=False))))
+    if clean_u8 is not None:
         for scale in scales:
             hr, lr = sr_inputs([clean_u8], scale)
             bic = spatial(registry_restorer("upscale", "bicubic", MethodOptions(scale=scale)))(lr[0])
