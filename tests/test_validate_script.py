@@ -184,3 +184,17 @@ def test_sweep_ewarp_and_report(ctx):
     text = report.render(results, {"command": "python scripts/validate_models.py --frames 3", "peers": {}})
     assert "--frames 3" in text and "## Steps sweep" in text and "## Temporal consistency" in text
     assert "| nlmeans (OpenCV) | strength" in text and "Quality bar" in text
+
+
+def test_caches_shared_by_partial_runs_keep_each_others_entries(tmp_path):
+    from validation.tuning import TuningCache
+
+    a, b = sections.RowCache(tmp_path / "rows.json"), sections.RowCache(tmp_path / "rows.json")
+    a.get_or_run("x", lambda: {"psnr": 1.0})
+    b.get_or_run("y", lambda: {"psnr": 2.0})  # b was opened before a wrote
+    assert set(sections.RowCache(tmp_path / "rows.json").rows) == {"x", "y"}
+    t1, t2 = TuningCache(tmp_path / "tune.json"), TuningCache(tmp_path / "tune.json")
+    t1.put("bm3d", 15, {"r": 1}, {"value": 1.0})
+    t2.put("bm3d", 25, {"r": 1}, {"value": 2.0})
+    fresh = TuningCache(tmp_path / "tune.json")
+    assert fresh.get("bm3d", 15, {"r": 1})["value"] == 1.0 and fresh.get("bm3d", 25, {"r": 1})["value"] == 2.0

@@ -135,7 +135,7 @@ class DISInterpolator:
 
 
 @register("interpolate", "dis", family="classical",
-          description="DIS optical flow both ways, bidirectional warping, occlusion-aware blending")
+          description="DIS optical flow both ways, bidirectional warping, blending with half-strength occlusion weights")
 def _dis(options: MethodOptions):
     return DISInterpolator(options.extra.get("flow_preset", "medium"))
 

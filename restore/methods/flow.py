@@ -78,7 +78,7 @@ def occlusion_mask(flow_fw: np.ndarray, flow_bw: np.ndarray,
 
 def interpolate_pair(first: np.ndarray, second: np.ndarray, t: float,
                      flow_01: np.ndarray | None = None, flow_10: np.ndarray | None = None,
-                     preset: str = "medium") -> np.ndarray:
+                     preset: str = "medium", occlusion_weight: float = 0.5) -> np.ndarray:
     """Frame at time t in (0, 1) between two (H, W, 3) float32 frames.
 
     Bidirectional backward warping: the flows from time t to each endpoint are approximated from
@@ -86,6 +86,13 @@ def interpolate_pair(first: np.ndarray, second: np.ndarray, t: float,
     warped to t and blended with weights (1 - t, t), down-weighted where the forward-backward check
     says the sample is wrong: where the frame-1 sample is content that only exists in frame 1
     (uncovered), the frame-0 sample shows the occluder, and vice versa.
+
+    `occlusion_weight` scales that down-weighting. Full strength (1.0) trusts the forward-backward
+    check too much: its false positives on real footage cost more than the occlusions it fixes.
+    At t = 1/2 on 112 triplets from the training footage (DAVIS, sam2-bedroom and the handheld
+    clips at 480x270), 1.0 gave 32.03 dB, 0.5 gave 32.27 dB and a plain average (0.0) 32.27 dB;
+    on synthetic moving shapes with occlusions 36.83, 37.13 and 37.15 dB. Half strength keeps
+    the occlusion cue at no cost.
     """
     if flow_01 is None:
         flow_01 = dis_flow(first, second, preset)
@@ -102,8 +109,8 @@ def interpolate_pair(first: np.ndarray, second: np.ndarray, t: float,
     occ1 = cv2.GaussianBlur(occ1, (5, 5), 0)
     o0_t = warp(occ0, f_t0)
     o1_t = warp(occ1, f_t1)
-    w0 = (1.0 - t) * (1.0 - o1_t)
-    w1 = t * (1.0 - o0_t)
+    w0 = (1.0 - t) * (1.0 - occlusion_weight * o1_t)
+    w1 = t * (1.0 - occlusion_weight * o0_t)
     total = w0 + w1
     # Where both samples look unreliable, fall back to the plain temporal weights.
     fallback = total < 1e-3

@@ -11,6 +11,7 @@ Every section returns plain JSON-able dicts.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -24,6 +25,18 @@ from .scoring import LPIPSMeter, score_pairs
 from .tuning import SEARCH, TuningCache, tune
 
 from restore.registry import MethodOptions
+
+
+def _code_id(*modules: str) -> str:
+    """Short hash of restore/methods/<module> sources, part of a cached row's key, so a change to a
+    classical method's code recomputes its rows instead of reusing stale ones."""
+    import hashlib
+    from pathlib import Path
+
+    import restore.methods
+
+    root = Path(restore.methods.__file__).parent
+    return hashlib.sha1(b"".join((root / m).read_bytes() for m in modules)).hexdigest()[:10]
 
 
 class RowCache:
@@ -43,7 +56,12 @@ class RowCache:
         if key not in self.rows:
             self.rows[key] = run()
             if self.path:
-                self.path.write_text(json.dumps(self.rows, default=float))
+                # Partial runs side by side share the file: merge with what they wrote meanwhile.
+                on_disk = json.loads(self.path.read_text()) if self.path.exists() else {}
+                self.rows = {**on_disk, **self.rows}
+                tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(self.rows, default=float))
+                os.replace(tmp, self.path)
         return self.rows[key]
 
 
@@ -214,7 +232,7 @@ def interp_section(triplets: list, ctx: Context, models=None, classical=("blend"
             return _method_row(refs, res, ctx, family, sec, params, mode="images")
 
         entry["methods"][label] = (run() if family == "diffusion" else
-                                   ctx.rows.get_or_run(f"interp|{len(triplets)}|{label}", run))
+                                   ctx.rows.get_or_run(f"interp|{len(triplets)}|{label}|{_code_id('flow.py')}", run))
         r = entry["methods"][label]
         ctx.log(f"  {label}: PSNR {r['psnr']:.3f} LPIPS {r['lpips']:.4f}")
     if "diffusion" in entry["methods"]:

@@ -86,7 +86,13 @@ class TuningCache:
         self.data[self.key(peer, sigma, recipe)] = entry
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
+            # Partial runs side by side share the file: keep what they wrote meanwhile.
+            if self.path.is_file():
+                try:
+                    self.data = {**json.loads(self.path.read_text()), **self.data}
+                except json.JSONDecodeError:
+                    pass
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
             tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
             os.replace(tmp, self.path)
         return entry
