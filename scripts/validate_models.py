@@ -191,23 +191,34 @@ def merge(paths: list[Path], out_md: Path) -> int:
     from validation.report import render
 
     results: dict = {"timing": {}}
-    meta: dict = {}
-    for path in paths:
-        part = json.loads(path.read_text())
+    parts = [json.loads(p.read_text()) for p in paths]
+    # An earlier merged report (a later part redoes some of its sections) keeps the timing only
+    # of the sections nobody redid.
+    redone = {k for part in parts if "--merge" not in part["meta"]["command"] for k in part["results"]["timing"]}
+    # Later parts win where they overlap, so pass an earlier merged report first; the header
+    # (date, commit, machine) comes from the first fresh run.
+    fresh = [part for part in parts if "--merge" not in part["meta"]["command"]] or parts
+    meta = dict(fresh[0]["meta"])
+    meta["command"] = command_line() + "  # merging: " + "; ".join(part["meta"]["command"] for part in parts)
+    meta["models"] = {}
+    for part in parts:
         for key, value in part["results"].items():
             if key == "timing":  # the same section run in several parts: add up
                 for k, v in value.items():
+                    if "--merge" in part["meta"]["command"] and k in redone:
+                        continue
                     results["timing"][k] = results["timing"].get(k, 0) + v
             elif isinstance(value, dict):  # e.g. denoise split by sigma over several runs
                 results.setdefault(key, {}).update(value)
             else:
                 results[key] = value
         m = part["meta"]
-        if not meta:
-            meta = dict(m)
-            meta["command"] = command_line() + "  # merging: " + "; ".join(
-                json.loads(p.read_text())["meta"]["command"] for p in paths)
-            meta["models"] = {}
+        kept = [k for k in part["results"]["timing"] if k not in redone]
+        if "--merge" in m["command"] and kept:
+            meta.setdefault("notes", [])
+            meta["notes"] = meta["notes"] + [f"Carried over unchanged from an earlier report ({m.get('date')}, "
+                                             f"commit {m.get('git_commit')}): {', '.join(kept)} (and the "
+                                             "rows of other sections that no later run redid)."]
         meta["models"].update(m.get("models", {}))
         meta["notes"] = list(dict.fromkeys(meta.get("notes", []) + m.get("notes", [])))
     meta["total_seconds"] = ", ".join(f"{k} {v:.0f} s" for k, v in results["timing"].items()) + \
