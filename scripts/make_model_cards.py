@@ -30,7 +30,9 @@ TASK_TEXT = {
              "the bicubic upsample; sampling starts from it plus noise.",
     "interp-x2": "Frame interpolation at any t in (0, 1) (trained at t = 1/4 ... 3/4, mostly 1/2), "
                  "conditioned on both neighbours and their DIS-flow warps to t; sampling starts "
-                 "from the flow-warped blend plus noise.",
+                 "from the flow-warped blend plus noise. As shipped, the network has not learned a "
+                 "useful correction: its output equals its start estimate, the classical `dis` "
+                 "interpolation, to 0.001 dB (what was tried: docs/diffusion.md).",
 }
 
 
