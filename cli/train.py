@@ -41,11 +41,10 @@ def command(config, data, out_dir, resume, iters, max_minutes, device, settings)
       restore train --config configs/train/sr-x2.yaml --resume
       restore train --config interp-x2 --resume --max-minutes 154 --set patch=96 --set interp_max_stride=3
     """
-    from restore.diffusion.train import train
-    from restore.diffusion.trainconfig import load_train_config
-
     import yaml
 
+    from restore.diffusion.train import train
+    from restore.diffusion.trainconfig import load_train_config
     from restore.errors import ConfigError
 
     overrides = {}

@@ -98,14 +98,6 @@ def validation_rows(name: str, results: dict) -> list[str]:
     return rows
 
 
-def _history(meta: dict) -> list[dict]:
-    """Training phases (one per call of train()); checkpoints from before phases were recorded
-    count as one phase with their final config."""
-    cfg = meta.get("config", {})
-    return meta.get("history") or [{"steps": [0, meta["step"]], "minutes": round(meta["train_seconds"] / 60, 1),
-                                    **{k: cfg.get(k) for k in ("frames", "patch", "batch", "lr")}}]
-
-
 def _phase_text(h: dict) -> str:
     extra = [f"{k} {h[k]}" for k in ("noise_power", "interp_max_stride") if h.get(k) not in (None, 1, 1.0)]
     text = (f"steps {h['steps'][0]}-{h['steps'][1]} ({h['minutes']:.0f} min): batches of {h.get('batch')} "
@@ -132,7 +124,7 @@ def card(name: str, meta: dict, results: dict | None, size: int) -> str:
         f"| default sampling | {meta['sampling']['steps']} Euler step(s) from start level "
         f"{meta['sampling']['start_sigma']} (data in [-1, 1]) |",
         f"| training | {meta['step']} steps, {meta['train_seconds'] / 60:.0f} min wall on a 2-core CPU; "
-        + "; ".join(_phase_text(h) for h in _history(meta)) + " |",
+        + "; ".join(_phase_text(h) for h in meta["history"]) + " |",
         f"| data | {data.get('sequences')} sequences, {data.get('frames')} frames "
         f"({data.get('stills')} still images made into clips): {', '.join(data.get('sources', []))} |",
         f"| git commit | {meta.get('git_commit')} |",

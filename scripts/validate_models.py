@@ -192,12 +192,14 @@ def merge(paths: list[Path], out_md: Path) -> int:
 
     results: dict = {"timing": {}}
     parts = [json.loads(p.read_text()) for p in paths]
+    for part in parts:
+        part["merged"] = "--merge" in part["meta"]["command"]
     # An earlier merged report (a later part redoes some of its sections) keeps the timing only
     # of the sections nobody redid.
-    redone = {k for part in parts if "--merge" not in part["meta"]["command"] for k in part["results"]["timing"]}
+    redone = {k for part in parts if not part["merged"] for k in part["results"]["timing"]}
     # Later parts win where they overlap, so pass an earlier merged report first; the header
     # (date, commit, machine) comes from the first fresh run.
-    fresh = [part for part in parts if "--merge" not in part["meta"]["command"]] or parts
+    fresh = [part for part in parts if not part["merged"]] or parts
     meta = dict(fresh[0]["meta"])
     meta["command"] = command_line() + "  # merging: " + "; ".join(part["meta"]["command"] for part in parts)
     meta["models"] = {}
@@ -205,7 +207,7 @@ def merge(paths: list[Path], out_md: Path) -> int:
         for key, value in part["results"].items():
             if key == "timing":  # the same section run in several parts: add up
                 for k, v in value.items():
-                    if "--merge" in part["meta"]["command"] and k in redone:
+                    if part["merged"] and k in redone:
                         continue
                     results["timing"][k] = results["timing"].get(k, 0) + v
             elif isinstance(value, dict):  # e.g. denoise split by sigma over several runs
@@ -214,9 +216,8 @@ def merge(paths: list[Path], out_md: Path) -> int:
                 results[key] = value
         m = part["meta"]
         kept = [k for k in part["results"]["timing"] if k not in redone]
-        if "--merge" in m["command"] and kept:
-            meta.setdefault("notes", [])
-            meta["notes"] = meta["notes"] + [f"Carried over unchanged from an earlier report ({m.get('date')}, "
+        if part["merged"] and kept:
+            meta["notes"] = meta.get("notes", []) + [f"Carried over unchanged from an earlier report ({m.get('date')}, "
                                              f"commit {m.get('git_commit')}): {', '.join(kept)} (and the "
                                              "rows of other sections that no later run redid)."]
         meta["models"].update(m.get("models", {}))

@@ -11,7 +11,6 @@ Every section returns plain JSON-able dicts.
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -22,7 +21,7 @@ from . import data as vdata
 from .methods import DENOISE_PEERS, interpolator, registry_restorer, spatial
 from .report import quality_bar
 from .scoring import LPIPSMeter, score_pairs
-from .tuning import SEARCH, TuningCache, tune
+from .tuning import SEARCH, TuningCache, merge_into_json, tune
 
 from restore.registry import MethodOptions
 
@@ -51,17 +50,10 @@ class RowCache:
         self.rows = json.loads(self.path.read_text()) if self.path and self.path.exists() else {}
 
     def get_or_run(self, key: str, run: Callable[[], dict]) -> dict:
-        import json
-
         if key not in self.rows:
             self.rows[key] = run()
             if self.path:
-                # Partial runs side by side share the file: merge with what they wrote meanwhile.
-                on_disk = json.loads(self.path.read_text()) if self.path.exists() else {}
-                self.rows = {**on_disk, **self.rows}
-                tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(self.rows, default=float))
-                os.replace(tmp, self.path)
+                self.rows = merge_into_json(self.path, self.rows)
         return self.rows[key]
 
 

@@ -58,6 +58,22 @@ def search_log(evaluate: Callable[[float], float], guess: float, lo: float, hi: 
     return best(), dict(sorted(seen.items()))
 
 
+def merge_into_json(path: Path, entries: dict, **dump_args) -> dict:
+    """Write `entries` over the JSON dict at `path` (atomically) and return the merged dict.
+    Partial validation runs side by side share their cache files, so each keeps what the others
+    wrote meanwhile instead of overwriting it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        on_disk = json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        on_disk = {}  # a broken cache is just a cache miss
+    merged = {**on_disk, **entries}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(merged, default=float, **dump_args))
+    os.replace(tmp, path)
+    return merged
+
+
 class TuningCache:
     def __init__(self, path: Path | str | None):
         self.path = Path(path) if path else None
@@ -85,16 +101,7 @@ class TuningCache:
         entry = dict(entry, recipe=recipe, tuned_at=time.strftime("%Y-%m-%d %H:%M:%S"))
         self.data[self.key(peer, sigma, recipe)] = entry
         if self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Partial runs side by side share the file: keep what they wrote meanwhile.
-            if self.path.is_file():
-                try:
-                    self.data = {**json.loads(self.path.read_text()), **self.data}
-                except json.JSONDecodeError:
-                    pass
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-            os.replace(tmp, self.path)
+            self.data = merge_into_json(self.path, self.data, indent=1, sort_keys=True)
         return entry
 
 
