@@ -30,9 +30,9 @@ TASK_TEXT = {
              "the bicubic upsample; sampling starts from it plus noise.",
     "interp-x2": "Frame interpolation at any t in (0, 1) (trained at t = 1/4 ... 3/4, mostly 1/2), "
                  "conditioned on both neighbours and their DIS-flow warps to t; sampling starts "
-                 "from the flow-warped blend plus noise. As shipped, the network has not learned a "
-                 "useful correction: its output equals its start estimate, the classical `dis` "
-                 "interpolation, to 0.001 dB (what was tried: docs/diffusion.md).",
+                 "from the flow-warped blend plus noise, and the network corrects what the flow got "
+                 "wrong (ghosts, occlusions). Trained on a GPU: flow hints are computed once on "
+                 "whole frames (restore/diffusion/bank.py); see docs/diffusion.md.",
 }
 
 
@@ -103,6 +103,10 @@ def _phase_text(h: dict) -> str:
     text = (f"steps {h['steps'][0]}-{h['steps'][1]} ({h['minutes']:.0f} min): batches of {h.get('batch')} "
             f"chunks of {h.get('frames')} frames, {h.get('patch')} px, peak lr {h.get('lr'):g}")
     text += "".join(", " + e for e in extra)
+    if h.get("loss"):
+        text += f", {h['loss']} loss" + (f" + {h['lpips_weight']:g} LPIPS" if h.get("lpips_weight") else "")
+    if h.get("device"):
+        text += f", on {h['device']}"
     return text + (f" ({h['note']})" if h.get("note") else "")
 
 
@@ -123,10 +127,12 @@ def card(name: str, meta: dict, results: dict | None, size: int) -> str:
         "anchored on each other at inference |",
         f"| default sampling | {meta['sampling']['steps']} Euler step(s) from start level "
         f"{meta['sampling']['start_sigma']} (data in [-1, 1]) |",
-        f"| training | {meta['step']} steps, {meta['train_seconds'] / 60:.0f} min wall on a 2-core CPU; "
+        f"| training | {meta['step']} steps, {meta['train_seconds'] / 60:.0f} min wall"
+        f"{'' if any(h.get('device') for h in meta['history']) else ' on a 2-core CPU'}; "
         + "; ".join(_phase_text(h) for h in meta["history"]) + " |",
         f"| data | {data.get('sequences')} sequences, {data.get('frames')} frames "
-        f"({data.get('stills')} still images made into clips): {', '.join(data.get('sources', []))} |",
+        f"({data.get('stills')} still images made into clips): {', '.join(data.get('sources', []))}"
+        f"{'; ' + data['note'] if data.get('note') else ''} |",
         f"| git commit | {meta.get('git_commit')} |",
         "",
         "Training curve: `" + name + ".log.csv` (step, wall seconds, loss, quick validation PSNR).",

@@ -54,11 +54,12 @@ def upsample(lr: torch.Tensor, scale: int) -> torch.Tensor:
 
 # ---- interpolation hints -------------------------------------------------------------
 
-def flow_hints(f0: np.ndarray, f1: np.ndarray, t: float):
+def flow_hints(f0: np.ndarray, f1: np.ndarray, t: float, flows=None):
     """DIS flow both ways; each endpoint backward-warped to time t (Super SloMo's linear-motion
     approximation of the intermediate flows), and the classical occlusion-aware blend of the two,
-    which is the estimate the model refines. f0, f1: float32 (H,W,3) in [0,1]."""
-    f01, f10 = dis_flow(f0, f1), dis_flow(f1, f0)
+    which is the estimate the model refines. f0, f1: float32 (H,W,3) in [0,1]; `flows`: the pair's
+    (flow 0->1, flow 1->0) when already computed for another t."""
+    f01, f10 = flows if flows is not None else (dis_flow(f0, f1), dis_flow(f1, f0))
     ft0 = -(1 - t) * t * f01 + t * t * f10
     ft1 = (1 - t) * (1 - t) * f01 - t * (1 - t) * f10
     blend = interpolate_pair(f0, f1, t, flow_01=f01, flow_10=f10)

@@ -22,6 +22,7 @@ import yaml
 
 from ..device import resolve_device
 from . import checkpoint
+from .bank import TripletBank, bank_batch
 from .data import load_sources
 from .pairs import make_batch
 from .precond import EDMPrecond
@@ -59,13 +60,21 @@ def _meta(cfg: TrainConfig, net: VideoUNet, step: int, data_summary: dict, val: 
     }
 
 
-def _phase(cfg: TrainConfig, start_step: int, step: int, wall_start: float, wall: float) -> dict:
+def _phase(cfg: TrainConfig, start_step: int, step: int, wall_start: float, wall: float,
+           device: torch.device) -> dict:
     """One call of train(): a resumed run may change patch size, noise sampling or budget, and the
     model card should say so."""
     keys = ("frames", "patch", "batch", "lr", "max_minutes", "max_noise", "noise_power",
-            "interp_max_stride", "start_sigma_min", "start_sigma_max", "loss", "lpips_weight")
+            "interp_max_stride", "interp_bank", "start_sigma_min", "start_sigma_max", "loss", "lpips_weight",
+            "init_weights")
     return {"steps": [start_step, step], "minutes": round((wall - wall_start) / 60, 1),
-            **{k: getattr(cfg, k) for k in keys}}
+            **{k: getattr(cfg, k) for k in keys}, "device": _device_name(device)}
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"{device.type} ({torch.get_num_threads()} threads)"
 
 
 def _stop_on_sigterm() -> None:
@@ -100,17 +109,25 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     }
     log(f"loaded {data_summary['sequences']} sequences, {data_summary['frames']} frames "
         f"in {time.time() - t_load:.0f}s")
+    bank = None
+    if cfg.task == "interp" and cfg.interp_bank:
+        t_bank = time.time()
+        bank = TripletBank(seqs, cfg.bank_strides, cfg.bank_scales, min_size=cfg.patch,
+                           workers=cfg.bank_workers, device=device, log=log)
+        log(f"bank: {len(bank.entries)} entries, {bank.nbytes() / 1e9:.1f} GB in {time.time() - t_bank:.0f}s")
 
     net = VideoUNet(cond_channels=TASKS[cfg.task].cond_channels, channels=tuple(cfg.channels),
                     blocks=cfg.blocks, attention=cfg.attention)
-    model = EDMPrecond(net).to(device)
-    if device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)
+    model = EDMPrecond(net).to(device).to(memory_format=torch.channels_last)
+    amp = cfg.amp and device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, wall_before = 0, 0.0
+    sched0 = (0, 0.0)  # (step, wall) the lr schedule counts from: a run started from weights restarts it
     history: list = []
     state_path = stem.with_suffix(".train.pt")
     if resume and state_path.exists():
@@ -119,10 +136,24 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
         step, wall_before = state["step"], state["wall"]
+        sched0 = tuple(state.get("sched0", sched0))
         if stem.with_suffix(".yaml").exists():
             history = list(yaml.safe_load(stem.with_suffix(".yaml").read_text()).get("history") or [])
         rng = np.random.default_rng([cfg.seed, step])
         log(f"resumed from step {step}")
+    elif cfg.init_weights:
+        from safetensors.torch import load_file
+
+        init = Path(cfg.init_weights).with_suffix("")
+        weights = load_file(str(init.with_suffix(".safetensors")), device=str(device))
+        model.load_state_dict({k: v.float() for k, v in weights.items()})
+        ema.load_state_dict(model.state_dict())
+        if init.with_suffix(".yaml").exists():
+            prev = yaml.safe_load(init.with_suffix(".yaml").read_text())
+            history = list(prev.get("history") or [])
+            step, wall_before = int(prev.get("step", 0)), float(prev.get("train_seconds", 0.0))
+        sched0 = (step, wall_before)
+        log(f"initialised from {init} (step {step})")
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: {n_params / 1e6:.2f} M parameters on {device}")
 
@@ -146,16 +177,17 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
 
     def save_all():
         wall = wall_before + time.time() - t0
-        phases = history + [_phase(cfg, start_step, step, wall_before, wall)]
+        phases = history + [_phase(cfg, start_step, step, wall_before, wall, device)]
         meta = _meta(cfg, net, step, data_summary, last_val, wall, phases)
         checkpoint.save(stem, ema, meta)
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                    "step": step, "wall": wall}, state_path.with_name(state_path.name + ".tmp"))
+                    "step": step, "wall": wall, "sched0": sched0}, state_path.with_name(state_path.name + ".tmp"))
         os.replace(state_path.with_name(state_path.name + ".tmp"), state_path)
 
     try:
-        while step < cfg.iters and (wall_before + time.time() - t0) / 60 < cfg.max_minutes:
-            batch = make_batch(cfg.task, seqs, cfg, rng)
+        while (step - sched0[0] < cfg.iters
+               and (wall_before + time.time() - t0 - sched0[1]) / 60 < cfg.max_minutes):
+            batch = bank_batch(bank, cfg, rng) if bank is not None else make_batch(cfg.task, seqs, cfg, rng)
             x0 = batch["x0"].to(device)
             cond = batch["cond"].to(device)
             start = batch["start"].to(device)
@@ -166,13 +198,15 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
             u = torch.where(torch.rand(b, device=device) < cfg.p_first_step, torch.ones_like(u), u)
             sigma = u * sigma_s
             x = x0 + u.view(-1, 1, 1, 1, 1) * (start - x0)
-            lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+            lr = cfg.lr * min(1.0, (step - sched0[0] + 1) / cfg.warmup)
             # Cosine decay over whichever budget (steps or minutes) runs out first.
-            progress = max(step / max(1, cfg.iters), (wall_before + time.time() - t0) / 60 / cfg.max_minutes)
+            progress = max((step - sched0[0]) / max(1, cfg.iters),
+                           (wall_before + time.time() - t0 - sched0[1]) / 60 / cfg.max_minutes)
             lr *= 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
             for g in opt.param_groups:
                 g["lr"] = lr
-            pred = model(x, sigma, cond, sigma_s, estimate)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                pred = model(x, sigma, cond, sigma_s, estimate).float()
             per = LOSSES[cfg.loss](pred, x0)
             mask = batch["loss_mask"].to(device).view(b, -1, 1, 1, 1)
             loss = (per * mask).sum() / (mask.sum() * per[0, 0].numel())

@@ -37,6 +37,12 @@ class TrainConfig:
     start_sigma_max: float = 0.5
     interp_max_stride: int = 1         # interp: source frames may be skipped (more motion per pair)
     p_first_step: float = 0.3          # share of samples trained exactly at the start level
+    # interp: precomputed whole-frame flow hints (bank.py) instead of flow on every patch
+    interp_bank: bool = False
+    bank_strides: list = field(default_factory=lambda: [2, 3])   # pair spacings n (times k/n)
+    bank_stride_p: list = field(default_factory=lambda: [0.7, 0.3])
+    bank_scales: list = field(default_factory=lambda: [1.0])     # also train on downscaled copies
+    bank_workers: int = 0              # processes computing the hints (0 = all cores)
     # optimisation
     lr: float = 4e-4
     weight_decay: float = 0.01
@@ -48,7 +54,9 @@ class TrainConfig:
     lpips_weight: float = 0.0
     threads: int = 0                   # torch threads (0 = leave default)
     seed: int = 0
+    init_weights: str = ""             # start a new run from these weights (a phase on another machine)
     device: str = "auto"
+    amp: bool = True                   # bfloat16 autocast, on CUDA only (slower on this CPU)
     # bookkeeping
     log_every: int = 20
     ckpt_every: int = 100
@@ -84,6 +92,8 @@ def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainC
         raise ConfigError(f"key 'task': unknown task {cfg.task!r} (denoise, sr, interp)", path)
     if cfg.loss not in ("charbonnier", "l1", "l2"):
         raise ConfigError(f"key 'loss': unknown loss {cfg.loss!r} (charbonnier, l1, l2)", path)
+    if len(cfg.bank_stride_p) != len(cfg.bank_strides) or min(cfg.bank_strides, default=2) < 2:
+        raise ConfigError("keys 'bank_strides' / 'bank_stride_p': one probability per stride, strides >= 2", path)
     mult = 8 * (cfg.scale if cfg.task == "sr" else 1)
     if cfg.patch % mult:
         raise ConfigError(f"key 'patch': must be a multiple of {mult}", path)

@@ -44,6 +44,35 @@ def weights_available() -> bool:
         return False
 
 
+def _build_model():
+    import lpips
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchvision's 'pretrained' deprecation noise
+        model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+    missing, unexpected = model.load_state_dict(_load_backbone_state(), strict=False)
+    if unexpected or any(k.startswith("net.") for k in missing):
+        raise RuntimeError(f"backbone weights do not fit lpips' AlexNet: {unexpected or missing}")
+    return model.eval()
+
+
+def load_lpips(device):
+    """LPIPS as a differentiable training loss: fn(a, b) over (N, 3, H, W) tensors in [-1, 1]
+    -> (N,) distances. Frozen weights, float32 (its backbone under bf16 autocast is not the
+    metric we report)."""
+    import torch
+
+    model = _build_model().to(device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+
+    def fn(a, b):
+        with torch.autocast(torch.device(device).type, enabled=False):
+            return model(a.float(), b.float(), normalize=False).reshape(-1)
+
+    return fn
+
+
 class LPIPS:
     """Batched LPIPS distance. `lp(a, b)` -> float32 array (N,), lower is more similar.
 
@@ -51,18 +80,11 @@ class LPIPS:
     """
 
     def __init__(self, device: str = "auto", batch_size: int = 8):
-        import lpips
         import torch
 
         self.device = resolve_device(device)
         self.batch_size = max(1, int(batch_size))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torchvision's 'pretrained' deprecation noise
-            model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
-        missing, unexpected = model.load_state_dict(_load_backbone_state(), strict=False)
-        if unexpected or any(k.startswith("net.") for k in missing):
-            raise RuntimeError(f"backbone weights do not fit lpips' AlexNet: {unexpected or missing}")
-        self.model = model.eval().to(self.device)
+        self.model = _build_model().to(self.device)
         self._torch = torch
 
     def _to_tensor(self, x: np.ndarray):

@@ -1,0 +1,67 @@
+"""Quick check of an interpolation checkpoint on the validation triplets, against `dis`.
+
+    python scripts/eval_interp.py runs/interp-x2-bank/interp-x2 [--steps 1,2] [--start-sigma 0.05,0.1]
+
+Prints mean PSNR (RGB) and LPIPS over the triplets for each (steps, start sigma) setting and for
+the classical DIS-flow interpolation: the cheap loop for choosing a checkpoint and its sampling
+defaults. The reported table is scripts/validate_models.py's.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from restore.diffusion import checkpoint  # noqa: E402
+from restore.diffusion.restorers import DiffusionInterpolator  # noqa: E402
+from restore.methods.flow import interpolate_pair  # noqa: E402
+from restore.metrics.lpips_metric import LPIPS  # noqa: E402
+from validation.data import load_triplets  # noqa: E402
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(1 / max(mse, 1e-12))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("weights", help="checkpoint stem (name.safetensors + name.yaml)")
+    ap.add_argument("--data", default=str(ROOT.parent / "shared/data/val/interp"))
+    ap.add_argument("--steps", default="", help="comma list (default: the checkpoint's)")
+    ap.add_argument("--start-sigma", default="", help="comma list (default: the checkpoint's)")
+    ap.add_argument("--limit", type=int, default=None)
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    model, meta = checkpoint.load(args.weights)
+    steps = [int(s) for s in args.steps.split(",") if s] or [meta["sampling"]["steps"]]
+    sigmas = [float(s) for s in args.start_sigma.split(",") if s] or [meta["sampling"]["start_sigma"]]
+    trip = load_triplets(args.data, args.limit)
+    lp = LPIPS("cpu")
+    f = [(t.first.astype(np.float32) / 255, t.second.astype(np.float32) / 255, t.middle) for t in trip]
+    rows = []
+    dis = [np.round(interpolate_pair(a, b, 0.5) * 255).astype(np.uint8) for a, b, _ in f]
+    rows.append(("dis", dis))
+    for n in steps:
+        for s in sigmas:
+            run = DiffusionInterpolator(model, meta, steps=n, start_sigma=s)
+            out = [np.round(run(a[None], b[None], 0.5)[0] * 255).astype(np.uint8) for a, b, _ in f]
+            rows.append((f"diffusion steps={n} sigma={s:g}", out))
+    print(f"{args.weights} (step {meta.get('step')}), {len(trip)} triplets")
+    for name, outs in rows:
+        p = np.mean([psnr(o / 255, m / 255) for o, (_, _, m) in zip(outs, f)])
+        lpv = np.mean([float(lp(o, m)[0]) for o, (_, _, m) in zip(outs, f)])
+        print(f"{name:32s} PSNR {p:.3f}  LPIPS {lpv:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
