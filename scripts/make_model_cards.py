@@ -28,7 +28,7 @@ TASK_TEXT = {
              "the bicubic upsample; sampling starts from it plus noise.",
     "sr-x4": "x4 video super-resolution of MATLAB-bicubic ('BI') downscaled frames, conditioned on "
              "the bicubic upsample; sampling starts from it plus noise.",
-    "interp-x2": "Frame interpolation at any t in (0, 1) (trained at t = 1/4 ... 3/4, mostly 1/2), "
+    "interp-x2": "Frame interpolation at any t in (0, 1) (trained at t = 1/3, 1/2, 2/3, mostly 1/2), "
                  "conditioned on both neighbours and their DIS-flow warps to t; sampling starts "
                  "from the flow-warped blend plus noise, and the network corrects what the flow got "
                  "wrong (ghosts, occlusions). Trained on a GPU: flow hints are computed once on "
