@@ -125,3 +125,15 @@ def test_packed_corpus_round_trip_and_opencv_reader(tmp_path):
     assert via_av.shape == via_cv2.shape == clip.shape
     # OpenCV's colour conversion rounds differently from PyAV's; both are the same pictures.
     assert np.abs(via_av.astype(int) - via_cv2.astype(int)).mean() < 2
+
+
+def test_init_weights_errors_name_the_key(tmp_path):
+    from restore.diffusion.train import train
+    from restore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="init_weights.*not found"):
+        train(load_train_config(_cfg(tmp_path), {"init_weights": str(tmp_path / "nope")}), log=lambda *_: None)
+    stem = train(load_train_config(_cfg(tmp_path), {"iters": 1}), log=lambda *_: None)
+    with pytest.raises(ConfigError, match="init_weights.*does not fit"):
+        train(load_train_config(_cfg(tmp_path), {"init_weights": str(stem), "channels": [16, 32, 64],
+                                                 "out_dir": str(tmp_path / "run2")}), log=lambda *_: None)

@@ -21,6 +21,7 @@ import torch
 import yaml
 
 from ..device import resolve_device
+from ..errors import ConfigError
 from . import checkpoint
 from .bank import TripletBank, bank_batch
 from .data import load_sources
@@ -145,14 +146,21 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         from safetensors.torch import load_file
 
         init = Path(cfg.init_weights).with_suffix("")
+        if not init.with_suffix(".safetensors").is_file():
+            raise ConfigError(f"key 'init_weights': {init.with_suffix('.safetensors')} not found")
         weights = load_file(str(init.with_suffix(".safetensors")), device=str(device))
-        model.load_state_dict({k: v.float() for k, v in weights.items()})
+        try:
+            model.load_state_dict({k: v.float() for k, v in weights.items()})
+        except RuntimeError:
+            raise ConfigError(f"key 'init_weights': {init} does not fit channels {cfg.channels}, "
+                              f"blocks {cfg.blocks}, task {cfg.task}") from None
         ema.load_state_dict(model.state_dict())
         if init.with_suffix(".yaml").exists():
             prev = yaml.safe_load(init.with_suffix(".yaml").read_text())
             history = list(prev.get("history") or [])
             step, wall_before = int(prev.get("step", 0)), float(prev.get("train_seconds", 0.0))
         sched0 = (step, wall_before)
+        rng = np.random.default_rng([cfg.seed, step])
         log(f"initialised from {init} (step {step})")
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: {n_params / 1e6:.2f} M parameters on {device}")
