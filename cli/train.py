@@ -1,6 +1,7 @@
 """`restore train`: train a conditional video diffusion model from a YAML config."""
 from __future__ import annotations
 
+import re
 from importlib.resources import files
 from pathlib import Path
 
@@ -63,6 +64,10 @@ def command(config, data, out_dir, resume, iters, max_minutes, device, settings)
     click.echo(str(stem))
 
 
+def _consecutive(numbers: list[int], max_gap: int = 3) -> bool:
+    return all(b - a <= max_gap for a, b in zip(numbers, numbers[1:]))
+
+
 def _source_for(path: str) -> dict:
     from restore.diffusion.data import IMAGE_EXT, VIDEO_EXT
     from restore.errors import ConfigError
@@ -74,8 +79,12 @@ def _source_for(path: str) -> dict:
         images = sorted(f.stem for f in p.iterdir() if f.suffix.lower() in IMAGE_EXT)
         if not images:  # a folder of sequences, one sub-folder of frames each
             return {"path": str(p / "*"), "kind": "frames"}
-        # numbered files are the frames of one sequence; anything else is a set of photos
-        if all(n.isdigit() for n in images):
+        # numbered files (00001.png, im1.png, frame_0007.jpg) are the frames of one sequence;
+        # anything else is a set of photos
+        # and numbered far apart (BSD's 100075.png, 101085.png) is a set of photos too.
+        numbered = [re.fullmatch(r"(.*?)(\d+)", n) for n in images]
+        if all(numbered) and len({m.group(1) for m in numbered}) == 1 and _consecutive(
+                sorted(int(m.group(2)) for m in numbered)):
             return {"path": str(p), "kind": "frames"}
         return {"path": str(p / "*"), "kind": "images"}
     if any(ch in path for ch in "*?["):

@@ -137,3 +137,25 @@ def test_init_weights_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match="init_weights.*does not fit"):
         train(load_train_config(_cfg(tmp_path), {"init_weights": str(stem), "channels": [16, 32, 64],
                                                  "out_dir": str(tmp_path / "run2")}), log=lambda *_: None)
+
+
+def test_train_data_folders_frames_photos_and_an_interp_bank_without_motion(tmp_path, capsys):
+    from restore.cli.main import main
+    from restore.cli.train import _source_for
+    from restore.diffusion.data import load_sources
+
+    seq = tmp_path / "vimeo"
+    seq.mkdir()
+    for i, f in enumerate(_moving(n=7, size=64)):  # Vimeo-90K's naming: im1.png ... im7.png
+        cv2.imwrite(str(seq / f"im{i + 1}.png"), f)
+    assert _source_for(str(seq)) == {"path": str(seq), "kind": "frames"}
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, size in enumerate((64, 80, 72)):  # BSD100's naming: numbered, but photos of any size
+        cv2.imwrite(str(photos / f"img_{i + 1:03d}.png"), np.full((size, size, 3), 40 * i, np.uint8))
+    seqs = load_sources([_source_for(str(photos))])
+    assert len(seqs) == 3 and all(s.still for s in seqs)
+    rc = main(["train", "--config", "interp-x2", "--data", str(photos), "--out-dir", str(tmp_path / "run"),
+               "--iters", "1", "--set", "patch=64", "--set", "val_source={}", "--set", "bank_workers=1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "interp_bank" in err[-1] and "Traceback" not in "".join(err)

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..methods.flow import dis_flow
 from .data import Sequence
 from .tasks import flow_hints, with_anchors
@@ -93,7 +94,9 @@ class TripletBank:
             e.frames = e.frames.to(self.device)
             e.hints = {n: v.to(self.device) for n, v in e.hints.items()}
         if not self.entries:
-            raise ValueError("no moving sequences long enough for interpolation training")
+            raise ConfigError(f"key 'interp_bank': no frame sequence or video of at least "
+                              f"{2 * min(self.strides) + 1} frames (and {min_size} px) in the sources; "
+                              "still images have no motion to learn from")
         self.weights = np.array([np.sqrt(len(e.frames)) * (e.frames.shape[1] * e.frames.shape[2]) ** 0.25
                                  for e in self.entries])
         self.weights /= self.weights.sum()

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..errors import ConfigError, MediaError
+
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXT = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
 
@@ -27,7 +29,7 @@ class Sequence:
 def _read_image(path: str) -> np.ndarray:
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
-        raise ValueError(f"{path}: not an image")
+        raise MediaError("not an image (unreadable or corrupt)", path)
     return img[..., ::-1]
 
 
@@ -48,7 +50,7 @@ def _read_video_cv2(path: str, downscale: int, max_frames: int) -> np.ndarray:
         frames.append(_fit(img[..., ::-1], downscale))
     cap.release()
     if not frames:
-        raise ValueError(f"{path}: no frames could be decoded")
+        raise MediaError("no frames could be decoded", path)
     return np.stack(frames)
 
 
@@ -77,14 +79,17 @@ def load_sources(sources: list[dict], max_frames: int = 300) -> list[Sequence]:
             if kind == "frames" and os.path.isdir(path):
                 files = sorted(f for f in os.listdir(path) if f.lower().endswith(IMAGE_EXT))[:max_frames]
                 if len(files) >= 2:
-                    arr = np.stack([_fit(_read_image(os.path.join(path, f)), down) for f in files])
-                    seqs.append(Sequence(os.path.basename(path), arr))
+                    imgs = [_fit(_read_image(os.path.join(path, f)), down) for f in files]
+                    if len({im.shape for im in imgs}) > 1:  # numbered photos (img_001.png ...), not a video
+                        seqs.extend(Sequence(f, im[None], still=True) for f, im in zip(files, imgs))
+                    else:
+                        seqs.append(Sequence(os.path.basename(path), np.stack(imgs)))
             elif kind == "video" and path.lower().endswith(VIDEO_EXT):
                 seqs.append(Sequence(os.path.basename(path), _read_video(path, down, max_frames)))
             elif kind == "images" and path.lower().endswith(IMAGE_EXT):
                 seqs.append(Sequence(os.path.basename(path), _fit(_read_image(path), down)[None], still=True))
     if not seqs:
-        raise ValueError(f"no training material found in {[s['path'] for s in sources]}")
+        raise ConfigError(f"no training material found in {[s['path'] for s in sources]}")
     return seqs
 
 
