@@ -50,6 +50,7 @@ def parse_args(argv=None):
     p.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
                    help="combine the JSON outputs of runs over different --only sections (run in parallel) "
                         "into one report (--out, default docs/validation.md)")
+    p.add_argument("--scales", default="2,4", help="SR scales (default 2,4; e.g. 4 after retraining sr-x4)")
     p.add_argument("--sigmas", default=None, help="denoising noise levels, e.g. 25 or 15,50 (default: 15,25,50)")
     p.add_argument("--classical-only", action="store_true",
                    help="only the classical rows of denoise/sr/interp (fills the row cache; no weights needed)")
@@ -77,6 +78,12 @@ def parse_args(argv=None):
     bad = [t for t in args.sweep_tasks.split(",") if t not in ("denoise", "sr", "interp")]
     if bad:
         p.error(f"--sweep-tasks: unknown task(s) {', '.join(bad)} (choose from denoise, sr, interp)")
+    try:
+        args.scales = tuple(int(x) for x in args.scales.split(","))
+    except ValueError:
+        args.scales = ()
+    if not args.scales or any(x not in SCALES for x in args.scales):
+        p.error(f"--scales: choose from {', '.join(map(str, SCALES))}")
     for name in ("frames", "sweep_frames", "ewarp_frames"):
         v = getattr(args, name)
         if v is not None and v < (2 if name == "ewarp_frames" else 1):
@@ -322,7 +329,7 @@ def main(argv=None) -> int:
             set14 = vdata.load_images(args.data / "images" / "set14", n)
             datasets = {"davis-dog": ("sequence", [dog(n)]),
                         "set14": ("images", [img[None] for _, img in set14])}
-            results["sr"] = sr_section(datasets, SCALES, ctx, models)
+            results["sr"] = sr_section(datasets, args.scales, ctx, models)
         elif section == "interp":
             results["interp"] = interp_section(vdata.load_triplets(args.data / "interp", n), ctx, models)
         elif section == "sweep":
@@ -330,7 +337,7 @@ def main(argv=None) -> int:
             results["sweep"] = sweep_section(
                 ctx, models, clean_u8=dog(lim(args.sweep_frames)) if {"denoise", "sr"} & set(tasks) else None,
                 triplets=vdata.load_triplets(args.data / "interp", n) if "interp" in tasks else None,
-                steps=SWEEP_STEPS, sigma=25.0, scales=SCALES if "sr" in tasks else (), denoise="denoise" in tasks)
+                steps=SWEEP_STEPS, sigma=25.0, scales=args.scales if "sr" in tasks else (), denoise="denoise" in tasks)
         elif section == "ewarp":
             clip = dog(max(2, lim(args.ewarp_frames)))
             results["ewarp"] = ewarp_section(clip, ctx, models, sigma=25.0, scale=4)
