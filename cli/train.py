@@ -79,9 +79,8 @@ def _source_for(path: str) -> dict:
         images = sorted(f.stem for f in p.iterdir() if f.suffix.lower() in IMAGE_EXT)
         if not images:  # a folder of sequences, one sub-folder of frames each
             return {"path": str(p / "*"), "kind": "frames"}
-        # numbered files (00001.png, im1.png, frame_0007.jpg) are the frames of one sequence;
-        # anything else is a set of photos
-        # and numbered far apart (BSD's 100075.png, 101085.png) is a set of photos too.
+        # Files numbered in a run (00001.png, im1.png, frame_0007.jpg) are the frames of one
+        # sequence; anything else, numbers far apart included (100075.png, 101085.png), is photos.
         numbered = [re.fullmatch(r"(.*?)(\d+)", n) for n in images]
         if all(numbered) and len({m.group(1) for m in numbered}) == 1 and _consecutive(
                 sorted(int(m.group(2)) for m in numbered)):

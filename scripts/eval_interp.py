@@ -26,12 +26,8 @@ from restore.diffusion import checkpoint  # noqa: E402
 from restore.diffusion.restorers import DiffusionInterpolator  # noqa: E402
 from restore.methods.flow import interpolate_pair  # noqa: E402
 from restore.metrics.lpips_metric import LPIPS  # noqa: E402
+from restore.metrics.psnr import psnr_rgb  # noqa: E402
 from validation.data import load_triplets  # noqa: E402
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * np.log10(1 / max(mse, 1e-12))
 
 
 def main() -> None:
@@ -70,7 +66,7 @@ def main() -> None:
             rows.append((f"diffusion steps={n} sigma={s:g}", out))
     print(f"{args.weights} (step {meta.get('step')}), {len(f)} cases, t in {sorted({c[2] for c in f})}")
     for name, outs in rows:
-        p = np.mean([psnr(o / 255, m / 255) for o, (_, _, _, m) in zip(outs, f)])
+        p = np.mean([psnr_rgb(m, o) for o, (_, _, _, m) in zip(outs, f)])
         lpv = np.mean([float(lp(o, m)[0]) for o, (_, _, _, m) in zip(outs, f)])
         print(f"{name:32s} PSNR {p:.3f}  LPIPS {lpv:.4f}", flush=True)
 

@@ -143,7 +143,7 @@ class TripletBank:
 
 def bank_batch(bank: TripletBank, cfg, rng: np.random.Generator) -> dict:
     """The same batch dict as pairs.make_batch, cut from the bank on its device."""
-    from .pairs import _anchor_count, _loss_mask, _start_sigma
+    from .pairs import SHARED_NOISE_P, _anchor_count, _loss_mask, _start_sigma, stack_items
 
     # Start noise is drawn on the bank's device: on a GPU, numpy's normals for a whole batch
     # cost more than the training step.
@@ -153,14 +153,10 @@ def bank_batch(bank: TripletBank, cfg, rng: np.random.Generator) -> dict:
     for _ in range(cfg.batch):
         cond_task, est, x0 = bank.chunk(cfg.frames, cfg.patch, rng, cfg.bank_stride_p)
         sigma_s = _start_sigma(rng, cfg.start_sigma_min, cfg.start_sigma_max)
-        shared = rng.random() < 0.8  # as pairs._start_noise: mostly one draw for the whole chunk
-        eps = torch.randn((1 if shared else est.shape[0],) + tuple(est.shape[1:]), generator=gen,
-                          device=bank.device)
-        start = est + sigma_s * eps.expand_as(est)
+        draws = 1 if rng.random() < SHARED_NOISE_P else est.shape[0]
+        eps = torch.randn((draws,) + tuple(est.shape[1:]), generator=gen, device=bank.device)
         a = _anchor_count(rng, cfg.frames, cfg.p_anchor)
-        cond = with_anchors(cond_task, x0[:a] if a else None)
-        items.append(dict(x0=x0, cond=cond, start=start, estimate=est, sigma_s=sigma_s,
+        items.append(dict(x0=x0, cond=with_anchors(cond_task, x0[:a] if a else None),
+                          start=est + sigma_s * eps.expand_as(est), estimate=est, sigma_s=sigma_s,
                           loss_mask=_loss_mask(cfg.frames, a).to(est.device)))
-    out = {k: torch.stack([it[k] for it in items]) for k in ("x0", "cond", "start", "estimate", "loss_mask")}
-    out["sigma_s"] = torch.tensor([it["sigma_s"] for it in items], dtype=torch.float32, device=bank.device)
-    return out
+    return stack_items(items)

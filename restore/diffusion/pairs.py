@@ -33,7 +33,10 @@ def _start_sigma(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
-def _start_noise(rng: np.random.Generator, shape, shared_p: float = 0.8) -> torch.Tensor:
+SHARED_NOISE_P = 0.8  # share of chunks with one start-noise draw for all frames, as at inference
+
+
+def _start_noise(rng: np.random.Generator, shape, shared_p: float = SHARED_NOISE_P) -> torch.Tensor:
     t = shape[0]
     if rng.random() < shared_p:  # matches inference: one noise draw for every frame of a chunk
         eps = rng.standard_normal((1,) + tuple(shape[1:]), dtype=np.float32).repeat(t, axis=0)
@@ -108,8 +111,13 @@ def _loss_mask(frames: int, anchors: int) -> torch.Tensor:
 PAIRS = {"denoise": denoise_pair, "sr": sr_pair, "interp": interp_pair}
 
 
-def make_batch(task: str, seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
-    items = [PAIRS[task](seqs, cfg, rng) for _ in range(cfg.batch)]
+def stack_items(items: list[dict]) -> dict:
+    """Per-chunk dicts -> one batch dict (shared with bank.bank_batch)."""
     out = {k: torch.stack([it[k] for it in items]) for k in ("x0", "cond", "start", "estimate", "loss_mask")}
-    out["sigma_s"] = torch.tensor([it["sigma_s"] for it in items], dtype=torch.float32)
+    out["sigma_s"] = torch.tensor([it["sigma_s"] for it in items], dtype=torch.float32,
+                                  device=items[0]["x0"].device)
     return out
+
+
+def make_batch(task: str, seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
+    return stack_items([PAIRS[task](seqs, cfg, rng) for _ in range(cfg.batch)])
