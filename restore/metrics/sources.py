@@ -2,9 +2,9 @@
 
 Two kinds of frames are needed:
 - RGB (restore.io.decode, the project's decoder) for RGB / BT.601-Y PSNR, SSIM, LPIPS, E_warp;
-- the source's own YUV planes for ffmpeg-style per-plane PSNR. restore.io only hands out RGB, so
-  `yuv_frames` reads the planes straight from PyAV (the same decoder) and converts to RGB from the
-  same decoded frame only when a metric needs it, so a file is still decoded once.
+- the source's own YUV planes for ffmpeg-style per-plane PSNR and VMAF (restore.io.yuv), which
+  converts to RGB from the same decoded frame only when a metric needs it, so a file is still
+  decoded once.
 """
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ class SourceInfo:
     frame_count: int | None
     duration: float | None
     fps: float | None
+    color_transfer: str | None = None
+    color_primaries: str | None = None
+    color_matrix: str | None = None
 
 
 def probe_video(path) -> SourceInfo:
@@ -40,7 +43,8 @@ def probe_video(path) -> SourceInfo:
         raise MediaError("no video stream", path)
     fps = v.avg_frame_rate or v.real_frame_rate
     return SourceInfo(path, v.width, v.height, v.pix_fmt, v.bit_depth or 8, v.frame_count,
-                      float(v.duration) if v.duration else None, float(fps) if fps else None)
+                      float(v.duration) if v.duration else None, float(fps) if fps else None,
+                      v.color_transfer, v.color_primaries, v.color_matrix)
 
 
 def rgb_frames(path) -> Iterator[np.ndarray]:
@@ -81,55 +85,17 @@ def format_bits(pix_fmt: str) -> int:
     return 8
 
 
-@dataclass
-class YUVFrame:
-    planes: tuple[np.ndarray, ...]   # Y, U, V (or just Y for grey), uint8 / uint16 code values
-    rgb: np.ndarray | None           # (H, W, 3) uint8 / uint16 when asked for
-
-
-def _planes(frame) -> tuple[np.ndarray, ...]:
-    itemsize = 2 if format_bits(frame.format.name) > 8 else 1
-    dtype = np.uint8 if itemsize == 1 else np.dtype("<u2")
-    out = []
-    for p in frame.planes:
-        a = np.frombuffer(memoryview(p), dtype=dtype).reshape(p.height, p.line_size // itemsize)
-        out.append(a[:, :p.width].copy())
-    return tuple(out)
-
-
 def yuv_frames(path, *, fmt: str, width: int, height: int, want_rgb: bool = False,
-               threads: bool = True) -> Iterator[YUVFrame]:
-    """Decode `path` once with PyAV, yielding its planes in `fmt` at width x height.
+               rgb_native: bool = False, threads: bool = True):
+    """Decode `path` once (restore.io.yuv), yielding its planes in `fmt` at width x height.
 
     Frames already in that format and size are used as decoded (bit-exact code values, as
     ffmpeg's psnr filter sees them); others go through swscale (bicubic), like ffmpeg's auto-scale.
     """
-    import av
+    from restore.io.yuv import decode_yuv
 
-    path = os.fspath(path)
-    try:
-        container = av.open(path)
-    except (av.error.FFmpegError, OSError) as err:
-        raise MediaError(f"cannot open: {getattr(err, 'strerror', None) or err}", path) from err
-    try:
-        if not container.streams.video:
-            raise MediaError("no video stream", path)
-        stream = container.streams.video[0]
-        if threads:
-            stream.thread_type = "AUTO"
-        rgb_fmt = "rgb48le" if format_bits(fmt) > 8 else "rgb24"
-        try:
-            for frame in container.decode(stream):
-                if frame.format.name != fmt or frame.width != width or frame.height != height:
-                    frame = frame.reformat(width=width, height=height, format=fmt,
-                                           interpolation="BICUBIC")
-                rgb = frame.to_ndarray(format=rgb_fmt) if want_rgb else None
-                yield YUVFrame(_planes(frame), rgb)
-        except av.error.FFmpegError as err:
-            raise MediaError(f"decoding failed: {err}", path) from err
-    finally:
-        container.close()
-
+    return decode_yuv(path, fmt=fmt, width=width, height=height, rgb=want_rgb, rgb_native=rgb_native,
+                      threads=threads)
 
 
 def prefetch(it: Iterator, depth: int = 3) -> Iterator:

@@ -1,0 +1,171 @@
+"""VMAF (Netflix): the standard model vmaf_v0.6.1 and the NEG model vmaf_v0.6.1neg, per frame.
+
+Implementation: libvmaf is the reference, but neither Debian's ffmpeg nor PyAV's wheels are built
+with it, so the features and the SVM come from `vmaf-torch` (PyPI, BSD-3-Clause; Aistov and
+Koroteev, arXiv 2310.15578), a PyTorch port of libvmaf's float code path that also runs on CUDA.
+Its model coefficients are in its source code: nothing is read from disk or the network at run
+time. What restore adds is the streaming around it (features in batches of frames, the motion
+feature carried across batches, so memory does not grow with the clip) and the conventions below.
+
+Conventions (libvmaf's, checked in tests/test_vmaf.py against Netflix's expected scores for
+their own test vectors, tests/data/vmaf/):
+- Input: the Y plane of the reference's pixel format, code values. Higher bit depths are scaled
+  to the 8-bit range by 2^(bits - 8), as libvmaf's float extractors do.
+- Features per frame: VIF at four scales, ADM2, motion2 (the smaller of the blurred-luma SAD to
+  the previous and to the next reference frame; 0 for frame 0, the SAD to the previous frame
+  for the last one). The NEG model computes VIF and ADM with an enhancement-gain limit of 1.0,
+  so sharpening or contrast boosts cannot raise the score above an undistorted copy; it is the
+  honest choice for restoration, where plain VMAF rewards over-sharpening.
+- Per-frame scores are clipped to [0, 100] (the models' score_clip); the pooled score is the
+  arithmetic mean of the per-frame scores, libvmaf's `pooled_metrics.mean`. The harmonic mean
+  is reported too because some tools pool that way.
+Floating point instead of libvmaf's fixed point: within 0.02 VMAF points of libvmaf on every
+reference vector (docs/scoring.md has the table).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..device import resolve_device
+from ..errors import ConfigError
+
+# our name -> (libvmaf model version, enhancement-gain-limited features)
+MODELS = {"vmaf": ("vmaf_v0.6.1", False), "vmaf_neg": ("vmaf_v0.6.1neg", True)}
+MIN_SIZE = 32   # VIF's 4th scale and ADM's 4 wavelet levels need at least this many pixels a side
+
+
+def parse_models(spec) -> tuple[str, ...]:
+    """'vmaf', 'neg', 'both' / 'vmaf,vmaf_neg' / a sequence -> tuple of keys of MODELS."""
+    if spec is None or spec is False:
+        return ()
+    if spec is True:
+        return tuple(MODELS)
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = []
+    for item in items:
+        key = str(item).strip().lower()
+        key = {"both": "all", "std": "vmaf", "vmaf_v0.6.1": "vmaf", "neg": "vmaf_neg",
+               "vmaf_v0.6.1neg": "vmaf_neg", "vmafneg": "vmaf_neg"}.get(key, key)
+        for k in (MODELS if key == "all" else [key]):
+            if k not in MODELS:
+                raise ConfigError(f"--vmaf {item!r}: expected vmaf, neg or both")
+            if k not in out:
+                out.append(k)
+    return tuple(out)
+
+
+def _load_vmaf_torch():
+    try:
+        from vmaf_torch.adm import ADM
+        from vmaf_torch.svm_predict import SVMPredict
+        from vmaf_torch.utils import fast_gaussian_blur, gaussian_kernel_1d, vmaf_pad
+        from vmaf_torch.vif import VIF
+    except ImportError as err:  # a dependency of restore; only a broken install gets here
+        raise ConfigError(f"VMAF needs the vmaf-torch package ({err}); pip install vmaf-torch") from err
+    return ADM, VIF, SVMPredict, fast_gaussian_blur, gaussian_kernel_1d, vmaf_pad
+
+
+class VMAFMeter:
+    """Streaming VMAF: `add` Y planes in display order, `result()` at the end.
+
+    models: keys of MODELS. bits: bit depth of the planes' code values. Frames are buffered in
+    batches of `batch_size` (one batch of two float32 frames per model is the extra memory).
+    """
+
+    def __init__(self, models=("vmaf", "vmaf_neg"), *, bits: int = 8, device: str = "auto",
+                 batch_size: int = 4):
+        import torch
+
+        ADM, VIF, SVMPredict, blur, kernel, pad = _load_vmaf_torch()
+        self._torch = torch
+        self._blur, self._pad = blur, pad
+        self.models = parse_models(models) or tuple(MODELS)
+        self.device = resolve_device(device)
+        self.batch_size = max(1, int(batch_size))
+        self.scale = float(2 ** (int(bits) - 8))
+        self._feat = {m: (ADM(NEG=MODELS[m][1]).to(self.device), VIF(NEG=MODELS[m][1]).to(self.device))
+                      for m in self.models}
+        # libvmaf's SVM for v0.6.1 and v0.6.1neg is the same; only the features differ
+        self._svm = SVMPredict(clip_score=False).to(self.device)
+        self._motion_win = kernel(kernel_size=5).to(self.device)
+        self._ref: list[np.ndarray] = []
+        self._dist: list[np.ndarray] = []
+        self._prev_blur = None
+        self._sad: list[float] = []            # SAD of blurred reference luma to the previous frame
+        self._features = {m: [] for m in self.models}   # rows: adm2, vif0..3
+        self._shape = None
+
+    def add(self, ref_y: np.ndarray, dist_y: np.ndarray) -> None:
+        if ref_y.shape != dist_y.shape or ref_y.ndim != 2:
+            raise ValueError(f"VMAF expects two equal 2-D planes, got {ref_y.shape} and {dist_y.shape}")
+        if self._shape is None:
+            if min(ref_y.shape) < MIN_SIZE:
+                raise ValueError(f"VMAF needs frames of at least {MIN_SIZE}x{MIN_SIZE} pixels, "
+                                 f"got {ref_y.shape[1]}x{ref_y.shape[0]}")
+            self._shape = ref_y.shape
+        self._ref.append(ref_y)
+        self._dist.append(dist_y)
+        if len(self._ref) >= self.batch_size:
+            self._run()
+
+    def _tensor(self, planes):
+        t = self._torch.from_numpy(np.stack(planes).astype(np.float32)).to(self.device)
+        t = t.unsqueeze(1)                      # (N, 1, H, W)
+        return t / self.scale if self.scale != 1 else t
+
+    def _run(self):
+        if not self._ref:
+            return
+        torch = self._torch
+        with torch.inference_mode():
+            ref, dist = self._tensor(self._ref), self._tensor(self._dist)
+            for m, (adm, vif) in self._feat.items():
+                a = adm.adm_score(ref, dist)                    # (N, 1)
+                v = vif.vif_features(ref, dist)                 # (N, 4)
+                self._features[m].append(torch.cat([a, v], -1).double().cpu().numpy())
+            # motion: 5-tap Gaussian blur of the reference luma with libvmaf's mirror padding
+            blurred = self._blur(self._pad(ref, [2, 2, 2, 2]), weight=self._motion_win)
+            for i in range(blurred.shape[0]):
+                cur = blurred[i]
+                self._sad.append(0.0 if self._prev_blur is None
+                                 else float((cur - self._prev_blur).abs().mean(dtype=torch.float64)))
+                self._prev_blur = cur
+        self._ref.clear()
+        self._dist.clear()
+
+    def result(self) -> dict:
+        """{"frames": {model: per-frame scores}, "features": {...}, "pooled": {model: {mean, harmonic_mean}}}."""
+        self._run()
+        torch = self._torch
+        n = len(self._sad)
+        if n == 0:
+            return {"frames": {}, "features": {}, "pooled": {}}
+        sad = np.asarray(self._sad)
+        motion2 = np.minimum(sad, np.append(sad[1:], np.inf))
+        motion2[-1] = sad[-1]
+        motion2[0] = 0.0
+        frames, features, pooled = {}, {"motion2": motion2}, {}
+        for m in self.models:
+            f = np.concatenate(self._features[m])       # (n, 5): adm2, vif0..3
+            x = np.concatenate([f[:, :1], motion2[:, None], f[:, 1:]], 1)   # the SVM's feature order
+            with torch.inference_mode():
+                s = self._svm(torch.from_numpy(x.astype(np.float32)).to(self.device))
+            raw = s.reshape(-1).double().cpu().numpy()
+            scores = np.clip(raw, 0.0, 100.0)
+            frames[m] = scores
+            sfx = "" if m == "vmaf" else "_egl_1"
+            features[f"adm2{sfx}"] = f[:, 0]
+            for k in range(4):
+                features[f"vif_scale{k}{sfx}"] = f[:, 1 + k]
+            features[f"{m}_unclipped"] = raw
+            pooled[m] = {"mean": float(scores.mean()),
+                         "harmonic_mean": float(n / np.sum(1.0 / (scores + 1.0)) - 1.0)}
+        return {"frames": frames, "features": features, "pooled": pooled}
+
+
+def vmaf(ref_y, dist_y, *, models=("vmaf", "vmaf_neg"), bits: int = 8, device: str = "cpu") -> dict:
+    """VMAF of two clips given as sequences of Y planes (T, H, W); see VMAFMeter.result()."""
+    meter = VMAFMeter(models, bits=bits, device=device)
+    for r, d in zip(ref_y, dist_y):
+        meter.add(np.asarray(r), np.asarray(d))
+    return meter.result()
