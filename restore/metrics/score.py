@@ -22,13 +22,18 @@ from .sources import format_bits, planar_format, prefetch, probe_video, rgb_fram
 from .ssim import ssim as _ssim
 
 PSNR_MODES = ("y", "rgb", "yuv")
-KNOWN_METRICS = ("psnr", "ssim", "lpips", "temporal")
+KNOWN_METRICS = ("psnr", "ssim", "lpips", "temporal", "vmaf")
 ALIGN_WINDOW = 10    # frames compared at each candidate offset
 MAX_OFFSET = 5
 SUMMARY_STATS = ("mean", "min", "p5", "median", "max")
 # per-frame metrics and whether higher is better (for tables and BD computations)
 HIGHER_IS_BETTER = {"psnr": True, "psnr_y": True, "psnr_u": True, "psnr_v": True,
-                    "ssim": True, "lpips": False, "ewarp": False, "flicker": False}
+                    "ssim": True, "lpips": False, "vmaf": True, "vmaf_neg": True,
+                    "ewarp": False, "flicker": False, "tof": False, "tlp": False}
+# Transfer characteristics that make a file HDR: its code values are not gamma-coded SDR, and a
+# PSNR on them means something only as "PSNR of the PQ/HLG signal", which the report states.
+HDR_TRANSFERS = {"smpte2084": "PQ (SMPTE ST 2084)", "arib-std-b67": "HLG (ARIB STD-B67)"}
+MIN_SSIM_SIZE = 11   # the SSIM window
 
 
 class ScoreWarning(UserWarning):
@@ -92,6 +97,17 @@ def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
+def _scored_in(psnr_mode: str, transfer: str, bits: int, peak: float) -> str:
+    """One line for the report: which signal the numbers are on (no tone mapping ever)."""
+    if psnr_mode == "yuv":
+        values = f"{bits}-bit code values (PSNR peak {peak:g})"
+    elif psnr_mode == "rgb":
+        values = "RGB scaled to [0, 1] (PSNR peak 1)"
+    else:
+        values = "BT.601 Y of RGB on the 8-bit scale (PSNR peak 255)"
+    return f"{transfer} signal, {values}, no tone mapping"
+
+
 def _check_args(metrics, lpips, temporal, psnr_mode, crop_border):
     metrics = tuple(m.lower() for m in (metrics or ()))
     unknown = [m for m in metrics if m not in KNOWN_METRICS]
@@ -99,7 +115,7 @@ def _check_args(metrics, lpips, temporal, psnr_mode, crop_border):
         raise ConfigError(f"unknown metric {unknown[0]!r} (known: {', '.join(KNOWN_METRICS)})")
     lpips = bool(lpips) or "lpips" in metrics
     temporal = bool(temporal) or "temporal" in metrics
-    if psnr_mode not in PSNR_MODES:
+    if psnr_mode not in PSNR_MODES + ("auto",):
         raise ConfigError(f"--psnr-mode {psnr_mode!r}: expected one of {', '.join(PSNR_MODES)}")
     if int(crop_border) < 0:
         raise ConfigError(f"--crop-border {crop_border}: must be >= 0")
@@ -108,19 +124,40 @@ def _check_args(metrics, lpips, temporal, psnr_mode, crop_border):
     return "psnr" in metrics, "ssim" in metrics, lpips, temporal
 
 
+def transfer_of(info) -> str:
+    """'PQ (SMPTE ST 2084)', 'HLG (ARIB STD-B67)', or 'SDR (<tag>)' / 'SDR (untagged)'."""
+    tag = info.color_transfer
+    return HDR_TRANSFERS.get(tag) or f"SDR ({tag or 'untagged'})"
+
+
+def resolve_psnr_mode(psnr_mode: str, info) -> str:
+    """'auto': code values ('yuv') for > 8-bit or HDR references, where an 8-bit-scale BT.601 Y of
+    decoded RGB would neither be on the file's own values nor in its transfer; 'y' otherwise."""
+    if psnr_mode != "auto":
+        return psnr_mode
+    return "yuv" if info.bit_depth > 8 or info.color_transfer in HDR_TRANSFERS else "y"
+
+
 def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False, temporal: bool = False,
           align="auto", crop_border: int = 0, scale_to_reference: bool = False, device: str = "auto",
           progress: bool = False, psnr_mode: str = "y", max_offset: int = MAX_OFFSET,
-          lpips_batch: int = 8, lpips_model=None) -> ScoreReport:
+          lpips_batch: int = 8, lpips_model=None, vmaf=None, vmaf_batch: int = 4) -> ScoreReport:
     """Score `distorted` against `reference`; see docs/scoring.md for every convention.
 
-    psnr_mode: "y" (BT.601 Y, SR papers; default), "rgb", or "yuv" (per plane in the reference's
-    own pixel format, ffmpeg's psnr filter). SSIM is on Y: BT.601 Y from RGB in y/rgb modes, the
-    source's Y plane in yuv mode. align: "auto", "none"/0, or an int offset (see align.py).
+    psnr_mode: "y" (BT.601 Y, SR papers; default), "rgb", "yuv" (per plane in the reference's
+    own pixel format, ffmpeg's psnr filter), or "auto" (yuv for > 8-bit or HDR references, else y).
+    SSIM is on Y: BT.601 Y from RGB in y/rgb modes, the source's Y plane in yuv mode.
+    align: "auto", "none"/0, or an int offset (see align.py).
     lpips_model: an already built LPIPS instance to reuse across calls (optional).
+    vmaf: None, or models: "vmaf" (vmaf_v0.6.1), "neg" (vmaf_v0.6.1neg), "both", or a sequence;
+    "vmaf" in `metrics` means both. Computed on the reference pixel format's Y plane.
+    temporal: E_warp and flicker, tOF, and tLP (tLP needs the LPIPS network, built if not given).
     """
     t0 = time.perf_counter()
     want_psnr, want_ssim, want_lpips, want_temporal = _check_args(metrics, lpips, temporal, psnr_mode, crop_border)
+    from .vmaf import parse_models
+
+    vmaf_models = parse_models(vmaf) or (parse_models("both") if "vmaf" in (m.lower() for m in metrics or ()) else ())
     crop_border = int(crop_border)
     offset_setting = _align.parse_align(align)
     ref_path, dist_path = os.fspath(reference), os.fspath(distorted)
@@ -129,6 +166,9 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
     if not os.path.exists(dist_path):
         raise MediaError("no such file", dist_path)
     ref_info, dist_info = probe_video(ref_path), probe_video(dist_path)
+    psnr_mode = resolve_psnr_mode(psnr_mode, ref_info)
+    if psnr_mode == "yuv" and crop_border:
+        raise ConfigError("--crop-border applies to --psnr-mode y or rgb, not yuv (ffmpeg's psnr has no crop)")
     notes: list[str] = []
 
     def warn(msg: str):
@@ -136,6 +176,26 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
         warnings.warn(f"{dist_path}: {msg}", ScoreWarning, stacklevel=3)
 
     W, H = ref_info.width, ref_info.height
+    # sizes that no metric can score are one-line errors here, before any decoding
+    if crop_border and 2 * crop_border >= min(W, H):
+        raise ConfigError(f"--crop-border {crop_border} leaves nothing of the {W}x{H} frames of {ref_path}")
+    if want_ssim and min(W - 2 * crop_border, H - 2 * crop_border) < MIN_SSIM_SIZE:
+        raise MediaError(f"frames of {W - 2 * crop_border}x{H - 2 * crop_border} pixels"
+                         f"{' after --crop-border' if crop_border else ''} are smaller than SSIM's "
+                         f"{MIN_SSIM_SIZE}x{MIN_SSIM_SIZE} window; use --no-ssim", ref_path)
+    if vmaf_models:
+        from .vmaf import MIN_SIZE as VMAF_MIN
+
+        if min(W, H) < VMAF_MIN:
+            raise MediaError(f"frames of {W}x{H} pixels are smaller than VMAF's minimum of "
+                             f"{VMAF_MIN}x{VMAF_MIN}", ref_path)
+    ref_transfer, dist_transfer = transfer_of(ref_info), transfer_of(dist_info)
+    if ref_info.color_transfer != dist_info.color_transfer and dist_info.color_transfer and ref_info.color_transfer:
+        warn(f"transfer {dist_transfer} differs from the reference's {ref_transfer}: scored on the "
+             f"signal values as they are, nothing is converted")
+    if ref_info.color_transfer in HDR_TRANSFERS and psnr_mode != "yuv":
+        warn(f"{ref_transfer} source scored in --psnr-mode {psnr_mode}: RGB from the {ref_transfer} "
+             f"signal, not its {ref_info.bit_depth}-bit code values (--psnr-mode yuv for those)")
     if (dist_info.width, dist_info.height) != (W, H):
         if not scale_to_reference:
             raise MediaError(f"frame size {dist_info.width}x{dist_info.height} differs from the reference's "
@@ -147,7 +207,7 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
             warn(f"duration {dist_info.duration:.3f}s differs from the reference's {ref_info.duration:.3f}s")
 
     lpips_fn = None
-    if want_lpips:
+    if want_lpips or want_temporal:  # tLP, TecoGAN's temporal LPIPS, needs the network too
         if lpips_model is not None:
             lpips_fn = lpips_model
         else:
@@ -155,6 +215,7 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
 
             lpips_fn = LPIPS(device=device, batch_size=lpips_batch)
     need_rgb = want_lpips or want_temporal
+    vmeter = None
 
     # ---- frame streams -------------------------------------------------------------------------
     if psnr_mode == "yuv":
@@ -173,7 +234,32 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
 
         def rgb(item):
             return item.rgb
+
+        def y_plane(item):
+            return item.planes[0]
         ssim_range = peak
+    elif vmaf_models:
+        # VMAF is defined on the Y plane as decoded: one decode gives the planes (in the
+        # reference's format) and the RGB that PSNR-Y / SSIM / LPIPS use, as restore.io.decode makes it
+        fmt = planar_format(ref_info.pix_fmt)
+        bits = ref_info.bit_depth
+        peak = 1.0 if psnr_mode == "rgb" else 255.0
+        ref_it = yuv_frames(ref_path, fmt=fmt, width=W, height=H, want_rgb=True, rgb_native=True)
+        dist_it = yuv_frames(dist_path, fmt=fmt, width=W, height=H, want_rgb=True, rgb_native=True)
+        if scale_to_reference:
+            from restore.io.yuv import YUVFrame
+
+            dist_it = (YUVFrame(f.planes, _resize(f.rgb, W, H)) for f in dist_it)
+
+        def rgb(item):
+            return item.rgb
+
+        def luma(item):
+            return crop(rgb_to_y601(item.rgb, np.float32), crop_border)
+
+        def y_plane(item):
+            return item.planes[0]
+        ssim_range = 255.0
     else:
         bits = ref_info.bit_depth
         peak = 1.0 if psnr_mode == "rgb" else 255.0
@@ -185,7 +271,13 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
 
         def rgb(item):
             return item
+        y_plane = None
         ssim_range = 255.0
+    if vmaf_models:
+        from .vmaf import VMAFMeter
+
+        vmeter = VMAFMeter(vmaf_models, bits=format_bits(planar_format(ref_info.pix_fmt)), device=device,
+                           batch_size=vmaf_batch)
 
     ref_it, dist_it = prefetch(ref_it), prefetch(dist_it)
 
@@ -220,6 +312,13 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
     batch_idx: list[int] = []
     batch_ref: list[np.ndarray] = []
     batch_dist: list[np.ndarray] = []
+    # tLP: LPIPS between consecutive frames, of the reference and of the output, in the same batches
+    tlp_idx: list[int] = []
+    tlp_a: list[np.ndarray] = []   # previous reference frames, then previous output frames
+    tlp_b: list[np.ndarray] = []
+    tlp_out_a: list[np.ndarray] = []
+    tlp_out_b: list[np.ndarray] = []
+    prev_pair = None
 
     def flush():
         if batch_idx:
@@ -227,6 +326,13 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
             for i, v in zip(batch_idx, d):
                 rows[i]["lpips"] = float(v)
             batch_idx.clear(); batch_ref.clear(); batch_dist.clear()
+        if tlp_idx:
+            n = len(tlp_idx)
+            d = lpips_fn(np.stack(tlp_a + tlp_out_a), np.stack(tlp_b + tlp_out_b))
+            for k, i in enumerate(tlp_idx):
+                rows[i]["tlp"] = float(abs(d[k] - d[n + k]))
+            for lst in (tlp_idx, tlp_a, tlp_b, tlp_out_a, tlp_out_b):
+                lst.clear()
 
     bar = None
     if progress:
@@ -252,11 +358,13 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
                         acc = PSNRAccumulator(names, peak, plane_weights(r.planes))
                     row.update(acc.add([mse(a, b) for a, b in zip(r.planes, d.planes)]))
                 elif psnr_mode == "rgb":
-                    row.update(acc.add(rgb_mse(r, d, crop_border)))
+                    row.update(acc.add(rgb_mse(rgb(r), rgb(d), crop_border)))
                 else:
-                    row.update(acc.add(y601_mse(r, d, crop_border)))
+                    row.update(acc.add(y601_mse(rgb(r), rgb(d), crop_border)))
             if want_ssim:
                 row["ssim"] = _ssim(luma(r), luma(d), ssim_range)
+            if vmeter is not None:
+                vmeter.add(y_plane(r), y_plane(d))
             rows.append(row)
             if want_lpips:
                 row["lpips"] = None
@@ -267,9 +375,18 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
                 t = temporal_meter.add(rgb(r), rgb(d))
                 row["ewarp"] = None if t is None else t["ewarp"]
                 row["flicker"] = None if t is None else t["flicker"]
+                row["tof"] = None if t is None else t["tof"]
+                row["tlp"] = None
+                if prev_pair is not None:
+                    tlp_idx.append(i)
+                    tlp_a.append(prev_pair[0]); tlp_b.append(rgb(r))
+                    tlp_out_a.append(prev_pair[1]); tlp_out_b.append(rgb(d))
+                prev_pair = (rgb(r), rgb(d))
+                if len(tlp_idx) >= lpips_fn.batch_size:
+                    flush()
             if bar is not None:
                 bar.update(1)
-        if want_lpips:
+        if lpips_fn is not None:
             flush()
     finally:
         if bar is not None:
@@ -282,16 +399,26 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
     if n_ref != n_dist:
         warn(f"frame count {n_dist} differs from the reference's {n_ref}; scored {len(rows)} pairs")
 
+    vmaf_pooled = {}
+    if vmeter is not None:
+        res = vmeter.result()
+        vmaf_pooled = res["pooled"]
+        for m, values in res["frames"].items():
+            for row, v in zip(rows, values):
+                row[m] = float(v)
+
     # ---- summaries -------------------------------------------------------------------------------
     summary, aggregates = {}, {}
     if want_psnr:
         aggregates.update(acc.summary())
         for key in ["psnr"] + ([f"psnr_{n}" for n in acc.names] if len(acc.names) > 1 else []):
             summary[key] = summarize([row[key] for row in rows], db=True)
-    for key in ("ssim", "lpips", "ewarp", "flicker"):
+    for key in ("ssim", "lpips", "vmaf", "vmaf_neg", "ewarp", "flicker", "tof", "tlp"):
         if rows and key in rows[0]:
             summary[key] = summarize([row[key] for row in rows])
             aggregates[key] = summary[key]["mean"]
+    for m, pooled in vmaf_pooled.items():
+        aggregates[f"{m}_harmonic_mean"] = pooled["harmonic_mean"]
     settings = {
         "psnr_mode": psnr_mode, "crop_border": crop_border, "bit_depth": bits,
         "psnr_peak": peak, "align": str(offset_setting), "scale_to_reference": bool(scale_to_reference),
@@ -300,7 +427,17 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
                  "channel": "source Y plane" if psnr_mode == "yuv" else "BT.601 Y"},
         "psnr_identical_frames": "per-frame inf; psnr = PSNR of mean MSE (inf only if all frames "
                                  "identical); means and dB summaries cap frames at 100 dB",
+        "transfer": {"reference": ref_info.color_transfer, "distorted": dist_info.color_transfer,
+                     "scored_in": _scored_in(psnr_mode, ref_transfer, bits, peak)},
     }
+    if vmaf_models:
+        from .vmaf import MODELS
+
+        settings["vmaf"] = {"models": {m: MODELS[m][0] for m in vmaf_models},
+                            "implementation": "vmaf-torch (float), libvmaf conventions",
+                            "plane": "Y of the reference's pixel format, code values",
+                            "pooling": "mean of per-frame scores clipped to [0, 100]",
+                            "device": getattr(vmeter, "device", "?")}
     if want_lpips:
         settings["lpips"] = {"net": "alex", "version": "0.1", "input_range": "[-1, 1]",
                              "device": getattr(lpips_fn, "device", "?")}
