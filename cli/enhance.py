@@ -85,13 +85,19 @@ Methods: `restore models` lists them.
 @click.option("--tile", type=click.IntRange(16), default=None, metavar="PX",
               help="Process frames in tiles of this many pixels (less memory).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--resume", is_flag=True,
+              help="Keep finished chunks in a work folder next to OUTPUT and, if an earlier run "
+                   "with the same input and settings was interrupted, continue where it stopped "
+                   "(the output is identical to an uninterrupted run). Needs free disk for a "
+                   "lossless copy of the output frames; checked before starting.")
+@click.option("--keep-temp", is_flag=True, help="With --resume: keep the work folder after success.")
 @click.option("--no-copy-audio", is_flag=True, help="Drop the audio streams.")
 @click.option("--no-copy-subtitles", is_flag=True, help="Drop the subtitle streams.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no summary line.")
 def command(input, output, denoise, scale, fps_multiplier, fps, model, denoise_method, upscale_method,
             interp_method, preset, device, codec, crf, encoder_preset, bit_depth, steps, start_sigma, seed, tile,
-            overwrite, no_copy_audio, no_copy_subtitles, as_json, quiet):
+            overwrite, resume, keep_temp, no_copy_audio, no_copy_subtitles, as_json, quiet):
     """Denoise, upscale and/or interpolate INPUT into a new video file.
 
     Tasks run in the order denoise, upscale, interpolate, chunk by chunk, with chunks cut at
@@ -113,7 +119,20 @@ def command(input, output, denoise, scale, fps_multiplier, fps, model, denoise_m
     from restore.pipeline import enhance
 
     show_bar = not quiet and sys.stderr.isatty()
-    result = enhance(input, output, preset=preset, overwrite=overwrite, progress=show_bar, **overrides)
+    if keep_temp and not resume:
+        raise click.UsageError("--keep-temp keeps the --resume work folder: give --resume too")
+    result = enhance(input, output, preset=preset, overwrite=overwrite, progress=show_bar,
+                     resume=resume, keep_temp=keep_temp, **overrides)
+    if not quiet and not as_json:
+        if result.cleaned:
+            click.echo(f"removed {len(result.cleaned)} leftover(s) of an interrupted run", err=True)
+        if result.resumed_chunks:
+            click.echo(f"resumed: {result.resumed_chunks} of {result.chunks} chunks were already done",
+                       err=True)
+        if result.work_dir:
+            what = f"kept at {result.work_dir}" if result.kept_work_dir else "removed"
+            click.echo(f"resume work folder: {result.work_bytes / 2**20:.1f} MiB at most, {what}",
+                       err=True)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     elif not quiet:

@@ -7,6 +7,7 @@ command's optional dependency cannot break the others.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 import click
@@ -23,6 +24,7 @@ COMMANDS = {
     "batch": ("restore.cli.batch", "Restore whole folders, resumably, locally or on a Ray cluster."),
     "models": ("restore.cli.models", "List the restoration methods and shipped models."),
     "train": ("restore.cli.train", "Train a restoration diffusion model from a YAML config."),
+    "bench": ("restore.cli.bench", "Benchmark our models against classical methods and peers on every task."),
 }
 
 
@@ -55,14 +57,42 @@ def cli():
     """
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`timeout`, `docker stop`, systemd) handled like Ctrl-C: the code unwinds the
+    same way, so temp files are removed; the exit status is 143 (128 + SIGTERM)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None) -> int:
+    old = None
+    try:
+        old = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (an embedding application): leave signals alone
+        pass
+    try:
+        return _main(argv)
+    except Terminated:  # arrived while _main was already handling something else
+        click.echo("restore: terminated", err=True)
+        return 143
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+def _main(argv) -> int:
     try:
         # With standalone_mode=False click returns ctx.exit(n)'s code instead of exiting.
         rv = cli.main(args=argv, prog_name="restore", standalone_mode=False)
     except RestoreError as err:
         click.echo(f"restore: error: {err}", err=True)
         return err.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as err:
+        if isinstance(err.__context__, Terminated):
+            click.echo("restore: terminated", err=True)
+            return 143
         click.echo("restore: interrupted", err=True)
         return 130
     except click.ClickException as err:
@@ -70,6 +100,9 @@ def main(argv=None) -> int:
         return err.exit_code
     except click.exceptions.Exit as err:
         return err.exit_code
+    except Terminated:
+        click.echo("restore: terminated", err=True)
+        return 143
     except KeyboardInterrupt:
         click.echo("restore: interrupted", err=True)
         return 130

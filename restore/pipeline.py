@@ -330,25 +330,59 @@ class _ChunkRunner:
             self.prev = None
 
     def _fill(self, seq) -> None:
+        from .methods.flow import FLOW_CACHE_BYTES, flow_cache, pair_flow_bytes
+
         pairs = list(zip(seq, seq[1:]))
-        # Interpolate all pairs of the same shot at once per distinct fraction (one batched
-        # call per t), then emit in timeline order.
+        # One interpolator call per run of consecutive same-shot pairs at one fraction (see
+        # _interp_calls), then emit in timeline order. The flow cache makes every fraction of a
+        # pair after the first reuse its DIS flow, whichever interpolator estimates it.
         middles: dict[tuple[int, float], np.ndarray] = {}
-        if self.interpolator is not None:
-            by_t: dict[float, list[int]] = {}
-            for k, ((i, _), (j, _)) in enumerate(pairs):
-                if self.plan.shot_of(i) != self.plan.shot_of(j):
-                    continue
-                for frac, _t in self.schedule[i]:
-                    if frac > 0:
-                        by_t.setdefault(frac, []).append(k)
-            for frac, ks in by_t.items():
-                first = np.stack([pairs[k][0][1] for k in ks])
-                second = np.stack([pairs[k][1][1] for k in ks])
-                mids = np.asarray(self.interpolator(first, second, frac), dtype=np.float32)
-                for k, m in zip(ks, mids):
-                    middles[(k, frac)] = m
+        if self.interpolator is not None and pairs:
+            h, w = pairs[0][0][1].shape[:2]
+            with flow_cache(FLOW_CACHE_BYTES):
+                for t, run in self._interp_calls(pairs, max(1, FLOW_CACHE_BYTES // pair_flow_bytes(h, w))):
+                    first = np.stack([pairs[k][0][1] for k, _ in run])
+                    second = np.stack([pairs[k][1][1] for k, _ in run])
+                    mids = np.asarray(self.interpolator(first, second, t), dtype=np.float32)
+                    for (k, frac), m in zip(run, mids):
+                        middles[(k, frac)] = m
         for k, ((i, a), _) in enumerate(pairs):
             for frac, t in self.schedule[i]:
                 # fraction 0 is the frame itself; at a scene cut the earlier frame is repeated
                 self.emit(middles.get((k, frac), a) if frac > 0 else a, t)
+
+    def _interp_calls(self, pairs, segment: int) -> list[tuple[float, list[tuple[int, float]]]]:
+        """Interpolator calls for `pairs`: (t, [(pair position, its exact fraction), ...]).
+
+        The Interpolator contract treats the pairs of one call as consecutive pairs of one shot
+        (diffusion interpolators restore them as one temporal window), so a call gets a run of
+        consecutive pairs that all want the same fraction: with --fps-multiplier every pair of a
+        shot, with --fps (fractions differ from pair to pair) often a single pair. Pairs are
+        taken in segments of at most `segment` same-shot pairs, whose flows all fit the flow
+        cache, and all fractions of a segment are done before the next one: a cyclic scan over
+        more pairs than an LRU holds would never hit it.
+        """
+        calls: list[tuple[float, list[tuple[int, float]]]] = []
+        segments: list[list[int]] = []
+        for k, ((i, _), (j, _)) in enumerate(pairs):
+            if self.plan.shot_of(i) != self.plan.shot_of(j):
+                segments.append([])  # never across a cut: the earlier frame is repeated there
+                continue
+            if not segments or len(segments[-1]) >= segment or (segments[-1] and segments[-1][-1] != k - 1):
+                segments.append([])
+            segments[-1].append(k)
+        for ks in segments:
+            # fractions equal to 1e-6 are one t: --fps grids give the same fraction with float noise
+            wanted = [{round(f, 6): f for f, _t in self.schedule[pairs[k][0][0]] if f > 0} for k in ks]
+            order = list(dict.fromkeys(key for w in wanted for key in w))
+            for key in order:
+                run: list[tuple[int, float]] = []
+                for k, w in zip(ks, wanted):
+                    if key in w:
+                        run.append((k, w[key]))
+                    elif run:
+                        calls.append((run[0][1], run))
+                        run = []
+                if run:
+                    calls.append((run[0][1], run))
+        return calls

@@ -81,7 +81,7 @@ def test_ray_driver_sigterm_cancels_and_requeues(tmp_path, ray_cluster):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 143, err
     out = tmp_path / "out"
     with mf.Manifest(out, readonly=True) as m:
         b = m.row(tmp_path / "src" / "b.mp4")

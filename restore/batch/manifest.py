@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from restore.errors import RestoreError
+from restore.io.workdir import quick_hash  # noqa: F401  (the manifest's content hash)
 
 MANIFEST_NAME = ".restore-batch.sqlite"
 SCHEMA_VERSION = 1
 STATUSES = ("queued", "running", "done", "failed")
-_MIB = 1 << 20
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -67,20 +67,6 @@ CREATE TABLE IF NOT EXISTS runs (
 CSV_COLUMNS = ("path", "rel", "status", "attempts", "last_error", "output", "size", "mtime_ns",
                "content_hash", "config_hash", "started_at", "finished_at", "seconds",
                "frames_in", "frames_out", "metrics")
-
-
-def quick_hash(path: str | os.PathLike, size: int | None = None) -> str:
-    size = os.path.getsize(path) if size is None else size
-    h = hashlib.blake2b(digest_size=16)
-    h.update(size.to_bytes(8, "little"))
-    with open(path, "rb") as f:
-        h.update(f.read(_MIB))
-        if size > 2 * _MIB:
-            f.seek(size - _MIB)
-            h.update(f.read(_MIB))
-        elif size > _MIB:
-            h.update(f.read())
-    return h.hexdigest()
 
 
 def config_hash(config: dict) -> str:

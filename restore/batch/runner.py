@@ -27,7 +27,7 @@ from .workers import enhance_worker, sweep_temps
 LOCK_NAME = ".restore-batch.lock"
 
 # exit codes of `restore batch`
-EXIT_OK, EXIT_FAILED, EXIT_LOW_SPACE, EXIT_INTERRUPTED = 0, 1, 75, 130
+EXIT_OK, EXIT_FAILED, EXIT_LOW_SPACE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 75, 130, 143
 
 
 @dataclass
@@ -67,6 +67,7 @@ class BatchSummary:
     frames_per_second: float = 0.0
     files_per_second: float = 0.0
     stopped: str | None = None
+    terminated: bool = False  # stopped by SIGTERM rather than Ctrl-C (exit 143, not 130)
     failures: list = field(default_factory=list)
     dry_run: bool = False
     items: list = field(default_factory=list)   # dry run: what each input would do
@@ -74,7 +75,7 @@ class BatchSummary:
     @property
     def exit_code(self) -> int:
         if self.stopped == "interrupted":
-            return EXIT_INTERRUPTED
+            return EXIT_TERMINATED if self.terminated else EXIT_INTERRUPTED
         if self.stopped:
             return EXIT_LOW_SPACE
         return EXIT_FAILED if self.failed else EXIT_OK
@@ -117,6 +118,7 @@ class _Signals:
     def __init__(self, engine):
         self.engine = engine
         self.stop = False
+        self.signum: int | None = None
         self._old = {}
 
     def __enter__(self):
@@ -127,6 +129,7 @@ class _Signals:
 
     def _handle(self, signum, frame):
         self.stop = True
+        self.signum = self.signum or signum
         if getattr(self.engine, "current", None) is not None:
             raise Interrupted()  # in-process item: unwind it now (it removes its temp file)
 
@@ -279,6 +282,7 @@ def _drive(m, engine, queue, out, settings, summary, log, free_space) -> None:
                         log(f"[{n_finished}/{n_total}] failed {item.rel}: {o['error']}")
         except Interrupted:
             summary.stopped = "interrupted"
+        summary.terminated = sig.signum == signal.SIGTERM
         if summary.stopped == "interrupted":
             log("interrupted: stopping the running item(s); they will be redone by the next run")
             for item_id in engine.stop():

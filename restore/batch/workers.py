@@ -12,8 +12,6 @@ a killed attempt) and returns a JSON-able dict; `frames_in`, `frames_out`, `seco
 """
 from __future__ import annotations
 
-import contextlib
-import glob
 import os
 import socket
 import time
@@ -22,33 +20,32 @@ from fractions import Fraction
 from pathlib import Path
 
 from restore.errors import MediaError, RestoreError
-from restore.io.atomic import TEMP_MARK, atomic_output
+from restore.io.atomic import atomic_output, sweep_stale_temps, temp_glob
 
 
 def temp_globs(output: str | os.PathLike) -> list[str]:
     """Globs of the temp files restore.io.atomic creates next to `output` while writing it."""
-    p = Path(output)
-    return [glob.escape(str(p.parent / f".{p.stem}{TEMP_MARK}")) + "*" + glob.escape(p.suffix)]
+    return [temp_glob(output)]
 
 
 def sweep_temps(outputs) -> list[str]:
     """Delete temp files left next to `outputs` by killed attempts (a SIGKILL gives no chance to
-    clean up). Call only while no attempt for these outputs is running."""
+    clean up). Temp files whose writer is alive (it holds their flock) are left alone, so this
+    is safe while attempts run."""
     removed = []
     for out in outputs:
-        for pattern in temp_globs(out):
-            for leftover in glob.glob(pattern):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(leftover)
-                    removed.append(leftover)
+        removed.extend(sweep_stale_temps(out))
     return removed
 
 
 def enhance_worker(input_path: str, output_path: str, options: dict) -> dict:
     from restore.pipeline import enhance
 
+    # resume: an attempt that was killed or interrupted left its finished chunks in a work
+    # folder next to the output; the next attempt continues from them (restore.io.workdir).
     result = enhance(input_path, output_path, preset=options.get("preset", "default"),
-                     overwrite=True, progress=False, **options.get("overrides", {}))
+                     overwrite=True, progress=False, resume=options.get("resume", True),
+                     **options.get("overrides", {}))
     return result.to_dict()
 
 

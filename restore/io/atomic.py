@@ -7,20 +7,35 @@
 A failed or interrupted run never leaves a partial file under the final name, and an
 existing file is only replaced once the new one is complete. Temporary files live in the
 destination directory so the final rename never crosses file systems.
+
+Killed writers: SIGKILL or a power cut gives no chance to clean up, so every temp file is held
+open with an exclusive flock by the process writing it, for as long as it exists.
+`sweep_stale_temps(final)` removes the temp files of `final` whose lock nobody holds (their
+writer is dead) and leaves those of a live writer alone, so it is safe to call while another
+run writes the same output.
 """
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import os
 import secrets
+import stat
+import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from restore.errors import RestoreError
 
-__all__ = ["atomic_output", "check_output_path", "temp_path_for"]
+__all__ = ["atomic_output", "check_output_path", "temp_path_for", "discard_temp", "release_temp",
+           "sweep_stale_temps", "temp_glob"]
 
 TEMP_MARK = ".restore-"
+
+# temp path -> fd holding its flock (see the module docstring); closed when the file is renamed
+# into place or deleted.
+_HELD: dict[str, int] = {}
 
 
 def _as_list(paths) -> list[Path]:
@@ -63,7 +78,7 @@ def check_output_path(final_path, *, overwrite: bool = False,
     if (final.exists() or final.is_symlink()) and not overwrite:
         raise RestoreError("output file already exists (use --overwrite / overwrite=True)", final)
     # os.access cannot see read-only mounts, ACLs or root squash: really create a file
-    _unlink_quietly(temp_path_for(final, tag="check-"))
+    discard_temp(temp_path_for(final, tag="check-"))
     return final
 
 
@@ -83,14 +98,72 @@ def temp_path_for(final_path, tag: str = "") -> Path:
         except OSError as err:
             raise RestoreError(f"output directory is not writable: {parent} "
                                f"({err.strerror or err})", final) from None
-        os.close(fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            pass  # a file system without flock: the file is still ours, just not sweep-proof
+        _HELD[str(tmp)] = fd
         return tmp
     raise RestoreError(f"cannot create a temporary file in {parent}", final)
+
+
+def release_temp(p) -> None:
+    """Drop the lock of a temp file that was renamed into place (or is gone)."""
+    fd = _HELD.pop(str(p), None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def discard_temp(p) -> None:
+    """Delete a temp file made by temp_path_for and drop its lock."""
+    _unlink_quietly(Path(p))
+    release_temp(p)
 
 
 def _unlink_quietly(p: Path) -> None:
     with contextlib.suppress(OSError):
         p.unlink()
+
+
+def temp_glob(final_path) -> str:
+    """Glob of the temp files temp_path_for makes for `final_path`."""
+    final = Path(os.fspath(final_path))
+    parent = final.parent if str(final.parent) else Path(".")
+    return glob.escape(str(parent / f".{final.stem}{TEMP_MARK}")) + "*" + glob.escape(final.suffix)
+
+
+# A temp file exists for an instant between its creation and its flock; anything younger than
+# this is left alone so a sweep does not race a writer that is just starting.
+_YOUNG_SECONDS = 0.5
+
+
+def sweep_stale_temps(final_path) -> list[str]:
+    """Delete the temp files of `final_path` left by dead writers (see the module docstring);
+    returns the paths removed."""
+    removed = []
+    now = time.time()
+    for name in glob.glob(temp_glob(final_path)):
+        if name in _HELD:
+            continue  # ours, in use
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue  # gone, a symlink, or unreadable: not ours to judge
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < _YOUNG_SECONDS:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live writer holds it
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+                removed.append(name)
+        finally:
+            os.close(fd)
+    return removed
 
 
 @contextlib.contextmanager
@@ -111,6 +184,7 @@ def atomic_output(final_path, overwrite: bool = False, *,
             raise RestoreError("output file already exists (use --overwrite / overwrite=True)",
                                final)
         os.replace(tmp, final)
+        release_temp(tmp)
     except BaseException:
-        _unlink_quietly(tmp)
+        discard_temp(tmp)
         raise

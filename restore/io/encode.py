@@ -40,7 +40,7 @@ import numpy as np
 
 from restore.errors import ConfigError, RestoreError
 from restore.io._av import bit_depth_of, color_value, ffmpeg_reason
-from restore.io.atomic import atomic_output, check_output_path, temp_path_for
+from restore.io.atomic import atomic_output, check_output_path, discard_temp, temp_path_for
 from restore.io.frames import from_float
 
 __all__ = ["VideoWriter", "available_encoders", "ENCODERS", "resolve_codec"]
@@ -354,7 +354,7 @@ class VideoWriter:
             atomic_output(self.path, overwrite=self.overwrite, input_path=self.source))
         if self._needs_remux():
             self._video_tmp = temp_path_for(self.path, tag="video-")
-            self._stack.callback(_unlink_quietly, self._video_tmp)
+            self._stack.callback(discard_temp, self._video_tmp)
             target = self._video_tmp
         else:
             target = self._final_tmp
