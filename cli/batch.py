@@ -180,16 +180,23 @@ def run_cmd(ctx, sources, out, preset, denoise, scale, fps_multiplier, model, de
 @click.argument("out", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
-              help="Export the manifest as CSV to this file.")
-def status_cmd(out, as_json, csv_path):
+              help="Export the manifest as CSV to this file (never over the manifest; an existing "
+                   "file needs --overwrite).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --csv file.")
+def status_cmd(out, as_json, csv_path, overwrite):
     """Show the state of the batch whose --out is OUT."""
-    from restore.batch.manifest import Manifest
+    from restore.batch.manifest import MANIFEST_NAME, Manifest
     from restore.batch.runner import batch_status
+    from restore.cli._output import check_outputs, write_file
 
+    # the manifest and SQLite's side files are the inputs a CSV export must never replace
+    manifest = os.path.join(os.path.abspath(out), MANIFEST_NAME)
+    guarded = [manifest, manifest + "-wal", manifest + "-shm", manifest + "-journal"]
+    check_outputs({"--csv": csv_path}, inputs=guarded, overwrite=overwrite)
     st = batch_status(out)
     if csv_path:
         with Manifest(out, readonly=True) as m:
-            m.export_csv(csv_path)
+            write_file(csv_path, m.export_csv, inputs=guarded, overwrite=overwrite)
     if as_json:
         click.echo(json.dumps(st, indent=2, default=str))
         return

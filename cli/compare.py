@@ -35,14 +35,19 @@ def _labels(option_values, n_files):
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), help="Keep --encode outputs in this folder.")
 @click.option("--psnr-mode", type=click.Choice(["yuv", "y", "rgb"]), default="yuv", show_default=True)
 @click.option("--lpips/--no-lpips", "use_lpips", default=False, show_default=True)
+@click.option("--vmaf", "vmaf", is_flag=False, flag_value="both", default=None, metavar="[vmaf|neg|both]",
+              help="VMAF per encode (vmaf_v0.6.1, NEG, or both when given no value) and BD-rate on it.")
 @click.option("--method", type=click.Choice(["pchip", "akima"]), default="pchip", show_default=True,
               help="Interpolation for the Bjontegaard integrals.")
 @click.option("--align", default="none", show_default=True, help="Frame alignment (encodes of one source: none).")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, writable=True), help="Rate-quality curves (PNG).")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of tables.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Rate-quality curves (PNG).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout instead of tables.")
+@click.option("--json-file", "-o", "json_path", type=click.Path(dir_okay=False), help="Write the results as JSON to this file.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write one row per encode (rate and quality) as CSV.")
+@click.option("--overwrite", is_flag=True, help="Replace existing --json-file/--csv/--plot files (never an input).")
 @click.option("--device", default="auto", show_default=True, help="LPIPS device.")
-def command(reference, encodes, labels, encode_specs, preset, keep_dir, psnr_mode, use_lpips, method, align,
-            plot_path, as_json, device):
+def command(reference, encodes, labels, encode_specs, preset, keep_dir, psnr_mode, use_lpips, vmaf, method, align,
+            plot_path, as_json, json_path, csv_path, overwrite, device):
     """Bitrate against quality for encodes of REFERENCE, and BD-rate / BD-PSNR between them.
 
     \b
@@ -50,14 +55,22 @@ def command(reference, encodes, labels, encode_specs, preset, keep_dir, psnr_mod
       restore compare src.mp4 a_crf18.mp4 a_crf23.mp4 a_crf28.mp4 a_crf33.mp4 \\
                               b_crf18.mp4 b_crf23.mp4 b_crf28.mp4 b_crf33.mp4 --labels a,a,a,a,b,b,b,b
       restore compare src.mp4 --encode libx264:18,23,28,33 --encode libx265:20,25,30,35 --plot rq.png
+      restore compare src.mp4 --encode libx264:18,23,28,33 --encode libsvtav1:30,36,42,48 --vmaf --json
     """
+    from restore.cli._output import check_outputs, legacy_json_argument, write_file, write_text
     from restore.errors import ConfigError
     from restore.metrics import compare as cmp
     from restore.metrics.bdrate import BDWarning
     from restore.metrics.ladder import encode_ladder, parse_encode
+    from restore.metrics.vmaf import parse_models
 
+    legacy_json_argument(encodes)
     if not encodes and not encode_specs:
         raise ConfigError("nothing to compare: give encoded files or --encode CODEC:CRF,...")
+    vmaf_models = parse_models(vmaf)
+    inputs = [reference, *encodes]
+    check_outputs({"--json-file": json_path, "--csv": csv_path, "--plot": plot_path},
+                  inputs=inputs, overwrite=overwrite)
     label_list = _labels(labels, len(encodes))
     items = [(label_list[i] if label_list else None, path) for i, path in enumerate(encodes)]
     with tempfile.TemporaryDirectory(prefix="restore-compare-") as tmp:
@@ -70,16 +83,22 @@ def command(reference, encodes, labels, encode_specs, preset, keep_dir, psnr_mod
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = cmp.compare(reference, items, psnr_mode=psnr_mode, lpips=use_lpips, method=method,
-                                 align=align, device=device)
-    if plot_path:
-        cmp.plot_curves(result, plot_path)
-    if as_json:
-        from restore.metrics.report import jsonable
+                                 align=align, device=device, vmaf=vmaf_models or None)
+    from restore.metrics.report import jsonable
 
+    keep = dict(inputs=inputs, overwrite=overwrite)
+    if plot_path:
+        write_file(plot_path, lambda tmp: cmp.plot_curves(result, tmp), **keep)
+    if csv_path:
+        write_file(csv_path, lambda tmp: cmp.write_csv(result, tmp), **keep)
+    if json_path:
+        write_text(json_path, json.dumps(jsonable(result.to_dict()), indent=2), **keep)
+    if as_json:
         click.echo(json.dumps(jsonable(result.to_dict()), indent=2))
     else:
         click.echo(cmp.format_result(result))
         for w in dict.fromkeys(str(w.message) for w in caught if not issubclass(w.category, BDWarning)):
             click.echo(f"warning: {w}", err=True)  # BD warnings are already in the table
-        if plot_path:
-            click.echo(f"wrote plot: {plot_path}")
+        for what, path in (("plot", plot_path), ("CSV", csv_path), ("JSON", json_path)):
+            if path:
+                click.echo(f"wrote {what}: {path}")

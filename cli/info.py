@@ -82,8 +82,11 @@ def render(info) -> str:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("file", type=click.Path(dir_okay=True, path_type=str))
-@click.option("--json", "as_json", is_flag=True, help="Print everything probe() found as JSON.")
-def command(file, as_json):
+@click.option("--json", "as_json", is_flag=True, help="Print everything probe() found as JSON on stdout.")
+@click.option("--json-file", "-o", "json_path", type=click.Path(dir_okay=False),
+              help="Write that JSON to this file (never over FILE; an existing file needs --overwrite).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --json-file.")
+def command(file, as_json, json_path, overwrite):
     """Show the streams, codecs, frame rate and colour tags of FILE.
 
     Works on any media file FFmpeg reads, audio-only ones included.
@@ -92,8 +95,19 @@ def command(file, as_json):
     Examples:
       restore info clip.mp4
       restore info clip.mkv --json | jq '.streams[0].fps'
+      restore info clip.mkv -o clip-info.json
     """
     from restore.io import probe
 
+    from restore.cli._output import check_outputs, write_text
+
+    check_outputs({"--json-file": json_path}, inputs=[file], overwrite=overwrite)
     info = probe(file, require_video=False)
-    click.echo(info.to_json() if as_json else render(info))
+    if json_path:
+        write_text(json_path, info.to_json(), inputs=[file], overwrite=overwrite)
+    if as_json:
+        click.echo(info.to_json())
+    elif not json_path:
+        click.echo(render(info))
+    else:
+        click.echo(f"wrote JSON: {json_path}")

@@ -10,7 +10,8 @@ from .ladder import video_bitrate
 from .score import score
 
 # metric key in a point -> (label, higher is better)
-CURVE_METRICS = {"psnr": ("PSNR", True), "ssim": ("SSIM", True), "lpips": ("LPIPS", False)}
+CURVE_METRICS = {"psnr": ("PSNR", True), "ssim": ("SSIM", True), "lpips": ("LPIPS", False),
+                 "vmaf": ("VMAF", True), "vmaf_neg": ("VMAF-NEG", True)}
 
 
 @dataclass
@@ -45,9 +46,10 @@ class CompareResult:
 
 
 def compare(reference, items, *, psnr_mode="yuv", lpips=False, method="pchip", align="none",
-            device="auto") -> CompareResult:
+            device="auto", vmaf=None) -> CompareResult:
     """items: [(label or None, path)]. Scores each encode, measures its video bitrate, and computes
-    BD-rate and BD-quality of every curve against the first one."""
+    BD-rate and BD-quality of every curve against the first one. vmaf: models as in score()
+    (pooled mean VMAF per encode, BD-rate and BD-VMAF on it)."""
     lpips_model = None
     if lpips:
         from .lpips_metric import LPIPS
@@ -57,10 +59,11 @@ def compare(reference, items, *, psnr_mode="yuv", lpips=False, method="pchip", a
     for label, path in items:
         bps, _, codec = video_bitrate(path)
         rep = score(reference, path, metrics=("psnr", "ssim"), lpips=lpips, align=align, psnr_mode=psnr_mode,
-                    device=device, lpips_model=lpips_model)
+                    device=device, lpips_model=lpips_model, vmaf=vmaf)
         q = {"psnr": rep.aggregates["psnr"], "ssim": rep.aggregates["ssim"]}
-        if lpips:
-            q["lpips"] = rep.aggregates["lpips"]
+        for key in ("lpips", "vmaf", "vmaf_neg"):
+            if key in rep.aggregates:
+                q[key] = rep.aggregates[key]
         points.append(RatePoint(label or codec, os.fspath(path), bps / 1000.0, q, rep.warnings))
     result = CompareResult(os.fspath(reference), psnr_mode, method, points, [])
     curves = result.curves()
@@ -103,11 +106,12 @@ def format_result(result: CompareResult) -> str:
     lines += [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows]
     psnr_name = {"yuv": "PSNR = YUV average of the mean MSE (ffmpeg)", "y": "PSNR = BT.601 Y",
                  "rgb": "PSNR = RGB"}[result.psnr_mode]
-    lines.append(f"({psnr_name}; SSIM on Y; bitrate of the video stream's packets)")
+    vmaf_note = "; VMAF = mean of per-frame scores" if any(k.startswith("vmaf") for k in metrics) else ""
+    lines.append(f"({psnr_name}; SSIM on Y{vmaf_note}; bitrate of the video stream's packets)")
     if result.bd:
         lines += ["", f"Bjontegaard deltas ({result.method}), test against anchor:"]
         for b in result.bd:
-            unit = {"psnr": " dB", "ssim": "", "lpips": ""}[b["metric"]]
+            unit = " dB" if b["metric"] == "psnr" else ""
             better = "lower is better" if b["metric"] == "lpips" else "higher is better"
             lines.append(f"  {b['test']} vs {b['anchor']}  {b['metric'].upper():5s}  BD-rate {b['bd_rate_percent']:+.2f}%  "
                          f"BD-{b['metric'].upper()} {b['bd_quality']:+.4f}{unit} ({better}; overlap {b['overlap']:.0%})")
@@ -140,3 +144,16 @@ def plot_curves(result: CompareResult, path) -> None:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize="small")
     fig.savefig(path, dpi=100)
+
+
+def write_csv(result: CompareResult, path) -> None:
+    """One row per encode: curve, file, kbps and every quality number (inf for a lossless PSNR)."""
+    import csv
+
+    metrics = [k for k in CURVE_METRICS if any(k in p.quality for p in result.points)]
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["curve", "file", "kbps", *metrics])
+        for label, pts in result.curves().items():
+            for p in pts:
+                w.writerow([label, p.path, f"{p.kbps:.3f}", *(p.quality.get(k, "") for k in metrics)])

@@ -14,8 +14,9 @@ from typing import Sequence
 
 from .score import HIGHER_IS_BETTER, SUMMARY_STATS, ScoreReport
 
-_FMT = {"psnr": "{:.3f}", "ssim": "{:.5f}", "lpips": "{:.4f}", "ewarp": "{:.6f}", "flicker": "{:.5f}"}
-UNITS = {"psnr": "dB", "ssim": "", "lpips": "", "ewarp": "", "flicker": ""}
+_FMT = {"psnr": "{:.3f}", "ssim": "{:.5f}", "lpips": "{:.4f}", "vmaf": "{:.3f}", "ewarp": "{:.6f}",
+        "flicker": "{:.5f}", "tof": "{:.4f}", "tlp": "{:.5f}"}
+UNITS = {"psnr": "dB", "ssim": "", "lpips": "", "vmaf": "", "ewarp": "", "flicker": "", "tof": "px", "tlp": ""}
 
 
 def _fmt(metric: str, value) -> str:
@@ -46,7 +47,8 @@ def metric_label(report: ScoreReport, metric: str) -> str:
         return {"y": "PSNR-Y (BT.601)", "rgb": "PSNR-RGB", "yuv": "PSNR-YUV avg"}[report.psnr_mode]
     if metric.startswith("psnr_"):
         return f"PSNR-{metric[5:].upper()}"
-    return {"ssim": "SSIM (Y)", "lpips": "LPIPS (alex)", "ewarp": "E_warp", "flicker": "flicker"}.get(metric, metric)
+    return {"ssim": "SSIM (Y)", "lpips": "LPIPS (alex)", "vmaf": "VMAF v0.6.1", "vmaf_neg": "VMAF NEG",
+            "ewarp": "E_warp", "flicker": "flicker", "tof": "tOF (px)", "tlp": "tLP"}.get(metric, metric)
 
 
 def table(reports: Sequence[ScoreReport]) -> str:
@@ -72,6 +74,12 @@ def table(reports: Sequence[ScoreReport]) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     notes = ["seq = PSNR of the mean MSE over all frames (ffmpeg's number); mean = mean of per-frame "
              "values (identical frames count as 100 dB)"]
+    if any(m.startswith("vmaf") for rep in reports for m in rep.summary):
+        notes.append("VMAF: per-frame scores clipped to [0, 100], pooled by the mean (libvmaf's); "
+                     "NEG = no enhancement gain")
+    scored_in = {rep.settings.get("transfer", {}).get("scored_in") for rep in reports} - {None}
+    for text in sorted(scored_in):
+        notes.append(f"scored in: {text}")
     for rep in reports:
         notes.append(f"{os.path.basename(rep.distorted)}: {rep.frames_scored} frames scored"
                      + (f", offset {rep.offset:+d}" if rep.offset else ""))
@@ -137,7 +145,7 @@ def plot(reports: Sequence[ScoreReport], path) -> None:
                 xs.append(row["frame"])
                 ys.append(min(v, 100.0) if metric.startswith("psnr") else v)
             ax.plot(xs, ys, lw=1.2, label=os.path.basename(rep.distorted))
-        unit = "dB" if metric.startswith("psnr") else ""
+        unit = "dB" if metric.startswith("psnr") else UNITS.get(metric, "")
         ax.set_ylabel(metric_label(reports[0], metric) + (f" [{unit}]" if unit else ""))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize="small", loc="best")
