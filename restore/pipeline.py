@@ -23,7 +23,9 @@ output file exists; the encoder writes under a temporary name and renames at the
 """
 from __future__ import annotations
 
+import inspect
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -53,6 +55,11 @@ class EnhanceResult:
     cuts: list[int] = field(default_factory=list)
     device: str = "cpu"
     output_fps: float | None = None  # nominal output frame rate (None when unknown)
+    resumed_chunks: int = 0          # chunks taken from a resume work folder instead of restored
+    work_dir: str | None = None      # the resume work folder (removed on success unless kept)
+    work_bytes: int = 0              # its largest size during the run
+    kept_work_dir: bool = False
+    cleaned: list[str] = field(default_factory=list)  # leftovers of killed runs that were removed
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -184,27 +191,52 @@ class _Progress:
 def _check_output_dir_writable(out: Path) -> None:
     """Create and delete a temp file next to the output: os.access says yes to root anywhere,
     and places like /proc only refuse at creation time."""
-    from .io.atomic import temp_path_for
+    from .io.atomic import discard_temp, temp_path_for
 
-    tmp = temp_path_for(out, tag="check-")
+    discard_temp(temp_path_for(out, tag="check-"))
+
+
+def _takes_start_index(fn) -> bool:
+    """Whether a restorer accepts start_index= (the absolute index of its first frame, from which
+    diffusion restorers derive their noise seed: a resumed run then draws the same noise as an
+    uninterrupted one). Older or third-party restorers do not, and are called without it."""
     try:
-        tmp.unlink()
-    except OSError:
-        pass
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "start_index" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _work_settings(cfg: EnhanceConfig, device: str, specs, out_dtype) -> dict:
+    """What decides the frames handed to the encoder, for the resume work key: everything but
+    the encoder's own settings (a resume may change --crf) and the output name."""
+    from . import __version__
+
+    d = cfg.to_dict()
+    d.pop("encode")
+    d.pop("output")
+    return {"config": d, "device": device, "methods": {t: s.name for t, s in specs.items()},
+            "dtype": np.dtype(out_dtype).name, "restore": __version__}
 
 
 def enhance(input, output=None, *, preset="default", overwrite: bool = False,
-            progress: bool | Callable[[int, int], None] = False, **overrides) -> EnhanceResult:
+            progress: bool | Callable[[int, int], None] = False, resume: bool = False,
+            keep_temp: bool = False, **overrides) -> EnhanceResult:
     """Restore `input` into `output` (default: the preset's name pattern next to the input).
 
     preset: a configs/ name or a YAML path; overrides: the flat keys of restore.config.ALIASES
     (denoise, scale, fps_multiplier, fps, model, device, codec, crf, encoder_preset, ...) or
     dotted config keys ("chunk.max_len"). progress: True for a tqdm bar on a terminal, or a
     callable(done_frames, total_frames).
+    resume: keep every finished chunk in a work folder next to the output
+    (restore.io.workdir) and continue from it if an earlier run with the same input and
+    settings was interrupted; the folder is removed on success unless keep_temp.
     """
     from .device import resolve_device
     from .io import VideoWriter, check_output_path, decode, probe
+    from .io.atomic import sweep_stale_temps
     from .io.frames import from_float, to_float
+    from .io.workdir import WorkDir, estimate_bytes, work_key
 
     started = time.perf_counter()
     cfg = load_config(preset, overrides)
@@ -230,6 +262,9 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
         copy_audio=cfg.encode.copy_audio, copy_subtitles=cfg.encode.copy_subtitles,
         overwrite=overwrite)
     out_dtype = np.uint16 if writer.bit_depth > 8 else np.uint8
+    # Temp files of an earlier run that was killed (SIGKILL, power cut) writing this output;
+    # those of a live run hold a lock and stay.
+    cleaned = sweep_stale_temps(out)
 
     def build(task):
         opts = registry.MethodOptions(
@@ -240,30 +275,104 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
 
     stages = {task: build(task) for task in specs}
 
-    # Pass 1: thumbnails, key flags, timestamps.
-    ch = cfg.chunk
-    analyser = Analyser(CutDetector(ch.cut_floor, ch.cut_ratio, ch.cut_window))
-    times: list[float] = []
-    for f in decode(src, size=THUMB_SIZE, gray=True):
-        analyser.add(f.image, f.key)
-        times.append(float(f.time))
-    if not times:
-        raise MediaError("no decodable video frames", src)
-    plan = plan_chunks(analyser.result(), ch.min_len, ch.max_len, ch.overlap)
-    schedule = build_schedule(times, multiplier, cfg.interpolate.fps, nominal)
+    work = None
+    saved = None
+    if resume:
+        work = WorkDir(out, work_key(src, _work_settings(cfg, device, specs, out_dtype)))
+        work.acquire()
+    try:
+        if work is not None:
+            cleaned += work.sweep_others()
+            saved = work.load()
+        if saved is not None:
+            plan = ChunkPlan.from_json(saved["meta"]["plan"])
+            times = [float(t) for t in saved["meta"]["times"]]
+            done_chunks = saved["chunks_done"]
+        else:
+            # Pass 1: thumbnails, key flags, timestamps.
+            ch = cfg.chunk
+            analyser = Analyser(CutDetector(ch.cut_floor, ch.cut_ratio, ch.cut_window))
+            times = []
+            for f in decode(src, size=THUMB_SIZE, gray=True):
+                analyser.add(f.image, f.key)
+                times.append(float(f.time))
+            if not times:
+                raise MediaError("no decodable video frames", src)
+            plan = plan_chunks(analyser.result(), ch.min_len, ch.max_len, ch.overlap)
+            done_chunks = 0
+        schedule = build_schedule(times, multiplier, cfg.interpolate.fps, nominal)
+        if work is not None and saved is None:
+            need = estimate_bytes(sum(len(s) for s in schedule), writer.width, writer.height,
+                                  np.dtype(out_dtype).itemsize)
+            free = shutil.disk_usage(work.path).free
+            if free < need + (256 << 20):
+                raise RestoreError(
+                    f"not enough free disk for --resume: its work folder needs about "
+                    f"{need / 2**30:.1f} GiB (a lossless copy of the output frames), "
+                    f"{free / 2**30:.1f} GiB free in {work.path.parent}; free some space or run "
+                    "without --resume", out)
+            work.start({"plan": plan.to_json(), "times": times, "input": str(src)})
 
-    # Pass 2: restore chunk by chunk, interpolate, encode.
+        result = _restore_pass(src, out, plan, times, schedule, stages, writer, out_dtype, work,
+                               done_chunks, progress, decode, to_float, from_float)
+    except BaseException:
+        if work is not None:
+            if work.load() is not None and work.load()["chunks_done"] > 0:
+                work.release()  # kept: the next --resume run continues from it
+            else:
+                work.remove()  # nothing finished yet: nothing worth keeping
+        raise
+    work_bytes = 0
+    if work is not None:
+        work_bytes = work.peak_bytes
+        if keep_temp:
+            work.release()
+        else:
+            work.remove()
+    seconds = time.perf_counter() - started
+    return EnhanceResult(
+        output=str(out), frames_in=len(times), frames_out=writer.frames_written, seconds=seconds,
+        fps=len(times) / seconds if seconds > 0 else 0.0, chunks=len(plan),
+        methods={t: s.name for t, s in specs.items()}, input=str(src),
+        width=writer.width, height=writer.height, cuts=list(plan.cuts), device=device,
+        output_fps=out_fps, resumed_chunks=done_chunks,
+        work_dir=None if work is None else str(work.path), work_bytes=work_bytes,
+        kept_work_dir=bool(work is not None and keep_temp), cleaned=cleaned)
+
+
+def _restore_pass(src, out, plan, times, schedule, stages, writer, out_dtype, work, done_chunks,
+                  progress, decode, to_float, from_float) -> None:
+    """Pass 2: replay the chunks a work folder already holds, restore the rest chunk by chunk,
+    interpolate, encode."""
     bar = _Progress(progress, len(times))
+    seg_writer = None
+    seg_times: list[float] = []
     try:
         with writer:
             def emit(img: np.ndarray, t: float) -> None:
-                writer.write(from_float(img, out_dtype), t)
+                frame = from_float(img, out_dtype)
+                writer.write(frame, t)
+                if seg_writer is not None:
+                    seg_writer.write(frame)
+                    seg_times.append(t)
 
             runner = _ChunkRunner(plan, stages.get("denoise"), stages.get("upscale"),
                                   stages.get("interpolate"), schedule, emit)
+            if done_chunks:
+                _replay(work, done_chunks, writer, decode)
+                runner.load_state(work.state())
+                bar.update(plan.chunks[done_chunks - 1].end)
             frames = decode(src)
             decoded = 0
-            for chunk in plan:
+            if done_chunks < len(plan):
+                # Frames before the first chunk left to do: decoded and dropped (their restored
+                # anchors come from the work folder; seeking is not frame-exact in every format).
+                skip = plan.chunks[done_chunks].start
+                for _ in range(skip):
+                    if next(frames, None) is None:
+                        break
+                    decoded += 1
+            for chunk in plan.chunks[done_chunks:]:
                 buf = []
                 for f in frames:
                     buf.append(to_float(f.image))
@@ -273,18 +382,50 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
                 if len(buf) < len(chunk):
                     raise MediaError(f"decoded {decoded} frames on the second pass but {len(times)} "
                                      "on the first", src)
+                if work is not None:
+                    seg_writer = _segment_writer(work, chunk.index, writer, out_dtype)
+                    seg_times = []
                 runner.run(chunk, np.stack(buf))
+                if work is not None:
+                    if seg_writer.frames_written:
+                        seg_writer.close()
+                    else:
+                        seg_writer.abort()
+                    seg_writer = None
+                    work.commit(chunk.index, seg_times, runner.state())
                 bar.update(len(chunk))
             runner.finish()
     finally:
+        if seg_writer is not None:
+            seg_writer.abort()
         bar.close()
-    seconds = time.perf_counter() - started
-    return EnhanceResult(
-        output=str(out), frames_in=len(times), frames_out=writer.frames_written, seconds=seconds,
-        fps=len(times) / seconds if seconds > 0 else 0.0, chunks=len(plan),
-        methods={t: s.name for t, s in specs.items()}, input=str(src),
-        width=writer.width, height=writer.height, cuts=list(plan.cuts), device=device,
-        output_fps=out_fps)
+
+
+def _segment_writer(work, k: int, writer, out_dtype):
+    from .io import VideoWriter
+
+    # FFV1 stores planar RGB exactly (bgr0 for 8 bits, gbrp16le for 16): the frames read back
+    # are the very arrays given to the final encoder.
+    return VideoWriter(work.segment_path(k), codec="ffv1", width=writer.width, height=writer.height,
+                       bit_depth=16 if np.dtype(out_dtype).itemsize > 1 else 8, fps=25,
+                       copy_audio=False, copy_subtitles=False, copy_attachments=False, overwrite=True)
+
+
+def _replay(work, done_chunks: int, writer, decode) -> None:
+    """Feed the frames of the committed chunks to the final encoder, with their exact times."""
+    for k in range(done_chunks):
+        times = work.times(k)
+        if not len(times):
+            continue
+        n = 0
+        for f in decode(work.segment_path(k)):
+            if n >= len(times):
+                break
+            writer.write(f.image, float(times[n]))
+            n += 1
+        if n != len(times):
+            raise MediaError(f"resume work folder is damaged (chunk {k}: {n} of {len(times)} frames); "
+                             f"delete {work.path} and run again", work.output)
 
 
 class _ChunkRunner:
@@ -298,6 +439,28 @@ class _ChunkRunner:
         self.keep = max(plan.overlap, 0)
         self.tails: dict[str, dict[int, np.ndarray]] = {"denoise": {}, "upscale": {}}
         self.prev: tuple[int, np.ndarray] | None = None  # last restored frame not yet emitted
+        self._indexed = {name: fn is not None and _takes_start_index(fn) for name, fn in
+                         (("denoise", denoiser), ("upscale", upscaler), ("interpolate", interpolator))}
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything the next chunk needs (anchors, held frame), as exact arrays (resume)."""
+        d: dict[str, np.ndarray] = {}
+        for name, tail in self.tails.items():
+            idx = sorted(tail)
+            d[f"{name}_idx"] = np.asarray(idx, dtype=np.int64)
+            if idx:
+                d[f"{name}_frames"] = np.stack([tail[i] for i in idx])
+        if self.prev is not None:
+            d["prev_idx"] = np.asarray([self.prev[0]], dtype=np.int64)
+            d["prev_frame"] = self.prev[1]
+        return d
+
+    def load_state(self, d: dict[str, np.ndarray]) -> None:
+        for name in self.tails:
+            idx = [int(i) for i in d.get(f"{name}_idx", [])]
+            frames = d.get(f"{name}_frames")
+            self.tails[name] = {i: frames[n] for n, i in enumerate(idx)} if idx else {}
+        self.prev = (int(d["prev_idx"][0]), d["prev_frame"]) if "prev_idx" in d else None
 
     def _stage(self, name, fn, chunk, frames):
         if fn is None:
@@ -306,7 +469,8 @@ class _ChunkRunner:
         anchors = None
         if chunk.anchors and all(a in tail for a in chunk.anchors):
             anchors = np.stack([tail[a] for a in chunk.anchors])
-        out = np.asarray(fn(frames, anchors=anchors), dtype=np.float32)
+        kw = {"start_index": chunk.start} if self._indexed[name] else {}
+        out = np.asarray(fn(frames, anchors=anchors, **kw), dtype=np.float32)
         if out.shape[0] != frames.shape[0]:
             raise RuntimeError(f"{name} method returned {out.shape[0]} frames for {frames.shape[0]}")
         self.tails[name] = {chunk.start + i: out[i] for i in range(max(0, len(out) - self.keep), len(out))}
@@ -343,7 +507,8 @@ class _ChunkRunner:
                 for t, run in self._interp_calls(pairs, max(1, FLOW_CACHE_BYTES // pair_flow_bytes(h, w))):
                     first = np.stack([pairs[k][0][1] for k, _ in run])
                     second = np.stack([pairs[k][1][1] for k, _ in run])
-                    mids = np.asarray(self.interpolator(first, second, t), dtype=np.float32)
+                    kw = {"start_index": pairs[run[0][0]][0][0]} if self._indexed["interpolate"] else {}
+                    mids = np.asarray(self.interpolator(first, second, t, **kw), dtype=np.float32)
                     for (k, frac), m in zip(run, mids):
                         middles[(k, frac)] = m
         for k, ((i, a), _) in enumerate(pairs):

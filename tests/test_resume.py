@@ -92,7 +92,6 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, clip_and_reference, kill
     assert not out.exists()
     left = leftovers(tmp_path)
     assert any(".restore-work-" in n for n in left), left  # the work folder survives the kill
-    time.sleep(0.6)  # temp files younger than 0.5 s are never swept (a writer may be starting)
     res = enhance(src, out, resume=True, **SETTINGS)
     np.testing.assert_array_equal(frames_of(out), expected)
     assert res.frames_out == ref.frames_out and res.chunks == ref.chunks
@@ -118,7 +117,6 @@ def test_killed_twice_then_resumed(tmp_path, clip_and_reference):
         proc = _driver({"src": str(src), "out": str(out), "settings": SETTINGS, "kill_at": kill_at})
         proc.communicate(timeout=120)
         assert proc.returncode == -signal.SIGKILL
-    time.sleep(0.6)
     res = enhance(src, out, resume=True, **SETTINGS)
     assert res.resumed_chunks >= 4
     np.testing.assert_array_equal(frames_of(out), expected)
@@ -201,7 +199,6 @@ def test_a_second_run_on_the_same_output_is_refused_while_one_runs(tmp_path, cli
         # the live run's temp files hold their lock: a sweep leaves them alone
         from restore.io.atomic import sweep_stale_temps
 
-        time.sleep(0.6)
         live = [n for n in leftovers(tmp_path) if "work" not in n]
         assert live and sweep_stale_temps(out) == [] and live == [n for n in leftovers(tmp_path)
                                                                   if "work" not in n]

@@ -37,6 +37,9 @@ TEMP_MARK = ".restore-"
 # into place or deleted.
 _HELD: dict[str, int] = {}
 
+_UMASK = os.umask(0o022)  # read once at import (umask can only be read by setting it)
+os.umask(_UMASK)
+
 
 def _as_list(paths) -> list[Path]:
     if paths is None:
@@ -91,8 +94,9 @@ def temp_path_for(final_path, tag: str = "") -> Path:
         name = f".{final.stem}{TEMP_MARK}{tag}{secrets.token_hex(4)}{final.suffix}"
         tmp = parent / name
         try:
-            # 0o666 & ~umask, like any normally created file (mkstemp would force 0o600)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            # Created with no permissions, locked, then opened up: a sweep that sees mode 000
+            # knows the file is being created (not yet locked) rather than abandoned.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0)
         except FileExistsError:
             continue
         except OSError as err:
@@ -102,6 +106,13 @@ def temp_path_for(final_path, tag: str = "") -> Path:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             pass  # a file system without flock: the file is still ours, just not sweep-proof
+        try:
+            # 0o666 & ~umask, like any normally created file (mkstemp would force 0o600)
+            os.fchmod(fd, 0o666 & ~_UMASK)
+        except OSError:
+            os.close(fd)
+            _unlink_quietly(tmp)
+            raise
         _HELD[str(tmp)] = fd
         return tmp
     raise RestoreError(f"cannot create a temporary file in {parent}", final)
@@ -133,9 +144,9 @@ def temp_glob(final_path) -> str:
     return glob.escape(str(parent / f".{final.stem}{TEMP_MARK}")) + "*" + glob.escape(final.suffix)
 
 
-# A temp file exists for an instant between its creation and its flock; anything younger than
-# this is left alone so a sweep does not race a writer that is just starting.
-_YOUNG_SECONDS = 0.5
+# Between its creation and its flock a temp file has mode 000 (see temp_path_for); one that
+# stays so for this long belongs to a writer killed in that instant.
+_CREATING_SECONDS = 60.0
 
 
 def sweep_stale_temps(final_path) -> list[str]:
@@ -152,7 +163,9 @@ def sweep_stale_temps(final_path) -> list[str]:
             continue  # gone, a symlink, or unreadable: not ours to judge
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < _YOUNG_SECONDS:
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            if st.st_mode & 0o777 == 0 and now - st.st_mtime < _CREATING_SECONDS:
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
