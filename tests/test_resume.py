@@ -205,3 +205,22 @@ def test_a_second_run_on_the_same_output_is_refused_while_one_runs(tmp_path, cli
     finally:
         proc.kill()
         proc.communicate()
+
+
+def test_diffusion_upscale_resume_draws_the_same_noise(tmp_path):
+    """The diffusion upscaler adds seeded noise; its seed comes from the absolute index of each
+    call's first frame (start_index), so restoring chunks 1.. in a fresh process after a kill gives
+    exactly the frames an uninterrupted run gives. (A per-process call counter would not.)"""
+    src = make_clip(tmp_path / "in.mkv", 10, width=32, height=24, codec="ffv1")
+    settings = {"scale": 2, "model": "diffusion", "chunk.min_len": 3, "chunk.max_len": 4,
+                "codec": "ffv1"}
+    ref = enhance(src, tmp_path / "ref.mkv", **settings)
+    assert ref.methods == {"upscale": "diffusion"} and ref.chunks == 3
+    out = tmp_path / "out.mkv"
+    # writes: chunk 0 emits 3 frames to the encoder and its segment (6 writes), then dies in chunk 1
+    proc = _driver({"src": str(src), "out": str(out), "settings": settings, "kill_at": 9})
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, err
+    res = enhance(src, out, resume=True, **settings)
+    assert res.resumed_chunks == 1
+    np.testing.assert_array_equal(frames_of(out), frames_of(ref.output))
