@@ -118,3 +118,65 @@ def test_parse_models_and_small_frames():
     m = VMAFMeter(("vmaf",), device="cpu")
     with pytest.raises(ValueError, match="at least 32x32"):
         m.add(np.zeros((16, 16), np.uint8), np.zeros((16, 16), np.uint8))
+
+
+def _ffv1_from_planes(path, y, u, v):
+    """A lossless FFV1 clip of raw yuv420p planes (bit-exact code values after decoding)."""
+    import av
+
+    t, h, w = y.shape
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for i in range(t):
+            img = np.concatenate([y[i].ravel(), u[i].ravel(), v[i].ravel()]).reshape(h * 3 // 2, w)
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="yuv420p")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clips_a(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("vmaf")
+    return (_ffv1_from_planes(tmp / "a_ref.mkv", *read_yuv420(A_REF, 160, 90)),
+            _ffv1_from_planes(tmp / "a_dis.mkv", *read_yuv420(A_DIS, 160, 90)))
+
+
+def test_score_cli_vmaf_end_to_end(clips_a, capsys):
+    """Through decoding, alignment and the report: the same numbers as on the raw planes."""
+    import json
+
+    from restore.cli.main import main
+
+    ref, dis = clips_a
+    assert main(["score", str(ref), str(dis), "--no-lpips", "--vmaf", "--psnr-mode", "yuv", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)["reports"][0]
+    assert rep["aggregates"]["vmaf"] == pytest.approx(92.52095888042386, abs=TOL)
+    assert rep["aggregates"]["vmaf_neg"] == pytest.approx(90.509594, abs=TOL)
+    assert len(rep["frames"]) == 48 and {"vmaf", "vmaf_neg"} <= set(rep["frames"][0])
+    # libvmaf's psnr_y is the mean of per-frame PSNR on Y (README of the vectors: 37.481772)
+    assert rep["aggregates"]["psnr_y_frame_mean"] == pytest.approx(37.481772, abs=1e-4)
+    assert rep["settings"]["vmaf"]["models"] == {"vmaf": "vmaf_v0.6.1", "vmaf_neg": "vmaf_v0.6.1neg"}
+    assert main(["score", str(ref), str(dis), "--no-lpips", "--no-ssim", "--vmaf", "neg"]) == 0
+    text = capsys.readouterr().out
+    assert "VMAF NEG" in text and "VMAF v0.6.1" not in text
+
+
+def test_compare_bd_rate_on_vmaf(tmp_path, capsys):
+    import json
+
+    from restore.cli.main import main
+
+    y, u, v = read_yuv420(A_REF, 160, 90)
+    ref = _ffv1_from_planes(tmp_path / "a_ref12.mkv", y[:12], u[:12], v[:12])   # 8 encodes: keep it short
+    rc = main(["compare", str(ref), "--encode", "libx264:22,28,34,40", "--encode", "libx264:24,30,36,42",
+               "--preset", "ultrafast", "--vmaf", "vmaf", "--json"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    assert all(0 <= p["quality"]["vmaf"] <= 100 for p in res["points"])
+    # higher CRF is lower rate and lower VMAF along each ladder
+    first = sorted(res["points"][:4], key=lambda p: p["kbps"])
+    assert [p["quality"]["vmaf"] for p in first] == sorted(p["quality"]["vmaf"] for p in first)
+    assert "vmaf" in {b["metric"] for b in res["bd"]}
