@@ -297,3 +297,34 @@ def test_bad_inputs(tmp_path, moving):
         score(ref, ref, psnr_mode="hsv")
     with pytest.raises(ConfigError):
         score(ref, ref, align="sideways")
+
+
+def test_tlp_and_tof_match_their_definitions(tmp_path):
+    """tLP from cached features equals TecoGAN's |LPIPS(r_t-1, r_t) - LPIPS(o_t-1, o_t)| computed
+    with the plain LPIPS call; tOF equals the Farneback-flow difference on the cropped field."""
+    import cv2
+
+    from restore.io import decode
+    from restore.metrics.lpips_metric import LPIPS
+    from restore.metrics.temporal import FARNEBACK, teco_crop
+
+    frames = synthetic_frames(5, 80, 64, seed=9)
+    rng = np.random.default_rng(3)
+    out = np.clip(frames + rng.normal(0, 8, frames.shape), 0, 255).astype(np.uint8)
+    ref_p = make_clip(tmp_path / "r.mkv", frames, codec="ffv1")
+    out_p = make_clip(tmp_path / "o.mkv", out, codec="ffv1")
+    lp = LPIPS(device="cpu", batch_size=2)   # batches of 2: tLP has to carry features across batches
+    rep = score(ref_p, out_p, metrics=("psnr",), temporal=True, align="none", lpips_model=lp)
+    r = [f.image for f in decode(ref_p)]
+    o = [f.image for f in decode(out_p)]
+    for t in range(1, 5):
+        want = abs(float(lp(r[t - 1], r[t])[0]) - float(lp(o[t - 1], o[t])[0]))
+        assert rep.frames[t]["tlp"] == pytest.approx(want, abs=1e-6)
+        g = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (r[t - 1], r[t], o[t - 1], o[t])]
+        fr = cv2.calcOpticalFlowFarneback(g[0], g[1], None, *FARNEBACK)
+        fo = cv2.calcOpticalFlowFarneback(g[2], g[3], None, *FARNEBACK)
+        ys, xs = teco_crop(64, 80)
+        assert (ys, xs) == (slice(16, 48), slice(8, 72))     # TecoGAN's crop_8x8 of 64x80
+        want_tof = np.linalg.norm(fr[ys, xs] - fo[ys, xs], axis=-1).mean()
+        assert rep.frames[t]["tof"] == pytest.approx(float(want_tof), rel=1e-6)
+    assert rep.frames[0]["tlp"] is None and "lpips" not in rep.frames[0]

@@ -77,6 +77,13 @@ class LPIPS:
     """Batched LPIPS distance. `lp(a, b)` -> float32 array (N,), lower is more similar.
 
     a, b: (N, H, W, 3) or (H, W, 3) RGB, uint8 / uint16 (full 0..65535 scale) / float in [0, 1].
+
+    The same computation as lpips.LPIPS.forward (version 0.1, lpips=True, spatial=False; the
+    test checks the official example distances), split in two so work is not repeated:
+    `features(x)` runs AlexNet once per image (both images of a pair go through as one batch,
+    which keeps the convolutions' matrices larger), `distance(fa, fb)` compares features. tLP
+    (LPIPS between consecutive frames) then reuses each frame's features instead of running the
+    network three times per frame. Activations are kept channels-last, oneDNN's fast layout on CPU.
     """
 
     def __init__(self, device: str = "auto", batch_size: int = 8):
@@ -86,6 +93,9 @@ class LPIPS:
         self.batch_size = max(1, int(batch_size))
         self.model = _build_model().to(self.device)
         self._torch = torch
+        self._channels_last = self.device == "cpu"
+        if self._channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
 
     def _to_tensor(self, x: np.ndarray):
         x = np.asarray(x)
@@ -103,6 +113,29 @@ class LPIPS:
         t = t.permute(0, 3, 1, 2).float()
         return t * (2.0 / scale) - 1.0
 
+    def features(self, x) -> list:
+        """Unit-normalised AlexNet features of RGB images (N, H, W, 3): one tensor per layer."""
+        import lpips
+
+        torch = self._torch
+        with torch.inference_mode():
+            t = self._to_tensor(x)
+            if self._channels_last:
+                t = t.contiguous(memory_format=torch.channels_last)
+            outs = self.model.net.forward(self.model.scaling_layer(t))
+            return [lpips.normalize_tensor(o) for o in outs]
+
+    def distance(self, fa: list, fb: list) -> np.ndarray:
+        """LPIPS of feature lists from `features` (same N, or one of them N=1 to broadcast)."""
+        import lpips
+
+        torch = self._torch
+        with torch.inference_mode():
+            val = 0
+            for kk, (a, b) in enumerate(zip(fa, fb)):
+                val = val + lpips.spatial_average(self.model.lins[kk]((a - b) ** 2), keepdim=True)
+            return val.reshape(-1).float().cpu().numpy().astype(np.float32)
+
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         a = np.asarray(a)
         b = np.asarray(b)
@@ -110,11 +143,13 @@ class LPIPS:
             raise ValueError(f"LPIPS inputs differ in shape: {a.shape} vs {b.shape}")
         if a.ndim == 3:
             a, b = a[None], b[None]
+        if a.dtype != b.dtype:  # one batch needs one scale: 8-bit and 16-bit RGB go to [0, 1] first
+            from .psnr import to_unit_rgb
+
+            a, b = to_unit_rgb(a), to_unit_rgb(b)
         out = []
-        with self._torch.inference_mode():
-            for i in range(0, len(a), self.batch_size):
-                ta = self._to_tensor(a[i:i + self.batch_size])
-                tb = self._to_tensor(b[i:i + self.batch_size])
-                d = self.model(ta, tb, normalize=False)  # already in [-1, 1]
-                out.append(d.reshape(-1).float().cpu().numpy())
+        for i in range(0, len(a), self.batch_size):
+            n = len(a[i:i + self.batch_size])
+            f = self.features(np.concatenate([a[i:i + self.batch_size], b[i:i + self.batch_size]]))
+            out.append(self.distance([x[:n] for x in f], [x[n:] for x in f]))
         return np.concatenate(out).astype(np.float32)

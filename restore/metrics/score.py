@@ -312,27 +312,47 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
     batch_idx: list[int] = []
     batch_ref: list[np.ndarray] = []
     batch_dist: list[np.ndarray] = []
-    # tLP: LPIPS between consecutive frames, of the reference and of the output, in the same batches
-    tlp_idx: list[int] = []
-    tlp_a: list[np.ndarray] = []   # previous reference frames, then previous output frames
-    tlp_b: list[np.ndarray] = []
-    tlp_out_a: list[np.ndarray] = []
-    tlp_out_b: list[np.ndarray] = []
-    prev_pair = None
+    carry: list = []   # AlexNet features of the previous frame pair, for tLP across batches
+    use_features = lpips_fn is not None and hasattr(lpips_fn, "features")
 
     def flush():
-        if batch_idx:
+        if not batch_idx:
+            return
+        n = len(batch_idx)
+        if not use_features:   # an LPIPS stand-in without the features API: distances only
             d = lpips_fn(np.stack(batch_ref), np.stack(batch_dist))
             for i, v in zip(batch_idx, d):
                 rows[i]["lpips"] = float(v)
             batch_idx.clear(); batch_ref.clear(); batch_dist.clear()
-        if tlp_idx:
-            n = len(tlp_idx)
-            d = lpips_fn(np.stack(tlp_a + tlp_out_a), np.stack(tlp_b + tlp_out_b))
-            for k, i in enumerate(tlp_idx):
-                rows[i]["tlp"] = float(abs(d[k] - d[n + k]))
-            for lst in (tlp_idx, tlp_a, tlp_b, tlp_out_a, tlp_out_b):
-                lst.clear()
+            return
+        # each frame through AlexNet once: LPIPS(ref_t, out_t) and, for tLP, LPIPS between
+        # consecutive reference frames and consecutive output frames, all from the same features
+        both = batch_ref + batch_dist
+        if both[0].dtype != both[-1].dtype:
+            from .psnr import to_unit_rgb
+
+            both = [to_unit_rgb(x) for x in both]
+        f = lpips_fn.features(np.stack(both))
+        fr, fd = [x[:n] for x in f], [x[n:] for x in f]
+        if want_lpips:
+            for i, v in zip(batch_idx, lpips_fn.distance(fr, fd)):
+                rows[i]["lpips"] = float(v)
+        if want_temporal:
+            if carry:
+                import torch
+
+                pr = [torch.cat([c, x]) for c, x in zip(carry[0], fr)]
+                pd = [torch.cat([c, x]) for c, x in zip(carry[1], fd)]
+                first = 0
+            else:
+                pr, pd, first = fr, fd, 1
+            if len(pr[0]) > 1:
+                d_ref = lpips_fn.distance([x[:-1] for x in pr], [x[1:] for x in pr])
+                d_out = lpips_fn.distance([x[:-1] for x in pd], [x[1:] for x in pd])
+                for k, i in enumerate(batch_idx[first:]):
+                    rows[i]["tlp"] = float(abs(d_ref[k] - d_out[k]))
+            carry[:] = [[x[-1:] for x in fr], [x[-1:] for x in fd]]
+        batch_idx.clear(); batch_ref.clear(); batch_dist.clear()
 
     bar = None
     if progress:
@@ -366,24 +386,18 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
             if vmeter is not None:
                 vmeter.add(y_plane(r), y_plane(d))
             rows.append(row)
-            if want_lpips:
-                row["lpips"] = None
+            if lpips_fn is not None:
+                if want_lpips:
+                    row["lpips"] = None
                 batch_idx.append(i); batch_ref.append(rgb(r)); batch_dist.append(rgb(d))
-                if len(batch_idx) >= lpips_fn.batch_size:
-                    flush()
             if temporal_meter is not None:
                 t = temporal_meter.add(rgb(r), rgb(d))
                 row["ewarp"] = None if t is None else t["ewarp"]
                 row["flicker"] = None if t is None else t["flicker"]
                 row["tof"] = None if t is None else t["tof"]
                 row["tlp"] = None
-                if prev_pair is not None:
-                    tlp_idx.append(i)
-                    tlp_a.append(prev_pair[0]); tlp_b.append(rgb(r))
-                    tlp_out_a.append(prev_pair[1]); tlp_out_b.append(rgb(d))
-                prev_pair = (rgb(r), rgb(d))
-                if len(tlp_idx) >= lpips_fn.batch_size:
-                    flush()
+            if lpips_fn is not None and len(batch_idx) >= lpips_fn.batch_size:
+                flush()
             if bar is not None:
                 bar.update(1)
         if lpips_fn is not None:
