@@ -34,6 +34,8 @@ def _labels(option_values, n_files):
 @click.option("--preset", default="medium", show_default=True, help="Encoder preset for --encode.")
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), help="Keep --encode outputs in this folder.")
 @click.option("--psnr-mode", type=click.Choice(["yuv", "y", "rgb"]), default="yuv", show_default=True)
+@click.option("--ssim-mode", type=click.Choice(["wang", "ffmpeg"]), default="wang", show_default=True,
+              help="wang: Gaussian (Wang 2004) on Y; ffmpeg: ffmpeg's ssim filter (All), faster; yuv mode only.")
 @click.option("--lpips/--no-lpips", "use_lpips", default=False, show_default=True)
 @click.option("--vmaf", "vmaf", is_flag=False, flag_value="both", default=None, metavar="[vmaf|neg|both]",
               help="VMAF per encode (vmaf_v0.6.1, NEG, or both when given no value) and BD-rate on it.")
@@ -46,7 +48,7 @@ def _labels(option_values, n_files):
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write one row per encode (rate and quality) as CSV.")
 @click.option("--overwrite", is_flag=True, help="Replace existing --json-file/--csv/--plot files (never an input).")
 @click.option("--device", default="auto", show_default=True, help="LPIPS device.")
-def command(reference, encodes, labels, encode_specs, preset, keep_dir, psnr_mode, use_lpips, vmaf, method, align,
+def command(reference, encodes, labels, encode_specs, preset, keep_dir, psnr_mode, ssim_mode, use_lpips, vmaf, method, align,
             plot_path, as_json, json_path, csv_path, overwrite, device):
     """Bitrate against quality for encodes of REFERENCE, and BD-rate / BD-PSNR between them.
 
@@ -83,7 +85,7 @@ def command(reference, encodes, labels, encode_specs, preset, keep_dir, psnr_mod
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = cmp.compare(reference, items, psnr_mode=psnr_mode, lpips=use_lpips, method=method,
-                                 align=align, device=device, vmaf=vmaf_models or None)
+                                 align=align, device=device, vmaf=vmaf_models or None, ssim_mode=ssim_mode)
     from restore.metrics.report import jsonable
 
     keep = dict(inputs=inputs, overwrite=overwrite)

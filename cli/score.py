@@ -17,6 +17,9 @@ import click
 @click.option("--lpips/--no-lpips", "use_lpips", default=True, show_default=True,
               help="LPIPS (AlexNet v0.1, bundled weights). Off is faster on CPU.")
 @click.option("--ssim/--no-ssim", "use_ssim", default=True, show_default=True, help="SSIM (Wang 2004) on Y.")
+@click.option("--ssim-mode", type=click.Choice(["wang", "ffmpeg"]), default="wang", show_default=True,
+              help="wang: Gaussian 11x11 on Y (Wang 2004, equal to scikit-image); ffmpeg: ffmpeg's ssim "
+                   "filter (8x8 integer block sums, every plane, its All), much faster; needs --psnr-mode yuv.")
 @click.option("--vmaf", "vmaf", is_flag=False, flag_value="both", default=None, metavar="[vmaf|neg|both]",
               help="VMAF on the Y plane: vmaf_v0.6.1, the NEG model (no enhancement gain; the honest "
                    "one for restoration), or both (the default when --vmaf has no value).")
@@ -38,7 +41,7 @@ import click
 @click.option("--overwrite", is_flag=True, help="Replace existing --json-file/--csv/--plot files (never an input).")
 @click.option("--device", default="auto", show_default=True, help="LPIPS / VMAF device: auto, cpu, cuda[:N].")
 @click.option("--progress/--no-progress", default=False, help="Show a progress bar per file.")
-def command(reference, distorted, use_lpips, use_ssim, vmaf, temporal, psnr_mode, crop_border, align,
+def command(reference, distorted, use_lpips, use_ssim, ssim_mode, vmaf, temporal, psnr_mode, crop_border, align,
             scale_to_reference, as_json, json_path, csv_path, plot_path, overwrite, device, progress):
     """Score DISTORTED videos against REFERENCE: PSNR, SSIM, LPIPS, optionally VMAF and temporal metrics.
 
@@ -46,7 +49,7 @@ def command(reference, distorted, use_lpips, use_ssim, vmaf, temporal, psnr_mode
     Examples:
       restore score ref.mp4 restored.mp4
       restore score ref.mp4 a.mp4 b.mp4 --no-lpips --csv frames.csv --plot frames.png
-      restore score ref.mp4 enc.mp4 --no-lpips --vmaf --psnr-mode yuv
+      restore score ref.mp4 enc.mp4 --no-lpips --vmaf --psnr-mode yuv --ssim-mode ffmpeg
       restore score hr.mp4 sr.mp4 --psnr-mode y --crop-border 4
       restore score src.y4m enc.mp4 --psnr-mode yuv --json | jq '.reports[0].aggregates'
     """
@@ -75,7 +78,7 @@ def command(reference, distorted, use_lpips, use_ssim, vmaf, temporal, psnr_mode
             reports.append(score(reference, path, metrics=metrics, lpips=use_lpips, temporal=temporal,
                                  align=align, crop_border=crop_border, scale_to_reference=scale_to_reference,
                                  device=device, progress=progress, psnr_mode=psnr_mode,
-                                 lpips_model=lpips_model, vmaf=vmaf_models or None))
+                                 lpips_model=lpips_model, vmaf=vmaf_models or None, ssim_mode=ssim_mode))
     keep = dict(inputs=inputs, overwrite=overwrite)
     if csv_path:
         write_file(csv_path, lambda tmp: report.write_csv(reports, tmp), **keep)

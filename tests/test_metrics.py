@@ -328,3 +328,25 @@ def test_tlp_and_tof_match_their_definitions(tmp_path):
         want_tof = np.linalg.norm(fr[ys, xs] - fo[ys, xs], axis=-1).mean()
         assert rep.frames[t]["tof"] == pytest.approx(float(want_tof), rel=1e-6)
     assert rep.frames[0]["tlp"] is None and "lpips" not in rep.frames[0]
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("bits", [8, 10])
+def test_ssim_ffmpeg_mode_equals_ffmpeg_ssim_filter(pairs, bits):
+    """--ssim-mode ffmpeg: every plane and All, per frame and for the sequence, as ffmpeg prints them."""
+    ref, dist = pairs / f"ref{bits}.mkv", pairs / f"dist{bits}.mkv"
+    stats = pairs / f"ssim{bits}.txt"
+    err = subprocess.run([FFMPEG, "-nostdin", "-hide_banner", "-i", str(dist), "-i", str(ref),
+                          "-lavfi", f"ssim=stats_file={stats}", "-f", "null", "-"],
+                         capture_output=True, text=True, check=True).stderr
+    seq = dict(re.findall(r"(\w+):([\d.]+) \(", re.search(r"SSIM (Y:.*)", err).group(1)))
+    rep = score(ref, dist, metrics=("psnr", "ssim"), psnr_mode="yuv", ssim_mode="ffmpeg", align="none")
+    rows = [dict(re.findall(r"(\w+):([\d.]+)", line)) for line in stats.read_text().splitlines()]
+    assert len(rows) == len(rep.frames) == 10
+    for mine, theirs in zip(rep.frames, rows):
+        for key, name in (("ssim", "All"), ("ssim_y", "Y"), ("ssim_u", "U"), ("ssim_v", "V")):
+            assert mine[key] == pytest.approx(float(theirs[name]), abs=1.5e-6)   # ffmpeg prints 6 decimals
+    assert rep.summary["ssim"]["mean"] == pytest.approx(float(seq["All"]), abs=1.5e-6)
+    assert rep.summary["ssim_y"]["mean"] == pytest.approx(float(seq["Y"]), abs=1.5e-6)
+    with pytest.raises(ConfigError, match="--psnr-mode yuv"):
+        score(ref, dist, psnr_mode="y", ssim_mode="ffmpeg")

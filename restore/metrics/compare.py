@@ -46,7 +46,7 @@ class CompareResult:
 
 
 def compare(reference, items, *, psnr_mode="yuv", lpips=False, method="pchip", align="none",
-            device="auto", vmaf=None) -> CompareResult:
+            device="auto", vmaf=None, ssim_mode="wang") -> CompareResult:
     """items: [(label or None, path)]. Scores each encode, measures its video bitrate, and computes
     BD-rate and BD-quality of every curve against the first one. vmaf: models as in score()
     (pooled mean VMAF per encode, BD-rate and BD-VMAF on it)."""
@@ -59,7 +59,7 @@ def compare(reference, items, *, psnr_mode="yuv", lpips=False, method="pchip", a
     for label, path in items:
         bps, _, codec = video_bitrate(path)
         rep = score(reference, path, metrics=("psnr", "ssim"), lpips=lpips, align=align, psnr_mode=psnr_mode,
-                    device=device, lpips_model=lpips_model, vmaf=vmaf)
+                    device=device, lpips_model=lpips_model, vmaf=vmaf, ssim_mode=ssim_mode)
         q = {"psnr": rep.aggregates["psnr"], "ssim": rep.aggregates["ssim"]}
         for key in ("lpips", "vmaf", "vmaf_neg"):
             if key in rep.aggregates:

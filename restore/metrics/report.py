@@ -47,6 +47,11 @@ def metric_label(report: ScoreReport, metric: str) -> str:
         return {"y": "PSNR-Y (BT.601)", "rgb": "PSNR-RGB", "yuv": "PSNR-YUV avg"}[report.psnr_mode]
     if metric.startswith("psnr_"):
         return f"PSNR-{metric[5:].upper()}"
+    ffmpeg_ssim = report.settings.get("ssim", {}).get("mode") == "ffmpeg"
+    if metric == "ssim" and ffmpeg_ssim:
+        return "SSIM All (ffmpeg)"
+    if metric.startswith("ssim_"):
+        return f"SSIM-{metric[5:].upper()}" + (" (ffmpeg)" if ffmpeg_ssim else "")
     return {"ssim": "SSIM (Y)", "lpips": "LPIPS (alex)", "vmaf": "VMAF v0.6.1", "vmaf_neg": "VMAF NEG",
             "ewarp": "E_warp", "flicker": "flicker", "tof": "tOF (px)", "tlp": "tLP"}.get(metric, metric)
 

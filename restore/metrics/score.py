@@ -20,6 +20,9 @@ from . import align as _align
 from .psnr import PSNRAccumulator, capped, crop, mse, plane_weights, rgb_to_y601, rgb_mse, y601_mse
 from .sources import format_bits, planar_format, prefetch, probe_video, rgb_frames, yuv_frames
 from .ssim import ssim as _ssim
+from .ssim import ssim_ffmpeg as _ssim_ffmpeg
+
+SSIM_MODES = ("wang", "ffmpeg")
 
 PSNR_MODES = ("y", "rgb", "yuv")
 KNOWN_METRICS = ("psnr", "ssim", "lpips", "temporal", "vmaf")
@@ -28,7 +31,7 @@ MAX_OFFSET = 5
 SUMMARY_STATS = ("mean", "min", "p5", "median", "max")
 # per-frame metrics and whether higher is better (for tables and BD computations)
 HIGHER_IS_BETTER = {"psnr": True, "psnr_y": True, "psnr_u": True, "psnr_v": True,
-                    "ssim": True, "lpips": False, "vmaf": True, "vmaf_neg": True,
+                    "ssim": True, "ssim_y": True, "ssim_u": True, "ssim_v": True, "lpips": False, "vmaf": True, "vmaf_neg": True,
                     "ewarp": False, "flicker": False, "tof": False, "tlp": False}
 # Transfer characteristics that make a file HDR: its code values are not gamma-coded SDR, and a
 # PSNR on them means something only as "PSNR of the PQ/HLG signal", which the report states.
@@ -141,7 +144,8 @@ def resolve_psnr_mode(psnr_mode: str, info) -> str:
 def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False, temporal: bool = False,
           align="auto", crop_border: int = 0, scale_to_reference: bool = False, device: str = "auto",
           progress: bool = False, psnr_mode: str = "y", max_offset: int = MAX_OFFSET,
-          lpips_batch: int = 8, lpips_model=None, vmaf=None, vmaf_batch: int = 4) -> ScoreReport:
+          lpips_batch: int = 8, lpips_model=None, vmaf=None, vmaf_batch: int = 4,
+          ssim_mode: str = "wang") -> ScoreReport:
     """Score `distorted` against `reference`; see docs/scoring.md for every convention.
 
     psnr_mode: "y" (BT.601 Y, SR papers; default), "rgb", "yuv" (per plane in the reference's
@@ -152,6 +156,9 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
     vmaf: None, or models: "vmaf" (vmaf_v0.6.1), "neg" (vmaf_v0.6.1neg), "both", or a sequence;
     "vmaf" in `metrics` means both. Computed on the reference pixel format's Y plane.
     temporal: E_warp and flicker, tOF, and tLP (tLP needs the LPIPS network, built if not given).
+    ssim_mode: "wang" (Gaussian 11x11, Wang 2004, equal to scikit-image) or "ffmpeg" (ffmpeg's ssim
+    filter: 8x8 windows of integer block sums on every plane, its per-plane and "All" numbers;
+    psnr_mode "yuv" only, since it is defined on code values).
     """
     t0 = time.perf_counter()
     want_psnr, want_ssim, want_lpips, want_temporal = _check_args(metrics, lpips, temporal, psnr_mode, crop_border)
@@ -167,6 +174,11 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
         raise MediaError("no such file", dist_path)
     ref_info, dist_info = probe_video(ref_path), probe_video(dist_path)
     psnr_mode = resolve_psnr_mode(psnr_mode, ref_info)
+    if ssim_mode not in SSIM_MODES:
+        raise ConfigError(f"--ssim-mode {ssim_mode!r}: expected one of {', '.join(SSIM_MODES)}")
+    if want_ssim and ssim_mode == "ffmpeg" and psnr_mode != "yuv":
+        raise ConfigError(f"--ssim-mode ffmpeg is defined on the YUV code values: use it with --psnr-mode yuv "
+                          f"(this run measures in {psnr_mode})")
     if psnr_mode == "yuv" and crop_border:
         raise ConfigError("--crop-border applies to --psnr-mode y or rgb, not yuv (ffmpeg's psnr has no crop)")
     notes: list[str] = []
@@ -179,7 +191,7 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
     # sizes that no metric can score are one-line errors here, before any decoding
     if crop_border and 2 * crop_border >= min(W, H):
         raise ConfigError(f"--crop-border {crop_border} leaves nothing of the {W}x{H} frames of {ref_path}")
-    if want_ssim and min(W - 2 * crop_border, H - 2 * crop_border) < MIN_SSIM_SIZE:
+    if want_ssim and ssim_mode == "wang" and min(W - 2 * crop_border, H - 2 * crop_border) < MIN_SSIM_SIZE:
         raise MediaError(f"frames of {W - 2 * crop_border}x{H - 2 * crop_border} pixels"
                          f"{' after --crop-border' if crop_border else ''} are smaller than SSIM's "
                          f"{MIN_SSIM_SIZE}x{MIN_SSIM_SIZE} window; use --no-ssim", ref_path)
@@ -381,7 +393,12 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
                     row.update(acc.add(rgb_mse(rgb(r), rgb(d), crop_border)))
                 else:
                     row.update(acc.add(y601_mse(rgb(r), rgb(d), crop_border)))
-            if want_ssim:
+            if want_ssim and ssim_mode == "ffmpeg":
+                row["ssim"], per_plane = _ssim_ffmpeg(r.planes, d.planes, bits)
+                if len(per_plane) > 1:
+                    for name, v in zip(("y", "u", "v"), per_plane):
+                        row[f"ssim_{name}"] = v
+            elif want_ssim:
                 row["ssim"] = _ssim(luma(r), luma(d), ssim_range)
             if vmeter is not None:
                 vmeter.add(y_plane(r), y_plane(d))
@@ -427,7 +444,7 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
         aggregates.update(acc.summary())
         for key in ["psnr"] + ([f"psnr_{n}" for n in acc.names] if len(acc.names) > 1 else []):
             summary[key] = summarize([row[key] for row in rows], db=True)
-    for key in ("ssim", "lpips", "vmaf", "vmaf_neg", "ewarp", "flicker", "tof", "tlp"):
+    for key in ("ssim", "ssim_y", "ssim_u", "ssim_v", "lpips", "vmaf", "vmaf_neg", "ewarp", "flicker", "tof", "tlp"):
         if rows and key in rows[0]:
             summary[key] = summarize([row[key] for row in rows])
             aggregates[key] = summary[key]["mean"]
@@ -436,9 +453,13 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
     settings = {
         "psnr_mode": psnr_mode, "crop_border": crop_border, "bit_depth": bits,
         "psnr_peak": peak, "align": str(offset_setting), "scale_to_reference": bool(scale_to_reference),
-        "ssim": {"window": "gaussian 11x11", "sigma": 1.5, "K1": 0.01, "K2": 0.03,
-                 "covariance": "population", "data_range": ssim_range,
-                 "channel": "source Y plane" if psnr_mode == "yuv" else "BT.601 Y"},
+        "ssim": ({"mode": "wang", "window": "gaussian 11x11", "sigma": 1.5, "K1": 0.01, "K2": 0.03,
+                  "covariance": "population", "data_range": ssim_range,
+                  "channel": "source Y plane" if psnr_mode == "yuv" else "BT.601 Y"}
+                 if ssim_mode == "wang" else
+                 {"mode": "ffmpeg", "window": "8x8 block sums on a 4-pixel grid (ffmpeg's ssim filter)",
+                  "K1": 0.01, "K2": 0.03, "max": peak, "channel": "every plane; ssim = planes weighted "
+                  "by sample count (ffmpeg's All)"}),
         "psnr_identical_frames": "per-frame inf; psnr = PSNR of mean MSE (inf only if all frames "
                                  "identical); means and dB summaries cap frames at 100 dB",
         "transfer": {"reference": ref_info.color_transfer, "distorted": dist_info.color_transfer,
