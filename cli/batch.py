@@ -8,6 +8,7 @@ import re
 
 import click
 
+from restore.cli.enhance import DenoiseStrength, NegativeValues
 from restore.errors import ConfigError
 
 HELP = """Restore whole folders, resumably, locally or on a Ray cluster.
@@ -76,13 +77,13 @@ def _print_summary(s) -> None:
         click.echo(f"stopped early ({s.stopped}); run the same command again to resume")
 
 
-@command.command("run")
+@command.command("run", cls=NegativeValues)
 @click.argument("sources", nargs=-1, required=True, type=click.Path())
 @click.option("--out", "-o", "out", required=True, type=click.Path(file_okay=False),
               help="Output folder: outputs mirror the source tree here; holds the manifest.")
 @click.option("--config", "preset", default="default", show_default=True, help="Preset (configs/*.yaml).")
-@click.option("--denoise", is_flag=False, flag_value="auto", default=None, metavar="[S]",
-              help="Denoise; S = noise sigma on the 0-255 scale (estimated when omitted).")
+@click.option("--denoise", type=DenoiseStrength(), is_flag=False, flag_value="auto", default=None,
+              metavar="[S]", help="Denoise; S = noise sigma on the 0-255 scale (estimated when omitted).")
 @click.option("--scale", type=int, default=None, help="Upscale factor.")
 @click.option("--fps-multiplier", type=int, default=None, help="Frame-rate multiplier (interpolation).")
 @click.option("--model", default=None, help="Method or model name (e.g. classical).")
@@ -124,13 +125,7 @@ def run_cmd(ctx, sources, out, preset, denoise, scale, fps_multiplier, model, de
 
     overrides = {}
     if denoise is not None:
-        if denoise == "auto":
-            overrides["denoise"] = True
-        else:
-            try:
-                overrides["denoise"] = float(denoise)
-            except ValueError:
-                raise ConfigError(f"--denoise {denoise!r}: expected a noise sigma (number)") from None
+        overrides["denoise"] = True if denoise == "auto" else float(denoise)
     for key, value in (("scale", scale), ("fps_multiplier", fps_multiplier), ("model", model),
                        ("device", device), ("codec", codec), ("crf", crf)):
         if value is not None:
@@ -208,7 +203,12 @@ def status_cmd(out, as_json, csv_path, overwrite):
         named = (f["error"] or "").startswith(f["path"])
         click.echo(f"  failed ({f['attempts']} tries): {f['error'] if named else f['path'] + ': ' + str(f['error'])}")
     last = st["last_run"]
-    if last and last["summary"]:
+    if st.get("driver"):  # the lock is held: a batch is running on this folder now
+        import time
+
+        since = f" for {time.time() - last['started_at']:.0f} s" if last else ""
+        click.echo(f"running now (driver {st['driver']}{since}); `restore batch status` again for progress")
+    elif last and last["summary"]:
         s = last["summary"]
         click.echo(f"last run ({last['engine']}): done {s['done']}, failed {s['failed']}, "
                    f"skipped {s['skipped']}, {s['wall_seconds']:.1f} s"

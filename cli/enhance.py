@@ -11,6 +11,42 @@ import sys
 import click
 
 
+class NegativeValues(click.Command):
+    """`--denoise -5` would be read as an unknown option -5 (the value of --denoise is optional,
+    so click never takes a token starting with "-" as its value, not even as `--denoise=-5`):
+    say what is really wrong, the sign."""
+
+    value_options = ("--denoise",)
+
+    def parse_args(self, ctx, args):
+        fixed, i = [], 0
+        while i < len(args):
+            name = args[i]
+            value = args[i + 1] if i + 1 < len(args) else None
+            if "=" in name and name.split("=", 1)[0] in self.value_options:
+                name, value = name.split("=", 1)
+            elif name not in self.value_options:
+                value = None
+            if value is not None and value.startswith("-") and _is_number(value):
+                if float(value) != 0:
+                    raise click.BadParameter(f"noise sigma must be between 0 and 255, got {value}",
+                                             ctx=ctx, param_hint=f"'{name}'")
+                fixed += [name, "0"]  # -0 is 0
+                i += 1 if "=" in args[i] else 2
+                continue
+            fixed.append(args[i])
+            i += 1
+        return super().parse_args(ctx, fixed)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 class DenoiseStrength(click.ParamType):
     """`--denoise` alone means "estimate the noise"; `--denoise 15` sets the sigma."""
 
@@ -25,7 +61,7 @@ class DenoiseStrength(click.ParamType):
             self.fail(f"{value!r} is not a noise sigma. --denoise takes an optional number "
                       "(0-255 scale); put INPUT before --denoise, e.g. `restore enhance clip.mp4 --denoise`",
                       param, ctx)
-        if not 0 <= sigma <= 255:
+        if not 0 <= sigma <= 255:  # also refuses nan
             self.fail(f"noise sigma must be between 0 and 255, got {value}", param, ctx)
         return sigma
 
@@ -48,7 +84,7 @@ Methods: `restore models` lists them.
 """
 
 
-@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"],
+@click.command(cls=NegativeValues, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"],
                                                 "max_content_width": 100})
 @click.argument("input", type=click.Path(path_type=str))
 @click.option("-o", "--output", type=click.Path(path_type=str), default=None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
+import warnings
 
 import click
 
@@ -66,6 +67,12 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # Library warnings (a dropped stream, a converted subtitle) are for the user: one line each,
+    # without Python's file:line prefix.
+    click.echo(f"restore: warning: {message}", err=True)
+
+
 def main(argv=None) -> int:
     old = None
     try:
@@ -73,7 +80,9 @@ def main(argv=None) -> int:
     except ValueError:  # not the main thread (an embedding application): leave signals alone
         pass
     try:
-        return _main(argv)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return _main(argv)
     except Terminated:  # arrived while _main was already handling something else
         click.echo("restore: terminated", err=True)
         return 143

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
+import string
 import types
 import typing
 from dataclasses import dataclass, field
@@ -127,6 +129,8 @@ def _coerce(value, tp):
             return int(value)
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # nan passes every "< 0" check; inf breaks arithmetic
+                raise ValueError(f"expected a finite number, got {value!r}")
             return float(value)
     elif tp is str:
         if isinstance(value, str) and value:
@@ -175,6 +179,12 @@ def validate(cfg: EnhanceConfig, source: str) -> EnhanceConfig:
         bad("chunk.min_len", f"must be at least 1, got {c.min_len}")
     if c.max_len < c.min_len:
         bad("chunk.max_len", f"must be at least chunk.min_len ({c.min_len}), got {c.max_len}")
+    # A chunk is held in memory as float32 frames (and the planner's search is quadratic in it):
+    # the cap keeps both bounded whatever the preset says.
+    if c.max_len > MAX_CHUNK_LEN:
+        bad("chunk.max_len", f"must be at most {MAX_CHUNK_LEN} frames, got {c.max_len}")
+    if c.cut_window > MAX_CHUNK_LEN:
+        bad("chunk.cut_window", f"must be at most {MAX_CHUNK_LEN}, got {c.cut_window}")
     if not 0 <= c.overlap <= c.max_len:
         bad("chunk.overlap", f"must be between 0 and chunk.max_len ({c.max_len}), got {c.overlap}")
     if c.cut_floor < 0 or c.cut_ratio < 1 or c.cut_window < 1:
@@ -209,14 +219,40 @@ def validate(cfg: EnhanceConfig, source: str) -> EnhanceConfig:
         bad("model.start_sigma", f"must be between 0 and 1, got {m.start_sigma}")
     if m.tile is not None and m.tile < 16:
         bad("model.tile", f"must be at least 16 pixels, got {m.tile}")
-    try:
-        cfg.output.pattern.format(stem="a", ext=".mp4", task="denoise", scale=2)
-    except (KeyError, IndexError, ValueError) as err:
-        bad("output.pattern", f"{cfg.output.pattern!r} uses an unknown placeholder or bad braces ({err}); "
-                              "use {stem}, {ext}, {task}, {scale}")
+    check_name_pattern(cfg.output.pattern, OUTPUT_FIELDS, lambda msg: bad("output.pattern", msg))
     if "/" in cfg.output.pattern or os.sep in cfg.output.pattern:
         bad("output.pattern", "must be a file name, not a path (use -o for another folder)")
     return cfg
+
+
+MAX_CHUNK_LEN = 1024
+OUTPUT_FIELDS = ("stem", "ext", "task", "scale")
+
+
+def check_name_pattern(pattern: str, allowed, fail) -> None:
+    """An output name pattern may use only the bare placeholders in `allowed` (a format spec such
+    as {scale:02d} is fine): no attribute or index access ({stem.__class__} would reach into
+    Python objects), no conversions, and no NUL or control characters (not a file name).
+    Calls fail(message) on the first problem."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in pattern):
+        fail(f"{pattern!r} contains a control character (NUL, newline ...), not allowed in a file name")
+        return
+    try:
+        parts = list(string.Formatter().parse(pattern))
+    except ValueError as err:
+        fail(f"{pattern!r} has bad braces ({err}); use {{{'}, {'.join(allowed)}}}")
+        return
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in allowed or conversion is not None or "{" in (spec or ""):
+            fail(f"{pattern!r}: unknown placeholder {{{name}{'!' + conversion if conversion else ''}}} "
+                 f"(use {', '.join('{' + f + '}' for f in allowed)})")
+            return
+    try:
+        pattern.format(stem="a", ext=".mp4", name="a.mp4", task="denoise", scale=2)
+    except (KeyError, IndexError, ValueError) as err:
+        fail(f"{pattern!r}: bad format spec ({err})")
 
 
 # ------------------------------------------------------------------------------------------

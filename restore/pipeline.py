@@ -28,6 +28,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -60,6 +61,7 @@ class EnhanceResult:
     work_bytes: int = 0              # its largest size during the run
     kept_work_dir: bool = False
     cleaned: list[str] = field(default_factory=list)  # leftovers of killed runs that were removed
+    warnings: list[str] = field(default_factory=list)  # also issued as MediaWarning
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -188,6 +190,23 @@ class _Progress:
 # ------------------------------------------------------------------------------------------
 # the pipeline
 # ------------------------------------------------------------------------------------------
+def _stream_warnings(src: Path, info) -> list[str]:
+    """Say up front what the output will lack: only the first video stream is restored; others
+    (a second angle, a picture-in-picture feed) are not carried over. Cover art is, as an
+    attachment."""
+    from .io.mux import MediaWarning
+
+    extra = [s for s in info.streams if s.type == "video" and s.index != info.video_index
+             and "attached_pic" not in (s.disposition or [])]
+    if not extra:
+        return []
+    msg = (f"{src}: has {len(extra) + 1} video streams; only stream #{info.video_index} is restored, "
+           + ", ".join(f"#{s.index} ({s.codec or 'unknown codec'})" for s in extra)
+           + " will not be in the output")
+    warnings.warn(msg, MediaWarning, stacklevel=3)
+    return [msg]
+
+
 def _check_output_dir_writable(out: Path) -> None:
     """Create and delete a temp file next to the output: os.access says yes to root anywhere,
     and places like /proc only refuse at creation time."""
@@ -243,6 +262,7 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
     src = Path(os.fspath(input))
     info = probe(src)  # MediaError for missing, empty, corrupt, audio-only, undecodable input
     video = info.video
+    notes = _stream_warnings(src, info)
     tasks = wanted_tasks(cfg)
     out = Path(os.fspath(output)) if output is not None else default_output(src, cfg, tasks)
     check_output_path(out, overwrite=overwrite, input_path=src)
@@ -313,8 +333,11 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
                     "without --resume", out)
             work.start({"plan": plan.to_json(), "times": times, "input": str(src)})
 
-        result = _restore_pass(src, out, plan, times, schedule, stages, writer, out_dtype, work,
-                               done_chunks, progress, decode, to_float, from_float)
+        with warnings.catch_warnings():
+            if notes:  # said once above, up front; the muxer would say it again at the end
+                warnings.filterwarnings("ignore", message=r".*video stream #\d+ .*not carried over")
+            _restore_pass(src, out, plan, times, schedule, stages, writer, out_dtype, work,
+                          done_chunks, progress, decode, to_float, from_float)
     except BaseException:
         if work is not None:
             if work.load() is not None and work.load()["chunks_done"] > 0:
@@ -337,7 +360,7 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
         width=writer.width, height=writer.height, cuts=list(plan.cuts), device=device,
         output_fps=out_fps, resumed_chunks=done_chunks,
         work_dir=None if work is None else str(work.path), work_bytes=work_bytes,
-        kept_work_dir=bool(work is not None and keep_temp), cleaned=cleaned)
+        kept_work_dir=bool(work is not None and keep_temp), cleaned=cleaned, warnings=notes)
 
 
 def _restore_pass(src, out, plan, times, schedule, stages, writer, out_dtype, work, done_chunks,

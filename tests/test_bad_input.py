@@ -184,3 +184,83 @@ def test_installed_script_prints_no_traceback(tmp_path):
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and str(p) in run.stderr and "Traceback" not in run.stderr
     assert sorted(os.listdir(tmp_path)) == ["notes.mp4"]
+
+
+# ------------------------------------------------------------------------------------------
+# found in review (issue 15)
+# ------------------------------------------------------------------------------------------
+def test_denoise_with_a_negative_sigma_names_the_sign(clip, tmp_path, capsys):
+    listing = _tree(tmp_path)
+    for args in (["enhance", str(clip), "--denoise", "-5"], ["enhance", str(clip), "--denoise=-5"],
+                 ["batch", str(clip), "--out", str(tmp_path / "o"), "--denoise", "-5"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        # click's usage error: usage, hint, then the one line that says what is wrong
+        assert err.strip().splitlines()[-1] == ("Error: Invalid value for '--denoise': noise sigma "
+                                                "must be between 0 and 255, got -5"), err
+        assert "Traceback" not in err and "No such option" not in err
+    assert _tree(tmp_path) == listing
+
+
+@pytest.mark.parametrize("yaml_text, key", [
+    ("output: {pattern: '{stem.__class__}.mp4'}\n", "output.pattern"),
+    ("output: {pattern: '{stem[0]}.mp4'}\n", "output.pattern"),
+    ("output: {pattern: \"a\\0b{ext}\"}\n", "output.pattern"),
+    ("chunk: {max_len: 100000000000}\n", "chunk.max_len"),
+    ("chunk: {cut_floor: .nan}\n", "chunk.cut_floor"),
+    ("chunk: {cut_ratio: .inf}\n", "chunk.cut_ratio"),
+])
+def test_preset_values_that_used_to_pass(clip, tmp_path, capsys, yaml_text, key):
+    preset = tmp_path / "p.yaml"
+    preset.write_text(yaml_text)
+    line = run_bad(capsys, tmp_path, ["enhance", str(clip), "--config", str(preset)], preset, [clip, preset])
+    assert f"'{key}'" in line
+
+
+def test_fps_far_below_one_into_mp4(clip, tmp_path, capsys):
+    # 0.001 fps is 1000 s a frame: more clock ticks than MP4's 32-bit sample duration holds at
+    # the source's fine clock, so the writer picks a coarser one instead of failing at the end.
+    out = tmp_path / "slow.mp4"
+    assert main(["enhance", str(clip), "--fps", "0.001", "-o", str(out), "--model", "classical", "-q"]) == 0
+    assert [f.time for f in decode(out)] == [0.0]
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("name", ["file:x.mp4", "pipe:0", "concat:a.mp4"])
+def test_names_that_look_like_ffmpeg_urls_are_local_files(tmp_path, capsys, name, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    frames = synthetic_frames(6, 64, 48)
+    make_clip(tmp_path / "plain.mp4", frames)
+    os.rename(tmp_path / "plain.mp4", tmp_path / name)
+    if name == "concat:a.mp4":
+        (tmp_path / "a.mp4").write_bytes(b"decoy: FFmpeg's concat protocol would read this file")
+    out = Path(name).stem + "_x2.mp4"
+    assert main(["enhance", name, "-o", out, "--scale", "2", "--model", "classical", "-q"]) == 0, capsys.readouterr()
+    assert probe(tmp_path / out).video.width == 128 and len(list(decode(tmp_path / out))) == 6
+    assert main(["info", name]) == 0
+    capsys.readouterr()
+
+
+def test_second_video_stream_is_announced(tmp_path, capsys):
+    src = tmp_path / "two.mkv"
+    frames = synthetic_frames(6, 64, 48)
+    with av.open(str(src), "w") as c:
+        streams = [c.add_stream("ffv1", rate=25) for _ in range(2)]
+        for s in streams:
+            s.width, s.height, s.pix_fmt = 64, 48, "bgr0"
+        for i, img in enumerate(frames):
+            for s in streams:
+                f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="bgr0")
+                f.pts = i
+                for p in s.encode(f):
+                    c.mux(p)
+        for s in streams:
+            for p in s.encode():
+                c.mux(p)
+    out = tmp_path / "out.mkv"
+    assert main(["enhance", str(src), "-o", str(out), "--scale", "2", "--model", "classical", "-q"]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err  # said once, up front, not again by the muxer
+    assert lines[0].startswith("restore: warning: ") and "#1 (ffv1)" in lines[0] and str(src) in lines[0]
+    assert [s.type for s in probe(out).streams] == ["video"]

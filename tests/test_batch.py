@@ -51,6 +51,8 @@ def recording_worker(input_path: str, output_path: str, options: dict) -> dict:
             os.kill(os.getpid(), signal.SIGKILL)
     if name in t.get("raise", ()):
         raise RuntimeError(f"flaky failure of {name}")
+    for victim in t.get("delete", {}).get(name, []) if isinstance(t.get("delete"), dict) else []:
+        os.remove(victim)  # another input vanishes while this one runs
     result = transcode_worker(input_path, output_path, options)
     if t.get("record_gpu"):  # what Ray granted this task
         import ray
@@ -81,8 +83,8 @@ def make_tree(root: Path) -> dict[str, Path]:
 def settings(tmp_path, **kw) -> BatchSettings:
     tmp_path = Path(tmp_path)
     test = {"dir": str(tmp_path / "t")}
-    for k in ("hang", "die", "raise"):
-        test[k] = kw.pop(k, [])
+    for k in ("hang", "die", "raise", "delete"):
+        test[k] = kw.pop(k, {} if k == "delete" else [])
     test["record_gpu"] = kw.pop("record_gpu", False)
     (tmp_path / "t").mkdir(exist_ok=True)
     options = {"overrides": kw.pop("overrides", {}), "test": test}
@@ -145,8 +147,11 @@ def test_plan_mirrors_tree_excludes_out_and_refuses_conflicts(tmp_path):
     assert [it.rel for it in discover([src / "notes.txt"], out)] == ["notes.txt"]  # named files always
     assert output_name("clip.mov", "{name}.x2.mkv") == "clip.mov.x2.mkv"
     assert output_name("clip.mov", "{stem}_{task}x{scale}{ext}", task="upscale", scale=2) == "clip_upscalex2.mov"
-    with pytest.raises(ConfigError, match="unknown field"):
+    with pytest.raises(ConfigError, match="unknown placeholder"):
         discover([src], out, name_pattern="{stem}_{size}{ext}")
+    for bad in ("{stem.__class__}{ext}", "{stem[0]}{ext}", "{stem!r}{ext}", "a\x00b{ext}"):
+        with pytest.raises(ConfigError, match="--name-pattern"):
+            output_name("clip.mp4", bad)
     with pytest.raises(RestoreError, match="inside --out"):
         discover([out], tmp_path / "src")
     with pytest.raises(RestoreError, match="no such file"):
@@ -445,3 +450,140 @@ def test_cli_with_restore_enhance_in_a_worker_process(tmp_path, capsys):
         assert json.loads(r["result"])["methods"]["upscale"] and r["frames_out"] == FRAMES
     assert main(["batch", str(src), "--out", str(out), "--scale", "3", "--model", "classical"]) == 2
     assert "scale" in capsys.readouterr().err  # bad flags fail up front, not per item
+
+
+# ------------------------------------------------------------------------------------------
+# failure cases found in review (issue 15)
+# ------------------------------------------------------------------------------------------
+def _cli(capsys, args) -> tuple[int, str]:
+    from restore.cli.main import main
+
+    rc = main(args)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return rc, err
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--space-factor", "nan"], "--space-factor nan"),
+    (["--space-factor", "-1"], "--space-factor -1"),
+    (["--workers", "-1"], "--workers -1"),
+    (["--cpus-per-task", "nan"], "--cpus-per-task nan"),
+    (["--engine", "ray", "--ray-address", "http://::bad"], "--ray-address 'http://::bad'"),
+    (["--engine", "ray", "--ray-address", "localhost:1"], "cannot reach localhost:1"),
+])
+def test_bad_numbers_and_addresses_are_one_line_errors_before_anything(tmp_path, capsys, flags, needle):
+    make_tree(tmp_path)
+    out = tmp_path / "out"
+    rc, err = _cli(capsys, ["batch", str(tmp_path / "src"), "--out", str(out), *flags])
+    assert rc == 2 and err.count("\n") == 1 and needle in err, err
+    assert not out.exists()  # refused before the output folder, the manifest or Ray
+
+
+def test_ray_address_that_is_not_a_gcs_fails_within_the_timeout(monkeypatch):
+    """A port that accepts connections but never speaks GCS (Ray itself retries for minutes)."""
+    import socket as socketlib
+
+    from restore.batch import engines
+
+    server = socketlib.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    try:
+        port = server.getsockname()[1]
+        t0 = time.monotonic()
+        with pytest.raises(ConfigError, match=f"127.0.0.1:{port}"):
+            engines.check_ray_address(f"127.0.0.1:{port}", timeout=2)
+        assert time.monotonic() - t0 < 30
+    finally:
+        server.close()
+
+
+def test_unwritable_out_is_one_line(tmp_path, capsys):
+    make_tree(tmp_path)
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    for out in (blocker / "out", Path("/proc/restore-batch-test")):
+        rc, err = _cli(capsys, ["batch", str(tmp_path / "src"), "--out", str(out)])
+        assert rc == 2 and err.count("\n") == 1 and f"{out}: output folder is not writable" in err, err
+    assert blocker.read_text() == "x"
+
+
+def test_corrupt_manifest_is_one_line_for_run_and_status(tmp_path, capsys):
+    make_tree(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    manifest = out / mf.MANIFEST_NAME
+    manifest.write_bytes(b"not a database, just junk " * 100)
+    for args in (["batch", str(tmp_path / "src"), "--out", str(out)], ["batch", "status", str(out)]):
+        rc, err = _cli(capsys, args)
+        assert rc == 2 and err.count("\n") == 1 and "manifest is unreadable" in err and str(manifest) in err
+    assert manifest.read_bytes() == b"not a database, just junk " * 100  # left for the user to judge
+
+
+def test_inputs_deleted_during_the_run_fail_alone(tmp_path, monkeypatch):
+    clips = make_tree(tmp_path)
+    src, out = tmp_path / "src", tmp_path / "out"
+    # c.mp4 vanishes while a.mp4 runs (after planning); a file the scan found vanishes before
+    # its stat (monkeypatched discover)
+    from restore.batch import runner
+
+    real_discover = runner.discover
+
+    def discover_with_ghost(*a, **kw):
+        from restore.batch.plan import PlanItem
+
+        ghost = PlanItem(input=src / "ghost.mp4", rel="ghost.mp4", output=out / "ghost_restored.mp4")
+        return [*real_discover(*a, **kw), ghost]
+
+    monkeypatch.setattr(runner, "discover", discover_with_ghost)
+    s = run_batch([src], out, settings(tmp_path, delete={"a.mp4": [str(clips["c.mp4"])]}), log=quiet)
+    assert (s.done, s.failed) == (4, 3)  # a b d e done; bad.mp4, c.mp4 and ghost.mp4 failed
+    errors = {Path(f["path"]).name: f["error"] for f in s.failures}
+    assert "cannot read the input" in errors["c.mp4"] and "cannot read the input" in errors["ghost.mp4"]
+    with mf.Manifest(out, readonly=True) as m:
+        assert m.row(src / "c.mp4")["status"] == "failed"
+        assert m.row(src / "ghost.mp4")["status"] == "failed"
+
+
+def test_symlinks_at_the_lock_and_the_csv_export_are_not_followed(tmp_path):
+    make_tree(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    lock = out / ".restore-batch.lock"
+    lock.symlink_to(victim)
+    with pytest.raises(RestoreError, match="lock file .* symbolic link"):
+        run_batch([tmp_path / "src"], out, settings(tmp_path), log=quiet)
+    lock.unlink()
+    run_batch([tmp_path / "src"], out, settings(tmp_path), log=quiet)
+    export = tmp_path / "export.csv"
+    export.symlink_to(victim)
+    with mf.Manifest(out, readonly=True) as m:
+        assert m.export_csv(export) == 6
+    assert victim.read_text() == "precious"
+    assert not export.is_symlink() and export.read_text().startswith("path,rel,status")
+    (out / mf.MANIFEST_NAME).rename(out / "real.sqlite")
+    (out / mf.MANIFEST_NAME).symlink_to(out / "real.sqlite")
+    with pytest.raises(RestoreError, match="symbolic link"):
+        mf.Manifest(out)
+
+
+def test_status_during_a_run_says_it_is_running(tmp_path, capsys):
+    make_tree(tmp_path)
+    out = tmp_path / "out"
+    proc = _start_driver(tmp_path, 0, ["b.mp4"])
+    try:
+        _wait_for([tmp_path / "t" / "b.mp4.hanging"], proc)
+        from restore.cli.main import main
+
+        assert main(["batch", "status", str(out)]) == 0
+        shown = capsys.readouterr().out
+        assert f"running now (driver {os.uname().nodename}:{proc.pid}" in shown, shown
+        assert "did not finish" not in shown
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert main(["batch", "status", str(out)]) == 0  # killed: now it did not finish
+    assert "did not finish" in capsys.readouterr().out

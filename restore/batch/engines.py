@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import re
 import signal
+import socket
+import subprocess
 import sys
 import time
 from multiprocessing.connection import wait as mp_wait
@@ -200,6 +203,66 @@ def _ray_task(fn, job):
     return run_job(fn, job)
 
 
+_ADDRESS = re.compile(r"(?:(?P<scheme>ray)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})")
+CONNECT_TIMEOUT = 10.0
+
+
+def check_ray_address(address: str | None, timeout: float = CONNECT_TIMEOUT) -> None:
+    """A malformed or unreachable cluster address is a one-line ConfigError within `timeout`
+    seconds (Ray itself raises a multi-line ValueError for a malformed one and retries an
+    unreachable one for minutes). "auto" and no address are left to Ray."""
+    source = "--ray-address"
+    if address is None:
+        address, source = os.environ.get("RAY_ADDRESS"), "RAY_ADDRESS"
+    if not address or address in ("auto", "local"):
+        return
+    m = _ADDRESS.fullmatch(address.strip())
+    if not m or not 0 < int(m["port"]) < 65536:
+        raise ConfigError(f"{source} {address!r}: expected auto, HOST:PORT of the head node's GCS "
+                          "(e.g. 10.0.0.5:6379) or ray://HOST:10001 for Ray Client")
+    host, port = m["host"].strip("[]"), int(m["port"])
+    hint = "is the head node up (`ray start --head`) and the port open?"
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        reason = "timed out" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        raise ConfigError(f"{source} {address}: cannot reach {host}:{port} ({reason}); {hint}") from None
+    if m["scheme"]:
+        return  # Ray Client speaks its own protocol; the TCP check is what we can do
+    # A port that accepts TCP is not yet a GCS (a proxy, another service): ask it the first
+    # question ray.init asks, with a deadline, since Ray would retry it for minutes.
+    try:
+        import grpc
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    except ImportError:
+        return
+    channel = grpc.insecure_channel(f"{m['host']}:{port}")
+    try:
+        gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
+            gcs_service_pb2.GetClusterIdRequest(), timeout=timeout)
+    except grpc.RpcError as err:
+        code = err.code()
+        if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            return  # a GCS that wants a token: Ray's own login handles that
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            raise ConfigError(f"{source} {address}: no answer from a Ray head node there "
+                              f"({code.name.lower()}); {hint}") from None
+        raise ConfigError(f"{source} {address}: something answers there but it is not a Ray head "
+                          f"node's GCS port ({code.name.lower()}); the default port is 6379") from None
+    finally:
+        channel.close()
+
+
+def _start_watchdog():
+    """restore.batch.raywatch for a cluster this driver starts (see its docstring)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import subprocess
+
+    return subprocess.Popen([sys.executable, "-m", "restore.batch.raywatch", str(os.getpid())],
+                            stdin=subprocess.PIPE, close_fds=True)
+
+
 class RayEngine:
     name = "ray"
 
@@ -211,14 +274,22 @@ class RayEngine:
             raise ConfigError("--engine ray needs Ray: pip install 'restore[ray]'") from None
         self.ray = ray
         self._owns = False
+        self._watch = None
         if not ray.is_initialized():
+            check_ray_address(address)
             kwargs = {"address": address, "logging_level": "WARNING", "log_to_driver": True}
-            if address is None and not os.environ.get("RAY_ADDRESS"):
-                kwargs["include_dashboard"] = False  # a throwaway local cluster
+            local = address is None and not os.environ.get("RAY_ADDRESS")
+            if local:
+                kwargs["include_dashboard"] = False  # a throwaway local cluster: nothing to browse
+                self._watch = _start_watchdog()
             try:
                 ray.init(**kwargs)
-            except ConnectionError as err:
-                raise ConfigError(f"--ray-address {address}: cannot connect ({err})") from None
+            except (ConnectionError, ValueError, RuntimeError, TimeoutError) as err:
+                self._stop_watchdog()
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                where = f"--ray-address {address}" if address else (
+                    f"RAY_ADDRESS={os.environ['RAY_ADDRESS']}" if os.environ.get("RAY_ADDRESS") else "Ray")
+                raise ConfigError(f"{where}: cannot start or connect ({first})") from None
             self._owns = True
         resources = ray.cluster_resources()
         if num_gpus > 0 and resources.get("GPU", 0) < num_gpus:
@@ -286,3 +357,13 @@ class RayEngine:
     def close(self) -> None:
         if self._owns:
             self.ray.shutdown()
+        self._stop_watchdog()
+
+    def _stop_watchdog(self) -> None:
+        if self._watch is not None:
+            self._watch.stdin.close()  # EOF: it stops whatever ray.shutdown() left, then exits
+            try:
+                self._watch.wait(15)
+            except subprocess.TimeoutExpired:
+                self._watch.kill()
+            self._watch = None

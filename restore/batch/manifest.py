@@ -10,6 +10,7 @@ preserved (cp -p, rsync -t). An item is redone when its size, mtime or quick has
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -113,6 +114,19 @@ class Manifest:
 
     def __init__(self, out_dir: str | os.PathLike, *, readonly: bool = False):
         self.path = Path(os.path.abspath(out_dir)) / MANIFEST_NAME
+        if self.path.is_symlink():
+            raise RestoreError("the batch manifest is a symbolic link; refusing to follow it", self.path)
+        try:
+            self._open(out_dir, readonly)
+        except sqlite3.DatabaseError as err:  # not a database, truncated, or a damaged page
+            with_db = getattr(self, "db", None)
+            if with_db is not None:
+                with_db.close()
+            raise RestoreError(f"the batch manifest is unreadable ({err}); it may be corrupt: move it "
+                               "away (the next run then starts a new one and redoes every input "
+                               "whose output it did not write) or restore a backup", self.path) from None
+
+    def _open(self, out_dir, readonly: bool) -> None:
         if readonly:
             if not self.path.exists():
                 raise RestoreError(f"no batch manifest ({MANIFEST_NAME}) here", out_dir)
@@ -198,6 +212,23 @@ class Manifest:
         self.db.execute("UPDATE items SET status='queued', attempts=MAX(attempts-1, 0), "
                         "started_at=NULL WHERE id=? AND status='running'", (item_id,))
 
+    def fail_item(self, item_id: int, error: str) -> None:
+        """The item cannot even start (its input vanished): failed, one attempt used."""
+        self.db.execute("UPDATE items SET status='failed', attempts=attempts+1, last_error=?, "
+                        "error_detail=NULL, finished_at=? WHERE id=?", (error, time.time(), item_id))
+
+    def record_unreadable(self, item, cfg_hash: str, error: str) -> None:
+        """An input found by the scan that cannot be read now: a failed row (inserted if new)."""
+        row = self.row(item.input)
+        if row is None:
+            self.db.execute(
+                "INSERT INTO items (path, rel, size, mtime_ns, content_hash, config_hash, status, "
+                "attempts, last_error, output, added_at, finished_at) "
+                "VALUES (?, ?, -1, -1, '', ?, 'failed', 1, ?, ?, ?, ?)",
+                (str(item.input), item.rel, cfg_hash, error, str(item.output), time.time(), time.time()))
+        else:
+            self.fail_item(row["id"], error)
+
     def refuse_output(self, item_id: int, error: str) -> None:
         """The output path holds a file this batch did not write: fail without touching it."""
         self.db.execute("UPDATE items SET status='failed', attempts=attempts+1, last_error=?, "
@@ -237,11 +268,20 @@ class Manifest:
     def export_csv(self, path: str | os.PathLike) -> int:
         """Write the manifest as CSV (one row per input); returns the number of rows."""
         rows = self.rows()
-        tmp = Path(f"{path}.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(CSV_COLUMNS)
-            for r in rows:
-                w.writerow(["" if r[c] is None else r[c] for c in CSV_COLUMNS])
-        os.replace(tmp, path)
+        final = Path(os.fspath(path))
+        # A fresh temp name created exclusively (O_EXCL never follows a symlink planted at that
+        # name), then renamed over `path`: a symlink at `path` is replaced, its target untouched.
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+                w = csv.writer(f)
+                w.writerow(CSV_COLUMNS)
+                for r in rows:
+                    w.writerow(["" if r[c] is None else r[c] for c in CSV_COLUMNS])
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         return len(rows)

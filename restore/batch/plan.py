@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import string
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,11 +41,12 @@ def output_name(input_name: str, name_pattern: str = DEFAULT_NAME_PATTERN, *,
     """Apply the output name pattern, with the placeholders of `restore enhance`'s
     output.pattern: {stem} (name without extension), {ext} (extension with its dot), {task}
     (e.g. denoise-upscale), {scale}; plus {name} (the full input file name)."""
-    fields = [f for _, f, _, _ in string.Formatter().parse(name_pattern) if f is not None]
-    unknown = [f for f in fields if f not in NAME_FIELDS]
-    if unknown:
-        raise ConfigError(f"--name-pattern {name_pattern!r}: unknown field {{{unknown[0]}}} "
-                          f"(use {', '.join('{' + f + '}' for f in NAME_FIELDS)})")
+    from restore.config import check_name_pattern
+
+    def fail(msg):
+        raise ConfigError(f"--name-pattern {msg}")
+
+    check_name_pattern(name_pattern, NAME_FIELDS, fail)
     p = Path(input_name)
     try:
         name = name_pattern.format(stem=p.stem, ext=p.suffix, name=input_name, task=task, scale=scale)

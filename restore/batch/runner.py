@@ -6,7 +6,9 @@ OUT/.restore-batch.lock), which is also what makes a `running` row found at star
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import math
 import os
 import shutil
 import signal
@@ -96,7 +98,12 @@ def _stat(item) -> dict:
 
 @contextlib.contextmanager
 def _driver_lock(out: Path):
-    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        # O_NOFOLLOW: a symlink planted at the lock's name must not make us truncate its target
+        fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as err:
+        what = "is a symbolic link" if err.errno == errno.ELOOP else f"cannot be opened ({err.strerror})"
+        raise RestoreError(f"the batch lock file {LOCK_NAME} {what}", out) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -148,6 +155,36 @@ def _make_engine(settings: BatchSettings):
     raise ConfigError(f"--engine {settings.engine!r}: expected local or ray")
 
 
+def check_settings(settings: BatchSettings) -> None:
+    """Refuse bad numbers before anything is touched (nan passes every comparison)."""
+    if settings.max_tries < 1:
+        raise ConfigError(f"--max-tries {settings.max_tries}: expected 1 or more")
+    if settings.workers is not None and settings.workers < 0:
+        raise ConfigError(f"--workers {settings.workers}: expected 0 or more "
+                          "(local: 0 runs items in this process; ray: 0 fits the cluster)")
+    for option, value in (("--space-factor", settings.space_factor), ("--min-free", settings.min_free),
+                          ("--cpus-per-task", settings.num_cpus), ("--gpus-per-task", settings.num_gpus)):
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{option} {value}: expected a finite number >= 0")
+    if settings.engine == "ray":
+        from .engines import check_ray_address
+
+        check_ray_address(settings.ray_address)
+
+
+def _prepare_out(out: Path) -> None:
+    """Create --out and prove it writable (os.access says yes to root everywhere, and read-only
+    mounts only refuse at creation time); RestoreError naming it otherwise."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".restore-batch.check-{os.getpid()}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise RestoreError(f"output folder is not writable ({err.strerror or err})", out) from None
+
+
 def _log_default(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -157,8 +194,7 @@ def run_batch(sources, out_dir, settings: BatchSettings | None = None, *, dry_ru
               free_space: Callable[[str], int] = lambda p: shutil.disk_usage(p).free) -> BatchSummary:
     settings = settings or BatchSettings()
     log = log or (lambda msg: None)
-    if settings.max_tries < 1:
-        raise ConfigError(f"--max-tries {settings.max_tries}: expected 1 or more")
+    check_settings(settings)
     out = Path(os.path.abspath(out_dir))
     items = discover(sources, out, patterns=settings.patterns, name_pattern=settings.name_pattern,
                      name_fields=settings.name_fields)
@@ -169,7 +205,7 @@ def run_batch(sources, out_dir, settings: BatchSettings | None = None, *, dry_ru
     if dry_run:
         return _dry_run(items, out, cfg_hash, settings, summary, log)
 
-    out.mkdir(parents=True, exist_ok=True)
+    _prepare_out(out)
     t0 = time.monotonic()
     with _driver_lock(out), mf.Manifest(out) as m:
         removed = sweep_temps(it.output for it in items)
@@ -177,7 +213,15 @@ def run_batch(sources, out_dir, settings: BatchSettings | None = None, *, dry_ru
             log(f"removed {len(removed)} partial output(s) of an interrupted run")
         queue: deque[tuple[int, object]] = deque()
         for item in items:
-            stat = _stat(item)
+            try:
+                stat = _stat(item)
+            except OSError as err:  # deleted or made unreadable since the scan: this item only
+                msg = f"{item.input}: cannot read the input ({err.strerror or err})"
+                m.record_unreadable(item, cfg_hash, msg)
+                summary.failed += 1
+                summary.failures.append({"path": str(item.input), "error": msg})
+                log(f"failed {item.rel}: {msg}")
+                continue
             row = m.row(item.input)
             d = mf.decide(row, cfg_hash=cfg_hash, output=str(item.output), max_tries=settings.max_tries,
                           retry_failed=settings.retry_failed, **stat)
@@ -190,11 +234,12 @@ def run_batch(sources, out_dir, settings: BatchSettings | None = None, *, dry_ru
         if summary.skipped_failed:
             log(f"{summary.skipped_failed} item(s) failed {settings.max_tries} time(s) before and are "
                 "skipped (use --retry-failed)")
+        # The engine first: a cluster that cannot be reached fails before a run is recorded.
+        engine = _make_engine(settings) if queue else None
         run_id = m.start_run(config, settings.engine, settings.sources)
         log(f"batch: {len(queue)} to do, {summary.skipped} skipped, engine {settings.engine}"
             + (f" ({settings.workers} workers)" if settings.engine == "local" and settings.workers else ""))
-        if queue:
-            engine = _make_engine(settings)
+        if engine is not None:
             try:
                 _drive(m, engine, queue, out, settings, summary, log, free_space)
             finally:
@@ -220,9 +265,19 @@ def _drive(m, engine, queue, out, settings, summary, log, free_space) -> None:
                 while queue and not sig.stop and summary.stopped is None \
                         and len(engine.running()) < engine.slots:
                     item_id, item = queue[0]
-                    size = os.path.getsize(item.input)
+                    try:
+                        size = os.path.getsize(item.input)
+                        item.output.parent.mkdir(parents=True, exist_ok=True)
+                    except OSError as err:  # input gone, or its output folder cannot be made
+                        queue.popleft()
+                        what = "cannot read the input" if not os.path.exists(item.input) else "cannot prepare its output"
+                        msg = f"{item.input}: {what} ({err.strerror or err})"
+                        m.fail_item(item_id, msg)
+                        summary.failed += 1
+                        summary.failures.append({"path": str(item.input), "error": msg})
+                        log(f"failed {item.rel}: {msg}")
+                        continue
                     need = int(size * settings.space_factor) + settings.min_free + sum(estimates.values())
-                    item.output.parent.mkdir(parents=True, exist_ok=True)
                     free = free_space(str(item.output.parent))
                     if free < need:
                         summary.stopped = (f"low disk space on {out}: {free / 2**20:.0f} MiB free, "
@@ -310,8 +365,26 @@ def _dry_run(items, out, cfg_hash, settings, summary, log) -> BatchSummary:
     return summary
 
 
+def running_driver(out: Path) -> str | None:
+    """host:pid of the driver running a batch on `out` now (it holds the lock), else None."""
+    try:
+        fd = os.open(Path(out) / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+        return None
+    finally:
+        os.close(fd)
+
+
 def batch_status(out_dir) -> dict:
-    """Counts by status, failures with their errors, and the last run's summary."""
+    """Counts by status, failures with their errors, the last run's summary, and whether a
+    driver is running now."""
+    driver = running_driver(Path(os.path.abspath(out_dir)))
     with mf.Manifest(out_dir, readonly=True) as m:
         rows = m.rows()
         done = [r for r in rows if r["status"] == "done"]
@@ -326,4 +399,5 @@ def batch_status(out_dir) -> dict:
                          for r in rows if r["status"] == "failed"],
             "running": [r["path"] for r in rows if r["status"] == "running"],
             "last_run": m.last_run(),
+            "driver": driver,
         }

@@ -20,6 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from restore.errors import MediaError, RestoreError
+from restore.io._av import local_url
 from restore.io.atomic import atomic_output, sweep_stale_temps, temp_glob
 
 
@@ -49,6 +50,12 @@ def enhance_worker(input_path: str, output_path: str, options: dict) -> dict:
     return result.to_dict()
 
 
+def _container_format(path) -> str:
+    from restore.io.encode import _format_for
+
+    return _format_for(Path(path))
+
+
 def transcode_worker(input_path: str, output_path: str, options: dict) -> dict:
     """Decode every frame and re-encode it with libx264 ultrafast (overrides: scale, crf)."""
     import av
@@ -58,13 +65,13 @@ def transcode_worker(input_path: str, output_path: str, options: dict) -> dict:
     scale = int(overrides.get("scale") or 1)
     frames_in = 0
     try:
-        with av.open(str(input_path)) as src:
+        with av.open(local_url(input_path)) as src:
             if not src.streams.video:
                 raise MediaError("no video stream", input_path)
             vin = src.streams.video[0]
             rate = vin.average_rate or Fraction(25)
             with atomic_output(output_path, overwrite=True, input_path=input_path) as tmp, \
-                    av.open(str(tmp), "w") as dst:
+                    av.open(local_url(tmp), "w", format=_container_format(output_path)) as dst:
                 vout = dst.add_stream("libx264", rate=rate)
                 vout.width, vout.height = vin.codec_context.width * scale, vin.codec_context.height * scale
                 vout.pix_fmt = "yuv420p"

@@ -110,11 +110,18 @@ def ffmpeg_reason(err: BaseException) -> str:
     return text or type(err).__name__
 
 
+def local_url(path) -> str:
+    """What to hand av.open for a local path. FFmpeg reads a name as a URL when it starts with
+    a protocol (`pipe:0` is stdin, `file:x.mp4` is x.mp4, `concat:a|b` ...), so a file really
+    called that would be misread; the explicit file protocol with an absolute path never is."""
+    return "file:" + os.path.abspath(os.fspath(path))
+
+
 def open_input(path, **kwargs):
     """av.open for reading; any failure becomes one MediaError line naming the file."""
     p = check_input_file(path)
     try:
-        return av.open(str(p), "r", **kwargs)
+        return av.open(local_url(p), "r", **kwargs)
     except av.error.InvalidDataError:
         raise MediaError(
             "not a readable media file (invalid data: wrong format, corrupt, or truncated "

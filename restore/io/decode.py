@@ -189,7 +189,8 @@ def _iter_frames(container, vstream, path, *, size, gray, max_frames, strict) ->
     short = None
     if frames_expected and index < 0.9 * frames_expected - 2:
         short = f"only {index} of {frames_expected} frames could be decoded"
-    elif end_expected and last_time is not None and last_time + max(1.0, 0.1 * end_expected) < end_expected:
+    # the last frame lasts about one frame period (1000 s at 0.001 fps): not missing data
+    elif end_expected and last_time is not None and last_time + step + max(1.0, 0.1 * end_expected) < end_expected:
         short = f"video ends at {last_time:.2f}s but the file says {end_expected:.2f}s"
     if short:
         msg = f"file is truncated or damaged: {short}"

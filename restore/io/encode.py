@@ -39,7 +39,7 @@ import av
 import numpy as np
 
 from restore.errors import ConfigError, RestoreError
-from restore.io._av import bit_depth_of, color_value, ffmpeg_reason
+from restore.io._av import bit_depth_of, color_value, ffmpeg_reason, local_url
 from restore.io.atomic import atomic_output, check_output_path, discard_temp, temp_path_for
 from restore.io.frames import from_float
 
@@ -160,6 +160,14 @@ def _choose_time_base(source_tb: Fraction | None, fps: Fraction | None) -> Fract
         den = math.lcm(den, fps.numerator)  # period = fps.denominator / fps.numerator
     if den > 1 << 22:  # absurd clocks: 1/90000 (11 us) is fine enough for any real rate
         den = 90000
+    if fps:
+        # MP4/MOV store a sample's duration in 32 bits: one frame period must fit (--fps 0.001
+        # is 1000 s a frame). A very low rate drops the source clock, then 90 kHz.
+        limit = (1 << 31) - 1
+        for coarser in (math.lcm(90000, fps.numerator), fps.numerator):
+            if den / fps <= limit:
+                break
+            den = coarser
     return Fraction(1, den)
 
 
@@ -359,7 +367,7 @@ class VideoWriter:
         else:
             target = self._final_tmp
         try:
-            self._out = av.open(str(target), "w", format=_format_for(self.path))
+            self._out = av.open(local_url(target), "w", format=_format_for(self.path))
         except (av.error.FFmpegError, OSError) as err:
             raise RestoreError(f"cannot write: {ffmpeg_reason(err)}", self.path) from None
         if target == self._final_tmp:

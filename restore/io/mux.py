@@ -28,7 +28,7 @@ from pathlib import Path
 import av
 
 from restore.errors import MediaError, RestoreError
-from restore.io._av import ffmpeg_reason, first_video_stream, open_input
+from restore.io._av import ffmpeg_reason, first_video_stream, local_url, open_input
 
 __all__ = ["remux", "MediaWarning", "MuxAction", "copy_container_metadata"]
 
@@ -98,7 +98,7 @@ def copy_container_metadata(source, out) -> None:
     if source is None:
         return
     try:
-        with av.open(str(source)) as src:
+        with av.open(local_url(source)) as src:
             _copy_meta_and_chapters(src, out)
     except (av.error.FFmpegError, OSError) as err:  # cosmetic: never fail the encode for it
         log.info("could not copy metadata from %s: %s", source, err)
@@ -361,7 +361,7 @@ def remux(
             raise MediaError("no video stream to mux", video)
         src = stack.enter_context(open_input(source)) if source is not None else None
         try:
-            out = stack.enter_context(av.open(str(out_path), "w", format=_format_for(out_path)))
+            out = stack.enter_context(av.open(local_url(out_path), "w", format=_format_for(out_path)))
         except (av.error.FFmpegError, OSError) as err:
             raise RestoreError(f"cannot write: {ffmpeg_reason(err)}", out_path) from None
         fmt = out.format.name
