@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,42 @@ def test_ray_driver_sigterm_cancels_and_requeues(tmp_path, ray_cluster):
     assert s.failed == 1 and s.done + s.skipped == 5
     assert sorted(Path(p).name for p in completions(tmp_path)) == ["a.mp4", "b.mp4", "c.mp4", "d.mkv", "e.mov"]
     assert_clean_outputs(out, GOOD_OUTPUTS)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120]
+    except OSError:
+        return "?"
+
+
+def test_sigkilled_driver_leaves_no_ray_processes(tmp_path):
+    """A driver that started its own throwaway cluster is SIGKILLed mid-item: its watchdog
+    (restore.batch.raywatch) stops the GCS, raylet, dashboard and runtime-env agents and workers
+    it left behind, so nothing keeps running or listening."""
+    from restore.batch.raywatch import _alive, descendants
+    from tests.test_batch import _start_driver, _wait_for
+
+    make_tree(tmp_path)
+    env_address = os.environ.pop("RAY_ADDRESS", None)
+    try:
+        proc = _start_driver(tmp_path, 0, ["b.mp4"], engine="ray")
+    finally:
+        if env_address is not None:
+            os.environ["RAY_ADDRESS"] = env_address
+    try:
+        _wait_for([tmp_path / "t" / "b.mp4.hanging"], proc, timeout=180)
+        tree = descendants(proc.pid, exclude=-1)
+        cmds = " ".join(_cmdline(p) for p in tree)
+        assert "raylet" in cmds and "gcs_server" in cmds and "raywatch" in cmds, cmds
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 30
+        while any(_alive(p, s) for p, s in tree.items()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        survivors = [f"{p} {_cmdline(p)}" for p, s in tree.items() if _alive(p, s)]
+        assert survivors == []
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
