@@ -230,6 +230,7 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
     vmeter = None
 
     # ---- frame streams -------------------------------------------------------------------------
+    ff_ssim = None
     if psnr_mode == "yuv":
         fmt = planar_format(ref_info.pix_fmt)
         if fmt != ref_info.pix_fmt:
@@ -238,8 +239,15 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
             warn(f"pixel format {dist_info.pix_fmt} converted to the reference's {fmt} before scoring")
         bits = format_bits(fmt)
         peak = float(2 ** bits - 1)
-        ref_it = yuv_frames(ref_path, fmt=fmt, width=W, height=H, want_rgb=need_rgb)
-        dist_it = yuv_frames(dist_path, fmt=fmt, width=W, height=H, want_rgb=need_rgb)
+        # ffmpeg's SSIM runs as ffmpeg's own filter (libavfilter, in-process) on the decoded frames
+        if want_ssim and ssim_mode == "ffmpeg":
+            from restore.io.yuv import PairFilter, filter_available
+
+            if filter_available("ssim"):
+                ff_ssim = PairFilter("ssim")
+        keep = ff_ssim is not None
+        ref_it = yuv_frames(ref_path, fmt=fmt, width=W, height=H, want_rgb=need_rgb, keep_frame=keep)
+        dist_it = yuv_frames(dist_path, fmt=fmt, width=W, height=H, want_rgb=need_rgb, keep_frame=keep)
 
         def luma(item):
             return item.planes[0]
@@ -366,6 +374,14 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
             carry[:] = [[x[-1:] for x in fr], [x[-1:] for x in fd]]
         batch_idx.clear(); batch_ref.clear(); batch_dist.clear()
 
+    def take_ffmpeg_ssim(results):
+        for index, meta in results:
+            row = rows[index]
+            row["ssim"] = float(meta.get("lavfi.ssim.All", meta.get("lavfi.ssim.Y")))
+            if "lavfi.ssim.U" in meta:
+                for name in ("y", "u", "v"):
+                    row[f"ssim_{name}"] = float(meta[f"lavfi.ssim.{name.upper()}"])
+
     bar = None
     if progress:
         from tqdm import tqdm
@@ -393,7 +409,9 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
                     row.update(acc.add(rgb_mse(rgb(r), rgb(d), crop_border)))
                 else:
                     row.update(acc.add(y601_mse(rgb(r), rgb(d), crop_border)))
-            if want_ssim and ssim_mode == "ffmpeg":
+            if ff_ssim is not None:
+                row["ssim"] = None   # filled when the filter hands the frame back (below or later)
+            elif want_ssim and ssim_mode == "ffmpeg":
                 row["ssim"], per_plane = _ssim_ffmpeg(r.planes, d.planes, bits)
                 if len(per_plane) > 1:
                     for name, v in zip(("y", "u", "v"), per_plane):
@@ -403,6 +421,8 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
             if vmeter is not None:
                 vmeter.add(y_plane(r), y_plane(d))
             rows.append(row)
+            if ff_ssim is not None:
+                take_ffmpeg_ssim(ff_ssim.push(i, d.frame, r.frame))
             if lpips_fn is not None:
                 if want_lpips:
                     row["lpips"] = None
@@ -419,6 +439,8 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
                 bar.update(1)
         if lpips_fn is not None:
             flush()
+        if ff_ssim is not None:
+            take_ffmpeg_ssim(ff_ssim.close())
     finally:
         if bar is not None:
             bar.close()

@@ -86,7 +86,7 @@ def format_bits(pix_fmt: str) -> int:
 
 
 def yuv_frames(path, *, fmt: str, width: int, height: int, want_rgb: bool = False,
-               rgb_native: bool = False, threads: bool = True):
+               rgb_native: bool = False, threads: bool = True, keep_frame: bool = False):
     """Decode `path` once (restore.io.yuv), yielding its planes in `fmt` at width x height.
 
     Frames already in that format and size are used as decoded (bit-exact code values, as
@@ -95,7 +95,7 @@ def yuv_frames(path, *, fmt: str, width: int, height: int, want_rgb: bool = Fals
     from restore.io.yuv import decode_yuv
 
     return decode_yuv(path, fmt=fmt, width=width, height=height, rgb=want_rgb, rgb_native=rgb_native,
-                      threads=threads)
+                      threads=threads, keep_frame=keep_frame)
 
 
 def prefetch(it: Iterator, depth: int = 3) -> Iterator:
