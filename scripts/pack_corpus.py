@@ -6,8 +6,9 @@ training machine cheaply (a GPU box with a small upload limit, say).
 Every frame sequence and video of the config's `sources` (after its `downscale`, capped at
 `max_frames_per_source`) becomes OUT_DIR/<name>.mp4 in 4:4:4 at a low CRF, so targets stay
 within a fraction of a code value of the originals (the PSNR of each file is printed). Still
-images are left out: they have no motion. Point the training config's sources at
-`OUT_DIR/*.mp4` with `kind: video` on the other machine.
+images are left out unless `--stills Q`, which writes them as JPEG at quality Q into
+OUT_DIR/stills/. Point the training config's sources at `OUT_DIR/*.mp4` with `kind: video`
+(and `OUT_DIR/stills/*.jpg` with `kind: images`) on the other machine.
 """
 from __future__ import annotations
 
@@ -47,17 +48,33 @@ def write_mp4(path: str, frames: np.ndarray, crf: int) -> float:
     return 10 * np.log10(255 ** 2 / max(mse, 1e-12))
 
 
+def write_stills(src: dict, out_dir: str, quality: int, max_frames: int) -> int:
+    import cv2
+
+    os.makedirs(out_dir, exist_ok=True)
+    size = 0
+    for seq in load_sources([src], max_frames):
+        path = os.path.join(out_dir, os.path.splitext(seq.name)[0] + ".jpg")
+        cv2.imwrite(path, np.ascontiguousarray(seq.frames[0][..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        size += os.path.getsize(path)
+    print(f"{out_dir}: stills, {size / 1e6:.1f} MB so far", flush=True)
+    return size
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("config")
     ap.add_argument("out_dir")
     ap.add_argument("--crf", type=int, default=17)
+    ap.add_argument("--stills", type=int, default=0, metavar="Q", help="also pack still images as JPEG at quality Q")
     args = ap.parse_args()
     cfg = load_train_config(args.config)
     os.makedirs(args.out_dir, exist_ok=True)
     total = 0
     for src in cfg.sources:
         if src.get("kind", "frames") == "images":
+            if args.stills:
+                total += write_stills(src, os.path.join(args.out_dir, "stills"), args.stills, cfg.max_frames_per_source)
             continue
         for seq in load_sources([src], cfg.max_frames_per_source):
             path = os.path.join(args.out_dir, os.path.splitext(seq.name)[0] + ".mp4")

@@ -2,8 +2,8 @@
 
 `<name>.safetensors` holds the EMA weights (what inference uses); training state (raw weights,
 optimizer) goes to `<name>.train.pt` only while training, so shipped models stay small.
-`<name>.yaml` holds the architecture, task, sampling defaults, training config, step, data
-summary, validation metrics and git commit.
+`<name>.yaml` holds the architecture, task, the `inference:` block (how restorers run the model),
+training config, step, data summary, validation metrics and git commit.
 """
 from __future__ import annotations
 
@@ -18,12 +18,40 @@ from safetensors.torch import load_file, save_file
 from .precond import EDMPrecond
 from .tasks import TASKS
 from .unet import VideoUNet
+from .windownet import WindowNet
+
+ARCHS = {"unet": VideoUNet, "window": WindowNet}
+
+
+def build_net(arch: dict, task: str):
+    arch = dict(arch)
+    kind = arch.pop("type", "unet")
+    arch["cond_channels"] = TASKS[task].cond_channels
+    return ARCHS[kind](**arch)
 
 
 def build_model(meta: dict) -> EDMPrecond:
-    arch = dict(meta["arch"])
-    arch["cond_channels"] = TASKS[meta["task"]].cond_channels
-    return EDMPrecond(VideoUNet(**arch))
+    return EDMPrecond(build_net(meta["arch"], meta["task"]))
+
+
+def inference_block(meta: dict) -> dict:
+    """How a restorer runs this model: window (frames per forward pass, anchors included),
+    anchors (restored frames carried in front of each window), steps, start_sigma, sampler,
+    sigma_floor (denoise: the level used for a clean input). Checkpoints written before the
+    block existed get it from their sampling defaults and training chunk length."""
+    block = dict(meta.get("inference") or {})
+    legacy = {
+        "window": lambda: int(meta["config"]["frames"]) + 1,
+        "anchors": lambda: 1,
+        "steps": lambda: int(meta["sampling"]["steps"]),
+        "start_sigma": lambda: float(meta["sampling"]["start_sigma"]),
+        "sampler": lambda: "euler",
+        "sigma_floor": lambda: float(meta.get("config", {}).get("sigma_floor", 0.004)),
+    }
+    for key, value in legacy.items():
+        if key not in block:
+            block[key] = value()
+    return block
 
 
 def git_commit() -> str | None:
@@ -54,6 +82,7 @@ def load(path_stem: str | Path, device: str = "cpu") -> tuple[EDMPrecond, dict]:
     if stem.suffix in (".safetensors", ".yaml"):
         stem = stem.with_suffix("")
     meta = yaml.safe_load(stem.with_suffix(".yaml").read_text())
+    meta["inference"] = inference_block(meta)
     model = build_model(meta)
     model.load_state_dict(load_file(str(stem.with_suffix(".safetensors")), device="cpu"))
     model.eval().to(device)

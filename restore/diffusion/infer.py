@@ -23,11 +23,16 @@ def _feather(n: int, overlap: int, device) -> torch.Tensor:
     return w
 
 
-def _starts(length: int, tile: int, step: int) -> list[int]:
+def _spans(length: int, tile: int, overlap: int, multiple: int) -> tuple[int, list[int]]:
+    """(size, starts) of the fewest tiles of at most `tile` that cover `length` with `overlap`,
+    all of one size (a multiple of `multiple`) and spread evenly, so that no tile is mostly a
+    re-run of its neighbour (a fixed stride makes the last tile overlap the one before by up to
+    a whole tile)."""
     if length <= tile:
-        return [0]
-    s = list(range(0, length - tile, step)) + [length - tile]
-    return sorted(set(s))
+        return length, [0]
+    n = -(-(length - overlap) // (tile - overlap))
+    size = min(length, -(-(length + (n - 1) * overlap) // (n * multiple)) * multiple)
+    return size, sorted({round(i * (length - size) / (n - 1)) for i in range(n)})
 
 
 def tiled(fn, x: torch.Tensor, cond: torch.Tensor, tile: int | None, overlap: int, multiple: int):
@@ -37,13 +42,13 @@ def tiled(fn, x: torch.Tensor, cond: torch.Tensor, tile: int | None, overlap: in
         return fn(x, cond)
     tile = max(multiple, tile // multiple * multiple)
     overlap = min(overlap, tile // 4) // multiple * multiple
-    step = tile - overlap
-    th, tw = min(tile, h), min(tile, w)
+    th, ys = _spans(h, tile, overlap, multiple)
+    tw, xs = _spans(w, tile, overlap, multiple)
     out = torch.zeros_like(x[:, :3])
     weight = torch.zeros(1, 1, h, w, device=x.device, dtype=x.dtype)
     wy_full, wx_full = _feather(th, overlap, x.device), _feather(tw, overlap, x.device)
-    for y0 in _starts(h, th, step):
-        for x0 in _starts(w, tw, step):
+    for y0 in ys:
+        for x0 in xs:
             wy = wy_full.clone()
             wx = wx_full.clone()
             if y0 == 0:

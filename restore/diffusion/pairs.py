@@ -14,8 +14,30 @@ import numpy as np
 import torch
 
 from .data import Sequence, random_clip
-from .degrade import imresize_hwc, jpeg
+from .degradations import Chain, build_chain
+from .degrade import imresize_hwc
 from .tasks import interp_task_cond, with_anchors
+
+
+def v1_degradations(cfg) -> list[dict]:
+    """The chain the v1 configs describe with flat keys (max_noise, p_jpeg, ...)."""
+    if cfg.task == "denoise":
+        return [{"name": "jpeg", "p": cfg.p_jpeg, "quality": [55, 95]},
+                {"name": "gaussian_noise", "sigma255": [0.0, cfg.max_noise], "power": cfg.noise_power,
+                 "p_clean": 0.05},
+                {"name": "quantize", "p": cfg.p_quantize}]
+    if cfg.task == "sr":
+        return [{"name": "bicubic_down", "scale": cfg.scale}, {"name": "quantize"}]
+    return []
+
+
+def chain_for(cfg) -> Chain:
+    """The config's degradation chain, built once per config object."""
+    chain = getattr(cfg, "_chain", None)
+    if chain is None:
+        chain = build_chain(cfg.degradations or v1_degradations(cfg))
+        object.__setattr__(cfg, "_chain", chain)
+    return chain
 
 
 def _to_t(a: np.ndarray) -> torch.Tensor:
@@ -47,16 +69,10 @@ def _start_noise(rng: np.random.Generator, shape, shared_p: float = SHARED_NOISE
 
 def denoise_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
     clean = random_clip(seqs, cfg.frames, cfg.patch, rng).astype(np.float32) / 255
-    noisy = clean
-    if rng.random() < cfg.p_jpeg:  # light compression damage, then sensor-like noise on top
-        q = int(rng.integers(55, 95))
-        noisy = np.stack([jpeg(f, q) for f in clean])
-    sigma255 = float(cfg.max_noise * rng.random() ** cfg.noise_power) if rng.random() > 0.05 else 0.0
-    noisy = noisy + rng.standard_normal(noisy.shape, dtype=np.float32) * (sigma255 / 255)
-    if rng.random() < cfg.p_quantize:  # real inputs are 8-bit video: clipped and rounded
-        noisy = np.round(np.clip(noisy, 0, 1) * 255) / 255
+    noisy, state = chain_for(cfg)(clean, rng)
     x0, y = _to_t(clean), _to_t(noisy)
-    sigma_s = max(2 * sigma255 / 255, cfg.sigma_floor)
+    # the model is conditioned on the white-noise level; compression damage alone sits at the floor
+    sigma_s = max(2 * state.get("sigma255", 0.0) / 255, cfg.sigma_floor)
     a = _anchor_count(rng, cfg.frames, cfg.p_anchor)
     cond = with_anchors(y, x0[:a] if a else None)
     return dict(x0=x0, cond=cond, start=y, estimate=y, sigma_s=sigma_s, loss_mask=_loss_mask(cfg.frames, a))
@@ -65,8 +81,9 @@ def denoise_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
 def sr_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
     s = cfg.scale
     clean = random_clip(seqs, cfg.frames, cfg.patch, rng).astype(np.float32) / 255
-    lr = imresize_hwc(clean, (cfg.patch // s, cfg.patch // s))
-    lr = np.round(np.clip(lr, 0, 1) * 255) / 255  # inputs arrive as 8-bit video
+    lr, state = chain_for(cfg)(clean, rng)
+    if state.get("scale") != s:
+        raise ValueError(f"the degradation chain downscales by {state.get('scale')}, the model by {s}")
     up = imresize_hwc(lr, (cfg.patch, cfg.patch))
     x0, upt = _to_t(clean), _to_t(np.clip(up, 0, 1))
     sigma_s = _start_sigma(rng, cfg.start_sigma_min, cfg.start_sigma_max)

@@ -2,13 +2,20 @@
 
 Chunks longer than the model's window are processed window by window; each window is anchored
 on the last restored frame(s) of the previous one (the same mechanism the chunk planner uses
-between chunks), so the whole chunk is restored jointly and consistently.
+between chunks), so the whole chunk is restored jointly and consistently. Models that look at
+neighbouring frames (WindowNet) also get `lookahead` degraded frames after each window, whose
+outputs are dropped, so no frame inside a chunk loses its future context.
+
+How a model is run (window, anchors, lookahead, steps, start level, sampler, tile) comes from
+the checkpoint's `inference:` block; the start noise is seeded by the absolute index of the
+first frame (`start_index`) when the caller gives it, so a resumed job draws the same noise.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from .checkpoint import inference_block
 from .degrade import imresize
 from .infer import restore_chunk
 from .tasks import interp_task_cond, with_anchors
@@ -24,20 +31,31 @@ def _to_np(t: torch.Tensor) -> np.ndarray:
 
 class _Base:
     def __init__(self, model, meta: dict, *, steps: int | None = None, start_sigma: float | None = None,
-                 seed: int = 0, tile: int | None = None, window: int | None = None, anchors: int = 1):
+                 seed: int = 0, tile: int | None = None, window: int | None = None, anchors: int | None = None):
         self.model, self.meta = model, meta
-        self.steps = int(steps or meta["sampling"]["steps"])
-        self.start_sigma = float(start_sigma if start_sigma is not None else meta["sampling"]["start_sigma"])
+        inf = self.inference = inference_block(meta)
+        self.steps = int(steps or inf["steps"])
+        self.start_sigma = float(start_sigma if start_sigma is not None else inf["start_sigma"])
+        self.sampler = inf["sampler"]
         self.seed = seed
-        self.tile = tile if tile is not None else self._auto_tile()
-        self.window = window or int(meta["config"]["frames"]) + 1
-        self.inner_anchors = anchors
+        self.tile = tile if tile is not None else self._auto_tile(inf)
+        self.window = int(window or inf["window"])
+        self.inner_anchors = int(anchors if anchors is not None else inf["anchors"])
+        self.lookahead = int(inf.get("lookahead", 0))
+        self.overlap = int(inf.get("overlap", 32))
         self.scale = 1
+        self._count = 0
 
-    def _auto_tile(self) -> int | None:
+    def _auto_tile(self, inf: dict) -> int | None:
         # Tiles bound memory; on CUDA whole 1080p frames fit comfortably in one pass.
         device = next(self.model.parameters()).device
-        return None if device.type == "cuda" else 256
+        return None if device.type == "cuda" else int(inf.get("tile", 256))
+
+    def _offset(self, start_index: int | None, n: int) -> int:
+        """Seed offset of a call: the absolute frame index when known, else a running count."""
+        offset = self._count if start_index is None else int(start_index)
+        self._count = offset + n
+        return offset
 
     def _run(self, task_cond: torch.Tensor, estimate: torch.Tensor, anchors: torch.Tensor | None,
              sigma: float, add_noise: bool, offset: int) -> torch.Tensor:
@@ -51,19 +69,20 @@ class _Base:
             else:
                 anc = torch.stack(outputs[-self.inner_anchors:])
             n_anc = 0 if anc is None else len(anc)
-            end = min(t, start + self.window - n_anc)
+            end = min(t, start + max(1, self.window - n_anc))
+            ahead = min(t, end + self.lookahead)
             # Anchor slots sit in front of the window, as in training: their own degraded input
             # when we have it (inside the chunk), else the restored frame stands in for it.
             if n_anc and start > 0:
                 cond_a, est_a = task_cond[start - n_anc:start], estimate[start - n_anc:start]
             else:
                 cond_a, est_a = anc, anc
-            cond_w = task_cond[start:end] if not n_anc else torch.cat([cond_a, task_cond[start:end]])
-            est_w = estimate[start:end] if not n_anc else torch.cat([est_a, estimate[start:end]])
+            cond_w = task_cond[start:ahead] if not n_anc else torch.cat([cond_a, task_cond[start:ahead]])
+            est_w = estimate[start:ahead] if not n_anc else torch.cat([est_a, estimate[start:ahead]])
             res = restore_chunk(self.model, with_anchors(cond_w, anc), est_w, start_sigma=sigma,
                                 steps=self.steps, seed=self.seed + offset + start, add_noise=add_noise,
-                                tile=self.tile)
-            outputs.extend(res[n_anc:])
+                                tile=self.tile, overlap=self.overlap, sampler=self.sampler)
+            outputs.extend(res[n_anc:n_anc + end - start])
             start = end
         return torch.stack(outputs)
 
@@ -72,18 +91,17 @@ class DiffusionDenoiser(_Base):
     def __init__(self, model, meta, *, strength: float | None = None, **kw):
         super().__init__(model, meta, **kw)
         self.strength = strength
-        self._count = 0
 
-    def __call__(self, frames: np.ndarray, anchors: np.ndarray | None = None) -> np.ndarray:
+    def __call__(self, frames: np.ndarray, anchors: np.ndarray | None = None, *,
+                 start_index: int | None = None) -> np.ndarray:
         sigma255 = self.strength
         if sigma255 is None:
             from ..methods.noise import estimate_noise_sigma
             sigma255 = float(estimate_noise_sigma(frames))
-        sigma = max(2 * sigma255 / 255, float(self.meta["config"].get("sigma_floor", 0.004)))
+        sigma = max(2 * sigma255 / 255, float(self.inference["sigma_floor"]))
         y = _to_t(frames)
         anc = _to_t(anchors) if anchors is not None and len(anchors) else None
-        out = self._run(y, y, anc, sigma, add_noise=False, offset=self._count)
-        self._count += len(frames)
+        out = self._run(y, y, anc, sigma, add_noise=False, offset=self._offset(start_index, len(frames)))
         return _to_np(out)
 
 
@@ -91,24 +109,21 @@ class DiffusionUpscaler(_Base):
     def __init__(self, model, meta, **kw):
         super().__init__(model, meta, **kw)
         self.scale = int(meta["scale"])
-        self._count = 0
 
-    def __call__(self, frames: np.ndarray, anchors: np.ndarray | None = None) -> np.ndarray:
+    def __call__(self, frames: np.ndarray, anchors: np.ndarray | None = None, *,
+                 start_index: int | None = None) -> np.ndarray:
         lr = _to_t(frames)
         h, w = lr.shape[-2:]
         up = imresize(lr, (h * self.scale, w * self.scale)).clamp(-1, 1)
         anc = _to_t(anchors) if anchors is not None and len(anchors) else None
-        out = self._run(up, up, anc, self.start_sigma, add_noise=True, offset=self._count)
-        self._count += len(frames)
+        out = self._run(up, up, anc, self.start_sigma, add_noise=True,
+                        offset=self._offset(start_index, len(frames)))
         return _to_np(out)
 
 
 class DiffusionInterpolator(_Base):
-    def __init__(self, model, meta, **kw):
-        super().__init__(model, meta, **kw)
-        self._count = 0
-
-    def __call__(self, first: np.ndarray, second: np.ndarray, t: float) -> np.ndarray:
+    def __call__(self, first: np.ndarray, second: np.ndarray, t: float, *,
+                 start_index: int | None = None) -> np.ndarray:
         conds, ests = [], []
         for f0, f1 in zip(first, second):
             c, e = interp_task_cond(f0, f1, float(t))
@@ -116,6 +131,6 @@ class DiffusionInterpolator(_Base):
             ests.append(e)
         cond = torch.from_numpy(np.stack(conds))
         est = torch.from_numpy(np.stack(ests))
-        out = self._run(cond, est, None, self.start_sigma, add_noise=True, offset=self._count)
-        self._count += len(first)
+        out = self._run(cond, est, None, self.start_sigma, add_noise=True,
+                        offset=self._offset(start_index, len(first)))
         return _to_np(out)

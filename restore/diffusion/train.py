@@ -1,9 +1,8 @@
-"""Training loop: on-the-fly degradations, AdamW, EMA, Charbonnier loss on the clean estimate.
+"""Training loop: on-the-fly degradations (degradations.py), AdamW, EMA, the objective of
+objective.py, resumable from `<name>.train.pt` after any interruption.
 
-Noise levels: each chunk gets a start level sigma_s (the input's own noise for denoising, a
-random level for SR / interpolation) and is trained at a point sigma = u * sigma_s of the path
-from the noisy degraded start to the clean chunk (see samplers.py), u ~ U(0, 1], with a share of
-samples exactly at u = 1 since the first step does most of the work in few-step sampling.
+Batches are synthesised in `loader_workers` processes when set (a GPU would otherwise wait on
+numpy), else in the training process.
 """
 from __future__ import annotations
 
@@ -24,32 +23,101 @@ from ..device import resolve_device
 from ..errors import ConfigError
 from . import checkpoint
 from .bank import TripletBank, bank_batch
+from .checkpoint import build_net, inference_block
 from .data import load_sources
+from .objective import RestorationLoss
 from .pairs import make_batch
 from .precond import EDMPrecond
-from .tasks import TASKS
 from .trainconfig import TrainConfig
-from .unet import VideoUNet
 from .validate import quick_validation
 
 
-def _charbonnier(a, b, eps=1e-3):
-    return torch.sqrt((a - b) ** 2 + eps * eps)
+def model_arch(cfg: TrainConfig) -> dict:
+    """The `arch` entry of a checkpoint for this config (cond_channels follow from the task)."""
+    if cfg.model:
+        return dict(cfg.model)
+    return {"type": "unet", "channels": list(cfg.channels), "blocks": cfg.blocks, "attention": cfg.attention}
 
 
-# Charbonnier / L1 fit the conditional median: right for dense residuals (noise, blur), but where
-# the estimate's errors are sparse and of unpredictable sign (flow failures in interpolation) the
-# median correction is zero and the model learns nothing. L2 fits the conditional mean instead.
-LOSSES = {"charbonnier": _charbonnier, "l1": lambda a, b: (a - b).abs(), "l2": lambda a, b: (a - b) ** 2}
+def inference_of(cfg: TrainConfig) -> dict:
+    return inference_block({"inference": cfg.inference, "config": {"frames": cfg.frames, "sigma_floor": cfg.sigma_floor},
+                            "sampling": {"steps": cfg.default_steps, "start_sigma": cfg.default_start_sigma}})
 
 
-def _meta(cfg: TrainConfig, net: VideoUNet, step: int, data_summary: dict, val: dict | None,
+def compact(batch: dict) -> dict:
+    """What crosses from a loader process: for denoising and SR the task's conditioning is the
+    degraded estimate itself and the anchor slots hold the clean frames, so cond (and, for
+    denoising, the start) need not travel; half precision is exact to a twentieth of a code value.
+    A fifth of the bytes of the full batch, which would otherwise dominate shared memory."""
+    out = {"x0": batch["x0"].half(), "estimate": batch["estimate"].half(),
+           "loss_mask": batch["loss_mask"], "sigma_s": batch["sigma_s"]}
+    if not torch.equal(batch["start"], batch["estimate"]):
+        out["start"] = batch["start"].half()
+    return out
+
+
+def expand(c: dict, device: torch.device) -> dict:
+    """compact() undone on the training device."""
+    c = {k: v.to(device, non_blocking=True) for k, v in c.items()}
+    x0, est = c["x0"].float(), c["estimate"].float()
+    anchor = (1 - c["loss_mask"]).view(*c["loss_mask"].shape, 1, 1, 1)
+    mask = anchor.expand(-1, -1, 1, *x0.shape[-2:])
+    cond = torch.cat([est, x0 * anchor, mask], dim=2)
+    start = c["start"].float() if "start" in c else est
+    return {"x0": x0, "estimate": est, "start": start, "cond": cond, "loss_mask": c["loss_mask"],
+            "sigma_s": c["sigma_s"]}
+
+
+class _Batches(torch.utils.data.IterableDataset):
+    """Endless compact training batches; each worker draws from its own seeded generator."""
+
+    def __init__(self, task, seqs, cfg, seed):
+        self.task, self.seqs, self.cfg, self.seed = task, seqs, cfg, seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng(self.seed + [0 if info is None else info.id + 1])
+        while True:
+            yield compact(make_batch(self.task, self.seqs, self.cfg, rng))
+
+
+def _worker_init(_):
+    # one thread per worker: many processes share the cores, and OpenMP/OpenCV pools forked from a
+    # parent that already used them can deadlock
+    import cv2
+
+    cv2.setNumThreads(0)
+    torch.set_num_threads(1)
+
+
+def _batches(cfg: TrainConfig, seqs, rng_seed: list, bank, device: torch.device, log=print):
+    """Endless batches on `device`."""
+    if bank is not None:
+        rng = np.random.default_rng(rng_seed)
+        while True:
+            yield bank_batch(bank, cfg, rng)
+    if cfg.loader_workers > 0 and cfg.task in ("denoise", "sr"):
+        loader = torch.utils.data.DataLoader(_Batches(cfg.task, seqs, cfg, rng_seed), batch_size=None,
+                                             num_workers=cfg.loader_workers, worker_init_fn=_worker_init,
+                                             prefetch_factor=4, pin_memory=device.type == "cuda")
+        try:
+            for c in loader:
+                yield expand(c, device)
+        except RuntimeError as err:  # a worker killed (shared memory too small, say): go on in-process
+            log(f"batch loader failed ({str(err).splitlines()[0]}); synthesising batches in-process")
+    rng = np.random.default_rng(rng_seed)
+    while True:
+        yield {k: v.to(device) for k, v in make_batch(cfg.task, seqs, cfg, rng).items()}
+
+
+def _meta(cfg: TrainConfig, net, step: int, data_summary: dict, val: dict | None,
           wall: float, history: list) -> dict:
     return {
         "name": cfg.name,
         "task": cfg.task,
         "scale": cfg.scale,
         "arch": {k: v for k, v in net.config().items() if k != "cond_channels"},
+        "inference": inference_of(cfg),
         "sampling": {"steps": cfg.default_steps, "start_sigma": cfg.default_start_sigma},
         "step": step,
         "train_seconds": round(wall, 1),
@@ -65,7 +133,7 @@ def _phase(cfg: TrainConfig, start_step: int, step: int, wall_start: float, wall
            device: torch.device) -> dict:
     """One call of train(): a resumed run may change patch size, noise sampling or budget, and the
     model card should say so."""
-    keys = ("frames", "patch", "batch", "lr", "max_minutes", "max_noise", "noise_power",
+    keys = ("frames", "patch", "batch", "lr", "max_minutes", "degradations", "max_noise", "noise_power",
             "interp_max_stride", "interp_bank", "start_sigma_min", "start_sigma_max", "loss", "lpips_weight",
             "init_weights")
     return {"steps": [start_step, step], "minutes": round((wall - wall_start) / 60, 1),
@@ -94,7 +162,6 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = torch.device(resolve_device(cfg.device))
-    rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -117,8 +184,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
                            workers=cfg.bank_workers, device=device, log=log)
         log(f"bank: {len(bank.entries)} entries, {bank.nbytes() / 1e9:.1f} GB in {time.time() - t_bank:.0f}s")
 
-    net = VideoUNet(cond_channels=TASKS[cfg.task].cond_channels, channels=tuple(cfg.channels),
-                    blocks=cfg.blocks, attention=cfg.attention)
+    net = build_net(model_arch(cfg), cfg.task)
     model = EDMPrecond(net).to(device).to(memory_format=torch.channels_last)
     amp = cfg.amp and device.type == "cuda"
     if device.type == "cuda":
@@ -132,7 +198,8 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     history: list = []
     state_path = stem.with_suffix(".train.pt")
     if resume and state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=False)
+        # weights_only: the state is tensors and numbers, and a pickle could run code
+        state = torch.load(state_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
@@ -140,7 +207,6 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         sched0 = tuple(state.get("sched0", sched0))
         if stem.with_suffix(".yaml").exists():
             history = list(yaml.safe_load(stem.with_suffix(".yaml").read_text()).get("history") or [])
-        rng = np.random.default_rng([cfg.seed, step])
         log(f"resumed from step {step}")
     elif cfg.init_weights:
         from safetensors.torch import load_file
@@ -160,7 +226,6 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
             history = list(prev.get("history") or [])
             step, wall_before = int(prev.get("step", 0)), float(prev.get("train_seconds", 0.0))
         sched0 = (step, wall_before)
-        rng = np.random.default_rng([cfg.seed, step])
         log(f"initialised from {init} (step {step})")
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: {n_params / 1e6:.2f} M parameters on {device}")
@@ -176,6 +241,9 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     if cfg.lpips_weight > 0:
         from ..metrics.lpips_metric import load_lpips  # shipped AlexNet backbone
         lpips_fn = load_lpips(device)
+    objective = RestorationLoss(cfg.loss, cfg.p_first_step, cfg.lpips_weight, lpips_fn)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp)
+    batches = _batches(cfg, seqs, [cfg.seed, step], bank, device, log)
 
     _stop_on_sigterm()
     t0 = time.time()
@@ -195,17 +263,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     try:
         while (step - sched0[0] < cfg.iters
                and (wall_before + time.time() - t0 - sched0[1]) / 60 < cfg.max_minutes):
-            batch = bank_batch(bank, cfg, rng) if bank is not None else make_batch(cfg.task, seqs, cfg, rng)
-            x0 = batch["x0"].to(device)
-            cond = batch["cond"].to(device)
-            start = batch["start"].to(device)
-            sigma_s = batch["sigma_s"].to(device)
-            estimate = batch["estimate"].to(device)
-            b = x0.shape[0]
-            u = torch.rand(b, device=device).clamp_min(0.02)
-            u = torch.where(torch.rand(b, device=device) < cfg.p_first_step, torch.ones_like(u), u)
-            sigma = u * sigma_s
-            x = x0 + u.view(-1, 1, 1, 1, 1) * (start - x0)
+            batch = next(batches)
             lr = cfg.lr * min(1.0, (step - sched0[0] + 1) / cfg.warmup)
             # Cosine decay over whichever budget (steps or minutes) runs out first.
             progress = max((step - sched0[0]) / max(1, cfg.iters),
@@ -213,16 +271,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
             lr *= 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
             for g in opt.param_groups:
                 g["lr"] = lr
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-                pred = model(x, sigma, cond, sigma_s, estimate).float()
-            per = LOSSES[cfg.loss](pred, x0)
-            mask = batch["loss_mask"].to(device).view(b, -1, 1, 1, 1)
-            loss = (per * mask).sum() / (mask.sum() * per[0, 0].numel())
-            if lpips_fn is not None:
-                sel = mask.view(-1) > 0
-                p2 = pred.flatten(0, 1)[sel]
-                t2 = x0.flatten(0, 1)[sel]
-                loss = loss + cfg.lpips_weight * lpips_fn(p2, t2).mean()
+            loss, _, _ = objective(model, batch, autocast=autocast)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -237,9 +286,9 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
             if cfg.val_source and step % cfg.val_every == 0:
                 last_val = quick_validation(ema, cfg, device)
                 val_row = [f"{last_val['psnr']:.3f}", f"{last_val['baseline_psnr']:.3f}",
-                           f"{last_val.get('lpips', float('nan')):.4f}"]
+                           f"{last_val['lpips']:.4f}"]
                 log(f"step {step}: val PSNR {last_val['psnr']:.2f} dB "
-                    f"(baseline {last_val['baseline_psnr']:.2f} dB)")
+                    f"(baseline {last_val['baseline_psnr']:.2f} dB), LPIPS {last_val['lpips']:.4f}")
             if step % cfg.log_every == 0 or val_row[0]:
                 wall = wall_before + time.time() - t0
                 writer.writerow([step, f"{wall:.1f}", f"{np.mean(running):.5f}", f"{lr:.2e}", *val_row])

@@ -18,7 +18,9 @@ class TrainConfig:
     out_dir: str = "runs/denoise"
     sources: list = field(default_factory=list)   # [{path, kind: frames|video|images, downscale}]
     max_frames_per_source: int = 200
-    # architecture
+    # architecture: `model: {type: window, factor: 2, ...}` (windownet.WindowNet); empty = the
+    # v1 VideoUNet built from channels / blocks / attention
+    model: dict = field(default_factory=dict)
     channels: list = field(default_factory=lambda: [32, 64, 128])
     blocks: int = 2
     attention: bool = True
@@ -27,7 +29,8 @@ class TrainConfig:
     patch: int = 96                    # HR patch size (multiple of 8, and of 8*scale for sr)
     batch: int = 4
     p_anchor: float = 0.5              # probability a chunk gets 1-2 anchor frames
-    # degradations
+    # degradations: a list of named steps (degradations.py); empty = the v1 chain from the keys below
+    degradations: list = field(default_factory=list)
     max_noise: float = 55.0            # denoise: noise std upper bound, 0-255 scale
     noise_power: float = 1.0           # denoise: std = max_noise * u**noise_power; < 1 favours heavy noise
     p_jpeg: float = 0.15               # denoise: share of chunks with JPEG damage before the noise
@@ -62,9 +65,15 @@ class TrainConfig:
     ckpt_every: int = 100
     val_every: int = 300
     val_source: dict = field(default_factory=dict)  # {path, kind} small validation clip
-    # sampling defaults recorded in the checkpoint
+    loader_workers: int = 0            # processes synthesising batches (0 = in the training process)
+    # how restorers run the model, written to the checkpoint's `inference:` block (see
+    # checkpoint.inference_block); keys left out fall back to default_steps / default_start_sigma
+    inference: dict = field(default_factory=dict)
     default_steps: int = 2
     default_start_sigma: float = 0.2
+
+
+INFERENCE_KEYS = {"window", "anchors", "lookahead", "overlap", "steps", "start_sigma", "sampler", "sigma_floor", "tile"}
 
 
 def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
@@ -94,7 +103,17 @@ def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainC
         raise ConfigError(f"key 'loss': unknown loss {cfg.loss!r} (charbonnier, l1, l2)", path)
     if len(cfg.bank_stride_p) != len(cfg.bank_strides) or min(cfg.bank_strides, default=2) < 2:
         raise ConfigError("keys 'bank_strides' / 'bank_stride_p': one probability per stride, strides >= 2", path)
+    from .degradations import build_chain
+
+    build_chain(cfg.degradations)  # validates names and parameters now, not hours into a run
+    if cfg.model and cfg.model.get("type") != "window":
+        raise ConfigError("key 'model': only {type: window, ...} is known (leave it out for the v1 U-Net)", path)
+    unknown = set(cfg.inference) - INFERENCE_KEYS
+    if unknown:
+        raise ConfigError(f"key 'inference': unknown key(s) {', '.join(sorted(unknown))}", path)
     mult = 8 * (cfg.scale if cfg.task == "sr" else 1)
+    if cfg.model:
+        mult = max(mult, int(cfg.model.get("factor", 2)) * 4)
     if cfg.patch % mult:
         raise ConfigError(f"key 'patch': must be a multiple of {mult}", path)
     return cfg

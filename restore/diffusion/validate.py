@@ -30,8 +30,9 @@ def _val_frames(path: str, kind: str, n: int, size: int) -> np.ndarray:
 def quick_validation(model, cfg, device) -> dict:
     from .restorers import DiffusionDenoiser, DiffusionInterpolator, DiffusionUpscaler
 
-    meta = {"scale": cfg.scale, "sampling": {"steps": cfg.default_steps, "start_sigma": cfg.default_start_sigma},
-            "config": {"frames": cfg.frames, "sigma_floor": cfg.sigma_floor}}
+    from .train import inference_of
+
+    meta = {"scale": cfg.scale, "inference": inference_of(cfg)}
     was_training = model.training
     model.eval()
     n = cfg.frames * 2 + 1
@@ -57,6 +58,23 @@ def quick_validation(model, cfg, device) -> dict:
             ref = mid
     finally:
         model.train(was_training)
-    return {"psnr": round(float(_psnr(out, ref)), 3), "baseline_psnr": round(float(_psnr(base, ref)), 3)}
+    return {"psnr": round(float(_psnr(out, ref)), 3), "baseline_psnr": round(float(_psnr(base, ref)), 3),
+            "lpips": round(_lpips(out, ref, device), 4)}
+
+
+@functools.lru_cache(maxsize=2)
+def _lpips_fn(device: str):
+    from ..metrics.lpips_metric import load_lpips
+
+    return load_lpips(device)
+
+
+def _lpips(out: np.ndarray, ref: np.ndarray, device) -> float:
+    import torch
+
+    fn = _lpips_fn(str(device))
+    to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).to(device) * 2 - 1  # noqa: E731
+    with torch.no_grad():
+        return float(fn(to_t(np.clip(out, 0, 1)), to_t(ref)).mean())
 
 

@@ -1,0 +1,111 @@
+"""Named degradations, composed into a training chain from the YAML (BasicSR's registry pattern).
+
+A training config lists what happens to a clean clip, in order:
+
+    degradations:
+      - {name: jpeg, p: 0.15, quality: [55, 95]}
+      - {name: gaussian_noise, sigma255: [0, 55], power: 0.7, p_clean: 0.05}
+      - {name: quantize, p: 0.8}
+
+Each entry names a function registered here, called as fn(clip, rng, state, **params) on a float32
+(T, H, W, 3) clip in [0, 1]; it returns the degraded clip and may record what it did in `state`
+(the noise level the model is conditioned on, the scale). `p` is the share of clips it applies to.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ConfigError
+from .degrade import imresize_hwc, jpeg
+
+Degradation = Callable[..., np.ndarray]
+DEGRADATIONS: dict[str, Degradation] = {}
+
+
+def register(name: str):
+    def deco(fn: Degradation) -> Degradation:
+        if name in DEGRADATIONS:
+            raise ValueError(f"degradation {name!r} registered twice")
+        DEGRADATIONS[name] = fn
+        return fn
+    return deco
+
+
+def _uniform(rng: np.random.Generator, bounds, power: float = 1.0) -> float:
+    lo, hi = (bounds, bounds) if np.isscalar(bounds) else bounds
+    return float(lo + (hi - lo) * rng.random() ** power)
+
+
+@register("gaussian_noise")
+def gaussian_noise(clip, rng, state, sigma255=(0.0, 55.0), power: float = 1.0, p_clean: float = 0.0):
+    """White Gaussian noise, one std per clip; `power` < 1 favours heavy noise; the std (0-255
+    scale) goes to state['sigma255'] (added in quadrature to any earlier noise)."""
+    s = 0.0 if rng.random() < p_clean else _uniform(rng, sigma255, power)
+    state["sigma255"] = float(np.hypot(state.get("sigma255", 0.0), s))
+    return clip + rng.standard_normal(clip.shape, dtype=np.float32) * (s / 255)
+
+
+@register("jpeg")
+def jpeg_frames(clip, rng, state, quality=(55, 95)):
+    q = int(round(_uniform(rng, quality)))
+    return np.stack([jpeg(np.clip(f, 0, 1), q) for f in clip])
+
+
+@register("quantize")
+def quantize(clip, rng, state, bits: int = 8):
+    """Real inputs are 8-bit video: clipped and rounded."""
+    levels = 2 ** bits - 1
+    return np.round(np.clip(clip, 0, 1) * levels) / levels
+
+
+@register("bicubic_down")
+def bicubic_down(clip, rng, state, scale: int = 2):
+    """MATLAB bicubic with antialiasing (the 'BI' protocol)."""
+    h, w = clip.shape[1:3]
+    if h % scale or w % scale:
+        raise ValueError(f"bicubic_down: {w}x{h} is not a multiple of {scale}")
+    state["scale"] = scale
+    return imresize_hwc(clip, (h // scale, w // scale))
+
+
+class Chain:
+    """The configured degradations, applied in order; `p` entries apply to that share of clips."""
+
+    def __init__(self, steps: list[tuple[str, float, Degradation, dict]]):
+        self.steps = steps
+
+    def __call__(self, clip: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+        state: dict = {}
+        out = clip
+        for _, p, fn, params in self.steps:
+            if p >= 1 or rng.random() < p:
+                out = fn(out, rng, state, **params)
+        return out.astype(np.float32, copy=False), state
+
+
+def build_chain(entries: list) -> Chain:
+    """YAML list -> Chain; errors name the entry and the bad key."""
+    import inspect
+
+    steps = []
+    for i, entry in enumerate(entries or []):
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise ConfigError(f"key 'degradations[{i}]': expected a mapping with a 'name'")
+        params = dict(entry)
+        name = params.pop("name")
+        p = float(params.pop("p", 1.0))
+        if name not in DEGRADATIONS:
+            raise ConfigError(f"key 'degradations[{i}]': unknown degradation {name!r} "
+                              f"({', '.join(sorted(DEGRADATIONS))})")
+        fn = DEGRADATIONS[name]
+        accepted = set(inspect.signature(fn).parameters) - {"clip", "rng", "state"}
+        unknown = set(params) - accepted
+        if unknown:
+            raise ConfigError(f"key 'degradations[{i}]' ({name}): unknown parameter(s) "
+                              f"{', '.join(sorted(unknown))} (accepted: {', '.join(sorted(accepted))})")
+        if not 0 <= p <= 1:
+            raise ConfigError(f"key 'degradations[{i}]' ({name}): p must be in [0, 1], got {p}")
+        steps.append((name, p, fn, params))
+    return Chain(steps)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One prepared GPU call: train several model configs side by side on one GPU, then pack each
+# run's weights, card data and training log into $OUT (one tar per run, under 16 MB each).
+#
+#   bash scripts/train_gpu.sh MINUTES CONFIG [CONFIG ...]
+#
+# The corpus travels as .carry/corpus (scripts/pack_corpus.py CONFIG .carry/corpus --stills 95)
+# and 15 validation frames as .carry/val/davis-dog; lpips as a wheel in .whl (the GPU image has
+# PyTorch, OpenCV and safetensors but not lpips or PyAV: training videos are read with OpenCV).
+set -u
+minutes=$1; shift
+out=${OUT:-/tmp/restore-gpu-out}
+mkdir -p "$out" /tmp/runs
+if ls .whl/*.whl >/dev/null 2>&1; then
+  ${PY:-python3} -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+fi
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+device=${DEVICE:-cuda}   # DEVICE=cpu EXTRA='batch=2 ...' for a dry run of this script on a CPU
+sources='sources=[{path: .carry/corpus/*.mp4, kind: video}, {path: .carry/corpus/stills/*.jpg, kind: images}]'
+val='val_source={path: .carry/val/davis-dog, kind: frames}'
+# a hard stop a little after the budget: SIGINT makes a run save its checkpoint and exit
+limit=$(awk "BEGIN {print int($minutes * 60 + 100)}")
+pids=()
+for cfg in "$@"; do
+  name=$(basename "$cfg" .yaml)
+  timeout -s INT "$limit" ${PY:-python3} -m restore.diffusion.train "$cfg" out_dir=/tmp/runs/$name device=$device max_minutes=$minutes \
+      "$sources" "$val" ${EXTRA:-} > "$out/$name.log" 2>&1 &
+  pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
+for cfg in "$@"; do
+  name=$(basename "$cfg" .yaml)
+  (cd /tmp/runs/$name && tar czf "$out/$name.tgz" --exclude='*.train.pt' .)
+done
+ls -la "$out"

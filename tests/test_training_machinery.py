@@ -1,0 +1,215 @@
+"""The v2 training machinery: degradation registry, objective, window network, inference block."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from restore.diffusion import checkpoint
+from restore.diffusion.degradations import DEGRADATIONS, build_chain
+from restore.diffusion.objective import RestorationLoss
+from restore.diffusion.precond import EDMPrecond
+from restore.diffusion.restorers import DiffusionDenoiser, DiffusionUpscaler
+from restore.diffusion.trainconfig import load_train_config
+from restore.diffusion.windownet import WindowNet
+from restore.errors import ConfigError
+
+CHAIN = [{"name": "jpeg", "p": 0.5, "quality": [50, 90]},
+         {"name": "gaussian_noise", "sigma255": [0, 50], "power": 0.7},
+         {"name": "quantize", "p": 0.8}]
+
+
+def _clip(seed=0, t=3, size=32):
+    return np.random.default_rng(seed).random((t, size, size, 3), dtype=np.float32)
+
+
+def test_degradation_chain_is_reproducible_for_a_seed():
+    chain = build_chain(CHAIN)
+    a, sa = chain(_clip(), np.random.default_rng(7))
+    b, sb = chain(_clip(), np.random.default_rng(7))
+    c, _ = chain(_clip(), np.random.default_rng(8))
+    assert np.array_equal(a, b) and sa == sb
+    assert not np.array_equal(a, c)
+    assert 0 <= sa["sigma255"] <= 50
+
+
+def test_gaussian_noise_has_the_recorded_std():
+    chain = build_chain([{"name": "gaussian_noise", "sigma255": [20, 20]}])
+    clean = np.full((4, 64, 64, 3), 0.5, np.float32)
+    noisy, state = chain(clean, np.random.default_rng(0))
+    assert state["sigma255"] == 20
+    assert abs(np.std(noisy - clean) * 255 - 20) < 0.5
+
+
+def test_bicubic_down_records_the_scale_and_shrinks():
+    out, state = build_chain([{"name": "bicubic_down", "scale": 4}, {"name": "quantize"}])(_clip(size=64),
+                                                                                         np.random.default_rng(0))
+    assert out.shape == (3, 16, 16, 3) and state["scale"] == 4
+    assert np.allclose(out * 255, np.round(out * 255), atol=1e-4)
+
+
+@pytest.mark.parametrize("entry, named", [
+    ({"name": "blur"}, "unknown degradation 'blur'"),
+    ({"name": "jpeg", "qualty": 50}, "unknown parameter(s) qualty"),
+    ({"name": "quantize", "p": 2}, "p must be in [0, 1]"),
+    ("jpeg", "expected a mapping"),
+])
+def test_bad_degradation_entries_name_the_entry(entry, named):
+    with pytest.raises(ConfigError, match=r"degradations\[0\]") as err:
+        build_chain([entry])
+    assert named in str(err.value)
+
+
+def test_training_config_validates_degradations_and_inference(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"task": "denoise", "degradations": [{"name": "nope"}]}))
+    with pytest.raises(ConfigError, match="nope"):
+        load_train_config(path)
+    path.write_text(yaml.safe_dump({"task": "denoise", "inference": {"windw": 3}}))
+    with pytest.raises(ConfigError, match="windw"):
+        load_train_config(path)
+
+
+def test_registry_names_are_unique():
+    from restore.diffusion import degradations
+
+    with pytest.raises(ValueError, match="twice"):
+        degradations.register("jpeg")(lambda clip, rng, state: clip)
+    assert {"gaussian_noise", "jpeg", "quantize", "bicubic_down"} <= set(DEGRADATIONS)
+
+
+def _window_model(factor=2):
+    return EDMPrecond(WindowNet(cond_channels=7, factor=factor, enc=8, channels=(8, 16, 16), blocks=(1, 1, 1)))
+
+
+def test_window_net_sees_its_neighbours_and_no_further():
+    torch.manual_seed(0)
+    net = WindowNet(cond_channels=7, enc=8, channels=(8, 16, 16), blocks=(1, 1, 1), radius=2)
+    for p in net.parameters():  # the zero-initialised head would hide every dependency
+        torch.nn.init.normal_(p, std=0.1)
+    x, cond, s = torch.randn(1, 8, 3, 16, 16), torch.randn(1, 8, 7, 16, 16), torch.zeros(1, 2)
+    base = net(x, cond, s)
+    x2 = x.clone()
+    x2[:, 5] += 1
+    diff = (net(x2, cond, s) - base).abs().flatten(2).amax(2)[0]
+    assert all(diff[t] > 0 for t in (3, 4, 5, 6, 7))
+    assert all(diff[t] == 0 for t in (0, 1, 2))
+
+
+def test_window_net_inference_groups_match_one_pass():
+    torch.manual_seed(0)
+    net = WindowNet(cond_channels=7, enc=8, channels=(8, 16, 16), blocks=(1, 1, 1)).eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    x, cond, s = torch.randn(1, 11, 3, 16, 16), torch.randn(1, 11, 7, 16, 16), torch.zeros(1, 2)
+    with torch.no_grad():
+        grouped = net(x, cond, s)
+    net.group = 100
+    with torch.no_grad():
+        whole = net(x, cond, s)
+    assert torch.allclose(grouped, whole, atol=1e-5)
+
+
+def test_objective_is_zero_for_an_oracle_and_ignores_anchor_slots():
+    b, t = 2, 3
+    x0 = torch.rand(b, t, 3, 8, 8) * 2 - 1
+    batch = {"x0": x0, "start": x0 + 0.3, "estimate": x0 + 0.3, "cond": torch.zeros(b, t, 7, 8, 8),
+             "sigma_s": torch.full((b,), 0.3), "loss_mask": torch.tensor([[0., 1, 1], [1, 1, 1]])}
+
+    def oracle(x, sigma, cond, start_sigma, estimate):
+        out = x0.clone()
+        out[0, 0] += 5  # an anchor slot: must not count
+        return out
+
+    loss, per_chunk, _ = RestorationLoss("l2")(oracle, batch)
+    assert float(loss) == pytest.approx(0, abs=1e-6)
+    loss_id, _, _ = RestorationLoss("l2")(lambda x, *a: a[-1], batch)
+    assert float(loss_id) == pytest.approx(0.09, rel=1e-4)
+
+
+def test_inference_block_from_the_checkpoint_and_its_legacy_form(tmp_path):
+    legacy = {"task": "denoise", "scale": 1, "sampling": {"steps": 2, "start_sigma": 0.1},
+              "config": {"frames": 3, "sigma_floor": 0.01}}
+    assert checkpoint.inference_block(legacy) == {"window": 4, "anchors": 1, "steps": 2, "start_sigma": 0.1,
+                                                  "sampler": "euler", "sigma_floor": 0.01}
+    meta = {"task": "denoise", "scale": 1, "arch": {k: v for k, v in _window_model().net.config().items()
+                                                      if k != "cond_channels"},
+            "inference": {"window": 6, "anchors": 2, "lookahead": 2, "steps": 1, "start_sigma": 0.0,
+                          "sampler": "euler", "sigma_floor": 0.004, "tile": 64}}
+    model = _window_model()
+    checkpoint.save(tmp_path / "m", model, meta)
+    loaded, meta2 = checkpoint.load(tmp_path / "m")
+    r = DiffusionDenoiser(loaded, meta2, strength=10.0)
+    assert (r.window, r.inner_anchors, r.lookahead, r.steps, r.tile) == (6, 2, 2, 1, 64)
+
+
+class _Recorder(torch.nn.Module):
+    """A 'model' returning its estimate, recording which frames each pass saw."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(1))
+        self.calls = []
+        self.net = type("N", (), {"multiple": 8})()
+
+    def forward(self, x, sigma, cond, start, estimate):
+        self.calls.append(estimate[0, :, 0, 0, 0].tolist())
+        return estimate
+
+
+def test_windows_carry_anchors_and_look_ahead():
+    model = _Recorder()
+    meta = {"task": "denoise", "scale": 1, "inference": {"window": 5, "anchors": 2, "lookahead": 2, "steps": 1,
+                                                         "start_sigma": 0.0, "sampler": "euler",
+                                                         "sigma_floor": 0.004}}
+    frames = np.stack([np.full((8, 8, 3), i / 20, np.float32) for i in range(10)])
+    out = DiffusionDenoiser(model, meta, strength=5.0, tile=None)(frames)
+    assert np.allclose(out, frames, atol=1e-6)  # every frame restored once, in order
+    seen = [[round((v + 1) / 2 * 20) for v in call] for call in model.calls]
+    assert seen[0] == [0, 1, 2, 3, 4, 5, 6]           # 5 outputs + 2 frames of lookahead
+    assert seen[1][:2] == [3, 4]                       # the previous window's last two outputs as anchors
+    assert seen[1][2:] == [5, 6, 7, 8, 9]
+
+
+def test_start_index_makes_the_noise_independent_of_call_order():
+    torch.manual_seed(0)
+    model = _window_model().eval()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    meta = {"task": "sr", "scale": 2, "inference": {"window": 4, "anchors": 1, "steps": 2, "start_sigma": 0.2,
+                                                     "sampler": "euler", "sigma_floor": 0.004}}
+    frames = _clip(t=4, size=16)
+    a = DiffusionUpscaler(model, meta, tile=None)
+    a(frames[:2], start_index=0)
+    first = a(frames[2:], start_index=2)
+    b = DiffusionUpscaler(model, meta, tile=None)
+    again = b(frames[2:], start_index=2)
+    assert np.array_equal(first, again)
+    assert not np.array_equal(again, b(frames[2:], start_index=3))
+
+
+def test_tiles_are_few_and_even():
+    from restore.diffusion.infer import _spans
+
+    size, starts = _spans(854, 512, 32, 8)
+    assert len(starts) == 2 and size % 8 == 0 and size < 512 and starts[-1] + size == 854
+    assert starts[1] < size - 32  # the two tiles overlap by at least the requested overlap
+    assert _spans(480, 512, 32, 8) == (480, [0])
+
+
+@pytest.mark.parametrize("task, extra", [("denoise", {}), ("sr", {"scale": 2})])
+def test_loader_batches_expand_to_the_full_batch(task, extra):
+    from restore.diffusion.data import Sequence
+    from restore.diffusion.pairs import make_batch
+    from restore.diffusion.train import compact, expand
+    from restore.diffusion.trainconfig import TrainConfig
+
+    frames = (np.random.default_rng(0).random((12, 48, 48, 3)) * 255).astype(np.uint8)
+    cfg = TrainConfig(task=task, frames=4, patch=32, batch=6, p_anchor=0.9, **extra)
+    full = make_batch(task, [Sequence("s", frames)], cfg, np.random.default_rng(3))
+    assert (full["loss_mask"] == 0).any()  # some chunks carry anchors
+    back = expand(compact(full), torch.device("cpu"))
+    assert set(back) == set(full)
+    for key in full:
+        assert torch.allclose(back[key].float(), full[key].float(), atol=1e-3), key
