@@ -5,7 +5,7 @@
 
 Prints mean PSNR (RGB) and LPIPS over the triplets for each (steps, start sigma) setting and for
 the classical DIS-flow interpolation: the cheap loop for choosing a checkpoint and its sampling
-defaults. The reported table is scripts/validate_models.py's. With --clip, the cases are cut
+defaults. The reported table is `restore bench`'s (scripts/validate_models.py). With --clip, the cases are cut
 from a folder of frames instead: frames i and i + n, every t = k/n in between (t other than 1/2,
 which the triplets do not cover).
 """
@@ -20,14 +20,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
 from restore.diffusion import checkpoint  # noqa: E402
 from restore.diffusion.restorers import DiffusionInterpolator  # noqa: E402
 from restore.methods.flow import interpolate_pair  # noqa: E402
 from restore.metrics.lpips_metric import LPIPS  # noqa: E402
 from restore.metrics.psnr import psnr_rgb  # noqa: E402
-from validation.data import load_triplets  # noqa: E402
+from restore.eval.data import load_triplets  # noqa: E402
 
 
 def main() -> None:

@@ -1,5 +1,8 @@
 """Tune one strength parameter of a peer denoiser per noise level, with a JSON cache.
 
+The peers are tuned for best PSNR on other frames and other noise than they are scored on (see
+restore.eval.peers.ffmpeg), so the benchmark never picks a setting on its own test data.
+
 Search: PSNR is unimodal in a filter's strength and flat near its peak, so a log-scale search
 suffices: three points a factor 2 apart around a first guess (extended while the best sits at an
 edge), then one point either side of the best at factor sqrt(2), 2^(1/4) and 2^(1/8): about nine

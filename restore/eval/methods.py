@@ -1,0 +1,144 @@
+"""Tasks of the benchmark and the methods that compete on them, behind one contract:
+
+    spatial method:      f(frames_u8 (T, H, W, 3)) -> uint8 (T, H*s, W*s, 3)   (one call = one clip, one shot)
+    interpolate method:  f(first_u8, second_u8 (N, H, W, 3)) -> uint8 (N, H, W, 3) at t = 1/2
+
+Our methods come from the registry (restore.registry), every one registered for the task by its
+registry name, so a model registered later shows up without a change here; peers come from
+restore.eval.peers. Registry methods get the true noise sigma as their strength (non-blind, like
+DVDnet) and their float outputs are rounded to 8 bits, as the video a user gets would be.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from restore.errors import RestoreError
+
+DEFAULT_TASKS = ("denoise15", "denoise25", "denoise50", "sr2", "sr4", "interp")
+
+
+class BenchError(RestoreError):
+    """Bad benchmark arguments (one line)."""
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str                 # as given on the command line: denoise25, sr4, interp
+    kind: str                 # registry task: denoise, upscale, interpolate
+    sigma: float | None = None
+    scale: int = 1
+
+    @property
+    def label(self) -> str:
+        if self.kind == "denoise":
+            return f"denoising, sigma {self.sigma:g}"
+        if self.kind == "upscale":
+            return f"super-resolution x{self.scale} (BI)"
+        return "interpolation x2 (t = 1/2)"
+
+
+def parse_task(name: str) -> Task:
+    name = name.strip().lower()
+    if m := re.fullmatch(r"denoise(\d+(?:\.\d+)?)", name):
+        sigma = float(m.group(1))
+        if not 0 < sigma <= 255:
+            raise BenchError(f"--tasks {name}: noise sigma must be in (0, 255]")
+        return Task(name, "denoise", sigma=sigma)
+    if m := re.fullmatch(r"sr(\d)", name):
+        scale = int(m.group(1))
+        if scale not in (2, 3, 4):
+            raise BenchError(f"--tasks {name}: scale must be 2, 3 or 4")
+        return Task(name, "upscale", scale=scale)
+    if name in ("interp", "interp2"):
+        return Task("interp", "interpolate")
+    raise BenchError(f"--tasks: unknown task {name!r} (denoise<sigma>, sr2, sr4, interp; "
+                     f"default {','.join(DEFAULT_TASKS)})")
+
+
+def parse_tasks(names) -> list[Task]:
+    if isinstance(names, str):
+        names = names.split(",")
+    tasks = [parse_task(n) for n in names if n.strip()]
+    if not tasks:
+        raise BenchError("--tasks: no task given")
+    return list(dict.fromkeys(tasks))
+
+
+@dataclass
+class Candidate:
+    """One method on one task. `make()` builds the callable (weights loaded, not timed); `skip`
+    is the reason it cannot run here (listed in the report, never dropped)."""
+    name: str
+    family: str               # "ours" (registry, diffusion), "classical" (registry) or "peer"
+    description: str
+    make: Callable[[], Callable] | None = None
+    params: dict = field(default_factory=dict)
+    skip: str | None = None
+
+
+def _spatial(restorer) -> Callable[[np.ndarray], np.ndarray]:
+    from restore.io.frames import from_float, to_float
+
+    def run(frames_u8: np.ndarray) -> np.ndarray:
+        return from_float(restorer(to_float(frames_u8)), np.uint8)
+
+    return run
+
+
+def _interpolator(interp, t: float = 0.5) -> Callable:
+    from restore.io.frames import from_float, to_float
+
+    def run(first_u8: np.ndarray, second_u8: np.ndarray) -> np.ndarray:
+        return from_float(interp(to_float(first_u8), to_float(second_u8), t), np.uint8)
+
+    return run
+
+
+def registry_candidates(task: Task, device: str, steps=None) -> list[Candidate]:
+    """Every registry method of the task (at its scale). `steps`: sampling step counts to run our
+    (non-classical) models at, each as its own row `name@k` (a steps sweep); None = their default."""
+    from restore.registry import MethodOptions, methods
+
+    out = []
+    for spec in methods(task.kind):
+        if task.kind == "upscale" and task.scale not in spec.scales:
+            continue
+        family = "classical" if spec.family == "classical" else "ours"
+        variants = [(spec.name, None)] if family == "classical" or not steps else [(f"{spec.name}@{k}", int(k)) for k in steps]
+        for name, k in variants:
+            opts = MethodOptions(strength=task.sigma if task.kind == "denoise" else None, scale=task.scale,
+                                 device=device, steps=k)
+
+            def make(spec=spec, opts=opts):
+                fn = spec.factory(opts)
+                return _interpolator(fn) if task.kind == "interpolate" else _spatial(fn)
+
+            params = {"strength (true sigma)": task.sigma} if task.kind == "denoise" else {}
+            if k is not None:
+                params["steps"] = k
+            out.append(Candidate(name, family, spec.description, make, params))
+    return out
+
+
+def selected(name: str, wanted: set[str] | None) -> bool:
+    """--methods filter: a name, or the base name of a steps variant (diffusion selects diffusion@4)."""
+    return wanted is None or name in wanted or name.split("@")[0] in wanted
+
+
+def peer_candidates(task: Task, ctx, dataset, wanted: set[str] | None = None) -> list[Candidate]:
+    out = []
+    for peer in ctx.peers:
+        if not peer.supports(task) or not selected(peer.name, wanted):
+            continue  # not probed either: a probe may start a process
+        reason = ctx.peer_reason(peer)
+        if reason:
+            out.append(Candidate(peer.name, "peer", peer.description, skip=reason))
+            continue
+        out.append(Candidate(peer.name, "peer", peer.description,
+                             make=lambda peer=peer: peer.build(task, ctx, dataset),
+                             params=peer.params(task, ctx, dataset)))
+    return out

@@ -1,0 +1,193 @@
+"""The benchmark's outputs: bench.json (every number), bench.md (the tables) and one
+quality-vs-speed scatter plot per task (<task>.png)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+FAMILY_ORDER = {"ours": 0, "classical": 1, "peer": 2}
+FAMILY_LABEL = {"ours": "ours", "classical": "classical (ours)", "peer": "peer"}
+
+
+def main_psnr(kind: str) -> str:
+    """The PSNR a task is ranked and plotted by: Y for SR (as SR papers), RGB otherwise."""
+    return "psnr_y" if kind == "upscale" else "psnr_rgb"
+
+
+def _f(v, nd=3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and math.isnan(v):
+        return "-"
+    if isinstance(v, float) and math.isinf(v):
+        return "inf"
+    return f"{v:.{nd}f}"
+
+
+def _params(p: dict) -> str:
+    return "; ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in p.items()) or "-"
+
+
+def clean_json(obj):
+    """JSON has no inf/nan: write them as strings; numpy scalars become Python numbers."""
+    if isinstance(obj, float) and (math.isinf(obj) or math.isnan(obj)):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {str(k): clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean_json(v) for v in obj]
+    if hasattr(obj, "item"):
+        return clean_json(obj.item())
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _protocol_line(e: dict) -> str:
+    p = e.get("protocol")
+    if p == "gaussian noise":
+        return (f"{e['frames']} frames {e['size'][1]}x{e['size'][0]}; Gaussian noise sigma {e['sigma']:g} (0-255), "
+                f"seed {e['seed']}, clipped and rounded to 8 bits")
+    if p == "BI":
+        what = f"{e['frames']} frames {e['size'][1]}x{e['size'][0]}" if "frames" in e else f"{len(e['images'])} images"
+        return f"{what}; MATLAB bicubic x{e['scale']} downscaling (BI), rounded to 8 bits; {e['scale']} border pixels cropped"
+    if p == "frame dropping":
+        return (f"{e['frames']} frames {e['size'][1]}x{e['size'][0]}; every other frame dropped, "
+                f"{len(e['targets'])} predicted from their neighbours")
+    if p == "triplets":
+        return f"{len(e['triplets'])} triplets: frame10 + frame11 -> frame10i11"
+    return p or ""
+
+
+def render(results: dict) -> str:
+    meta = results["meta"]
+    m = meta["machine"]
+    lines: list[str] = []
+    w = lines.append
+    w("# restore bench")
+    w("")
+    w("Produced by `restore bench`; do not edit by hand, rerun it.")
+    w("")
+    if meta.get("command"):
+        w(f"- Command: `{meta['command']}`")
+    w(f"- Started: {meta['started']}; took {meta.get('seconds', 0):.0f} s")
+    w(f"- Machine: {m['cpu']}, {m['cpus']} CPUs, {m['torch_threads']} torch threads, device {m['device']}"
+      + (f" ({m['gpu']})" if m.get("gpu") else "") + f", torch {m['torch']}, Python {m['python']}"
+      + (f"; load average at start {', '.join(map(str, m['load_average_at_start']))}"
+         if m.get("load_average_at_start") else ""))
+    w(f"- Data: {', '.join(meta['data'])}; frames per clip: "
+      f"{meta['frames'] if meta['frames'] is not None else str(meta['default_frames']) + ' (default)'}")
+    if meta.get("methods") != "all":
+        w(f"- Methods: {', '.join(meta['methods'])}")
+    w("")
+    w("Scoring: outputs rounded to 8 bits. PSNR on RGB (peak 1) and on BT.601 Y (MATLAB rgb2ycbcr, "
+      "peak 255), both via restore.metrics; SSIM (Wang 2004, 11x11 Gaussian, sigma 1.5) on Y; LPIPS "
+      "AlexNet v0.1 (lower is better); E_warp (x 1e-3, lower is steadier; flow from the reference) on "
+      "clips. A clip reports the PSNR of the mean MSE over its frames, an image set the mean of per-image "
+      "PSNR. s/frame: seconds per output frame of the call that makes the frames, after the method is "
+      "built (weights loaded), on the machine above. Families: ours = the project's models, classical = "
+      "the project's classical methods, peer = outside methods.")
+    w("")
+    for tname, t in results["tasks"].items():
+        w(f"## {tname}: {t['label']}")
+        w("")
+        if not t["datasets"]:
+            w("No data for this task.")
+            w("")
+        for e in t["datasets"]:
+            w(f"### {e['dataset']}")
+            w("")
+            w(_protocol_line(e))
+            w("")
+            w("| method | family | Y-PSNR | RGB-PSNR | SSIM | LPIPS | E_warp | s/frame | settings |")
+            w("|---|---|---|---|---|---|---|---|---|")
+            if "input" in e:
+                i = e["input"]
+                w(f"| degraded input | - | {_f(i['psnr_y'])} | {_f(i['psnr_rgb'])} | {_f(i['ssim'], 4)} | "
+                  f"{_f(i.get('lpips'), 4)} | {_f(_milli(i.get('ewarp')), 3)} | - | - |")
+            key = main_psnr(e["kind"])
+            rows = sorted(e["methods"].items(), key=lambda kv: (FAMILY_ORDER.get(kv[1]["family"], 3), -kv[1][key]))
+            for name, r in rows:
+                bold = f"**{name}**" if r["family"] == "ours" else name
+                w(f"| {bold} | {r['family']} | {_f(r['psnr_y'])} | {_f(r['psnr_rgb'])} | {_f(r['ssim'], 4)} | "
+                  f"{_f(r.get('lpips'), 4)} | {_f(_milli(r.get('ewarp')), 3)} | {_f(r['sec_per_frame'], 3)} | "
+                  f"{_params(r.get('params', {}))} |")
+            for name, why in e.get("skipped", {}).items():
+                w(f"| {name} | skipped | - | - | - | - | - | - | {why} |")
+            for name, why in e.get("failed", {}).items():
+                w(f"| {name} | failed | - | - | - | - | - | - | {why} |")
+            w("")
+        if t.get("plot"):
+            w(f"Quality vs speed: `{t['plot']}`")
+            w("")
+    w("## Methods")
+    w("")
+    seen: dict = {}
+    for t in results["tasks"].values():
+        for e in t["datasets"]:
+            for name, r in e["methods"].items():
+                seen.setdefault(name, (r["family"], r.get("description", "")))
+    for name, (family, desc) in seen.items():
+        w(f"- {name} ({family}): {desc}")
+    w("")
+    w("## Peers")
+    w("")
+    for name, p in meta.get("peers", {}).items():
+        w(f"- {name} ({', '.join(p['tasks'])}): {p['status']}")
+    w("")
+    return "\n".join(lines) + "\n"
+
+
+def _milli(v):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return v * 1e3
+
+
+def scatter(task_name: str, task: dict, path: Path) -> bool:
+    """Quality (the task's main PSNR) against seconds per frame, one point per method and data set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    key = main_psnr(task["kind"])
+    points = [(ds["dataset"], name, r) for ds in task["datasets"] for name, r in ds["methods"].items()]
+    if not points:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    markers = "osD^v<>P*X"
+    colours = {"ours": "tab:red", "classical": "tab:blue", "peer": "tab:green"}
+    datasets = list(dict.fromkeys(p[0] for p in points))
+    for dsname, name, r in points:
+        x = max(r["sec_per_frame"], 1e-4)
+        ax.scatter([x], [r[key]], marker=markers[datasets.index(dsname) % len(markers)],
+                   color=colours.get(r["family"], "tab:gray"), s=40)
+        ax.annotate(name, (x, r[key]), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per output frame (log)")
+    ax.set_ylabel("Y-PSNR (dB)" if key == "psnr_y" else "RGB-PSNR (dB)")
+    ax.set_title(f"{task_name}: {task['label']}" + (f" ({', '.join(datasets)})" if len(datasets) > 1 else f" ({datasets[0]})"),
+                 fontsize=9)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=FAMILY_LABEL[f]) for f, c in colours.items()]
+    handles += [plt.Line2D([], [], marker=markers[i % len(markers)], ls="", color="k", label=d)
+                for i, d in enumerate(datasets)] if len(datasets) > 1 else []
+    ax.legend(handles=handles, fontsize=7, loc="best")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def write_outputs(results: dict, out_dir: Path, *, plots: bool = True) -> None:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if plots:
+        for tname, t in results["tasks"].items():
+            p = out_dir / f"{tname}.png"
+            if scatter(tname, t, p):
+                t["plot"] = p.name
+    (out_dir / "bench.json").write_text(json.dumps(clean_json(results), indent=1))
+    (out_dir / "bench.md").write_text(render(results))
