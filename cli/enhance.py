@@ -66,6 +66,18 @@ class DenoiseStrength(click.ParamType):
         return sigma
 
 
+def format_profile(p: dict) -> str:
+    """One line: wall time, the models' share, and what the rest went to."""
+    wall = p.get("wall", 0.0) or 1e-9
+    models = ", ".join(f"{k[6:]} {v:.1f}" for k, v in p.items() if k.startswith("model_"))
+    rest = ", ".join(f"{k.replace('_', ' ')} {p[k]:.1f}" for k in
+                     ("setup", "analysis", "decode_wait", "encode_wait", "encode_drain", "close", "replay", "seams")
+                     if p.get(k))
+    return (f"profile: {wall:.1f} s wall; models {p.get('model', 0.0):.1f} s ({models or 'none'}); "
+            f"everything else {p.get('overhead', 0.0):.1f} s = {100 * p.get('overhead', 0.0) / wall:.1f} % "
+            f"({rest}; encoder thread busy {p.get('encode', 0.0):.1f} s, overlapped)")
+
+
 EPILOG = """\b
 Examples:
   restore enhance clip.mp4 --denoise                 # estimate the noise, remove it
@@ -127,13 +139,20 @@ Methods: `restore models` lists them.
                    "(the output is identical to an uninterrupted run). Needs free disk for a "
                    "lossless copy of the output frames; checked before starting.")
 @click.option("--keep-temp", is_flag=True, help="With --resume: keep the work folder after success.")
+@click.option("--report-seams", is_flag=True,
+              help="Measure how visible chunk boundaries are: E_warp of frame pairs across "
+                   "boundaries vs inside chunks (bar 1.1) and the boundary brightness step vs the "
+                   "input (bar 1 level). Costs two optical flows per frame.")
+@click.option("--profile", "show_profile", is_flag=True,
+              help="Print where the time went: the models vs decode, encode and the rest.")
 @click.option("--no-copy-audio", is_flag=True, help="Drop the audio streams.")
 @click.option("--no-copy-subtitles", is_flag=True, help="Drop the subtitle streams.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no summary line.")
 def command(input, output, denoise, scale, fps_multiplier, fps, model, denoise_method, upscale_method,
             interp_method, preset, device, codec, crf, encoder_preset, bit_depth, steps, start_sigma, seed, tile,
-            overwrite, resume, keep_temp, no_copy_audio, no_copy_subtitles, as_json, quiet):
+            overwrite, resume, keep_temp, report_seams, show_profile, no_copy_audio, no_copy_subtitles,
+            as_json, quiet):
     """Denoise, upscale and/or interpolate INPUT into a new video file.
 
     Tasks run in the order denoise, upscale, interpolate, chunk by chunk, with chunks cut at
@@ -158,7 +177,7 @@ def command(input, output, denoise, scale, fps_multiplier, fps, model, denoise_m
     if keep_temp and not resume:
         raise click.UsageError("--keep-temp keeps the --resume work folder: give --resume too")
     result = enhance(input, output, preset=preset, overwrite=overwrite, progress=show_bar,
-                     resume=resume, keep_temp=keep_temp, **overrides)
+                     resume=resume, keep_temp=keep_temp, report_seams=report_seams, **overrides)
     if not quiet and not as_json:
         if result.cleaned:
             click.echo(f"removed {len(result.cleaned)} leftover(s) of an interrupted run", err=True)
@@ -169,6 +188,12 @@ def command(input, output, denoise, scale, fps_multiplier, fps, model, denoise_m
             what = f"kept at {result.work_dir}" if result.kept_work_dir else "removed"
             click.echo(f"resume work folder: {result.work_bytes / 2**20:.1f} MiB at most, {what}",
                        err=True)
+    if result.seams is not None and not as_json:
+        from restore.seams import SeamReport
+
+        click.echo(SeamReport(**result.seams).summary())
+    if show_profile and not as_json:
+        click.echo(format_profile(result.profile))
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     elif not quiet:

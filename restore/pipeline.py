@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import inspect
 import os
+import queue
 import shutil
 import sys
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -62,6 +64,8 @@ class EnhanceResult:
     kept_work_dir: bool = False
     cleaned: list[str] = field(default_factory=list)  # leftovers of killed runs that were removed
     warnings: list[str] = field(default_factory=list)  # also issued as MediaWarning
+    seams: dict | None = None        # restore.seams.SeamReport.to_dict() with report_seams=True
+    profile: dict = field(default_factory=dict)  # seconds: wall, model (model_<task>), overhead, ...
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -207,6 +211,49 @@ def _stream_warnings(src: Path, info) -> list[str]:
     return [msg]
 
 
+def _available_memory() -> int | None:
+    """Bytes this process may still allocate: MemAvailable, or the cgroup's limit minus its use
+    when that is lower (containers); None when unknown."""
+    values = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    values.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            values.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return min(values) if values else None
+
+
+def _check_memory(src: Path, cfg: EnhanceConfig, width: int, height: int, scale: int,
+                  bit_depth: int) -> None:
+    """One line before any work when a chunk of these frames cannot fit in memory.
+
+    The pipeline holds about a chunk of input frames as float32 four times (decode queue, the
+    chunk, its stacked copy, the denoised chunk), the upscaled chunk and its interpolated frames,
+    and the encoder queue of output frames; the models tile their own working memory."""
+    per_in = width * height * 3 * 4
+    per_out = per_in * scale * scale
+    n = cfg.chunk.max_len
+    mult = cfg.interpolate.multiplier if cfg.interpolate.fps is None else 2
+    need = n * 4 * per_in + n * mult * per_out + (ENCODE_QUEUE_FRAMES + 2 * cfg.chunk.overlap + 2) * per_out
+    avail = _available_memory()
+    if avail is None or need <= 0.8 * avail:
+        return
+    fits = int((0.8 * avail - (ENCODE_QUEUE_FRAMES + 2) * per_out) // max(1, 4 * per_in + mult * per_out))
+    hint = (f"lower chunk.max_len to {fits} or less (a preset key)" if fits >= max(1, cfg.chunk.min_len)
+            else "these frames are too large for this machine; scale the input down first")
+    raise RestoreError(f"{width}x{height} frames (x{scale} -> {width * scale}x{height * scale}) in chunks "
+                       f"of {n} need about {need / 2**30:.1f} GiB of memory, {avail / 2**30:.1f} GiB "
+                       f"available: {hint}", src)
+
+
 def _check_output_dir_writable(out: Path) -> None:
     """Create and delete a temp file next to the output: os.access says yes to root anywhere,
     and places like /proc only refuse at creation time."""
@@ -240,7 +287,7 @@ def _work_settings(cfg: EnhanceConfig, device: str, specs, out_dtype) -> dict:
 
 def enhance(input, output=None, *, preset="default", overwrite: bool = False,
             progress: bool | Callable[[int, int], None] = False, resume: bool = False,
-            keep_temp: bool = False, **overrides) -> EnhanceResult:
+            keep_temp: bool = False, report_seams: bool = False, **overrides) -> EnhanceResult:
     """Restore `input` into `output` (default: the preset's name pattern next to the input).
 
     preset: a configs/ name or a YAML path; overrides: the flat keys of restore.config.ALIASES
@@ -250,6 +297,8 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
     resume: keep every finished chunk in a work folder next to the output
     (restore.io.workdir) and continue from it if an earlier run with the same input and
     settings was interrupted; the folder is removed on success unless keep_temp.
+    report_seams: measure how visible the chunk boundaries are (restore.seams) into
+    result.seams.
     """
     from .device import resolve_device
     from .io import VideoWriter, check_output_path, decode, probe
@@ -293,8 +342,11 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
             start_sigma=cfg.model.start_sigma, seed=cfg.model.seed, tile=cfg.model.tile)
         return specs[task].factory(opts)
 
+    _check_memory(src, cfg, video.width, video.height, scale, writer.bit_depth)
     stages = {task: build(task) for task in specs}
 
+    profile: dict[str, float] = {"setup": time.perf_counter() - started}  # probe, checks, model load
+    seams = None
     work = None
     saved = None
     if resume:
@@ -310,6 +362,7 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
             done_chunks = saved["chunks_done"]
         else:
             # Pass 1: thumbnails, key flags, timestamps.
+            t0 = time.perf_counter()
             ch = cfg.chunk
             analyser = Analyser(CutDetector(ch.cut_floor, ch.cut_ratio, ch.cut_window))
             times = []
@@ -320,6 +373,7 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
                 raise MediaError("no decodable video frames", src)
             plan = plan_chunks(analyser.result(), ch.min_len, ch.max_len, ch.overlap)
             done_chunks = 0
+            profile["analysis"] = time.perf_counter() - t0
         schedule = build_schedule(times, multiplier, cfg.interpolate.fps, nominal)
         if work is not None and saved is None:
             need = estimate_bytes(sum(len(s) for s in schedule), writer.width, writer.height,
@@ -336,8 +390,13 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
         with warnings.catch_warnings():
             if notes:  # said once above, up front; the muxer would say it again at the end
                 warnings.filterwarnings("ignore", message=r".*video stream #\d+ .*not carried over")
+            if report_seams:
+                from .seams import SeamMeter
+
+                seams = SeamMeter(plan)
             _restore_pass(src, out, plan, times, schedule, stages, writer, out_dtype, work,
-                          done_chunks, progress, decode, to_float, from_float)
+                          done_chunks, progress, decode, to_float, from_float, seams=seams,
+                          profile=profile)
     except BaseException:
         if work is not None:
             if work.load() is not None and work.load()["chunks_done"] > 0:
@@ -353,6 +412,9 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
         else:
             work.remove()
     seconds = time.perf_counter() - started
+    profile["wall"] = seconds
+    profile["model"] = sum(v for k, v in profile.items() if k.startswith("model_"))
+    profile["overhead"] = seconds - profile["model"]
     return EnhanceResult(
         output=str(out), frames_in=len(times), frames_out=writer.frames_written, seconds=seconds,
         fps=len(times) / seconds if seconds > 0 else 0.0, chunks=len(plan),
@@ -360,68 +422,207 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
         width=writer.width, height=writer.height, cuts=list(plan.cuts), device=device,
         output_fps=out_fps, resumed_chunks=done_chunks,
         work_dir=None if work is None else str(work.path), work_bytes=work_bytes,
-        kept_work_dir=bool(work is not None and keep_temp), cleaned=cleaned, warnings=notes)
+        kept_work_dir=bool(work is not None and keep_temp), cleaned=cleaned, warnings=notes,
+        seams=None if seams is None else seams.report().to_dict(), profile=profile)
+
+
+# Frames the decoder may run ahead of the restorer, and output frames the restorer may run ahead
+# of the encoder: bounded, so memory stays a few chunks whatever the video's length.
+DECODE_AHEAD_CHUNKS = 1
+ENCODE_QUEUE_FRAMES = 64
+
+
+class _Stop(Exception):
+    """Raised inside a pipeline thread when the main thread gives up."""
+
+
+def _put(q: queue.Queue, item, stop: threading.Event, other: "_Worker | None" = None) -> None:
+    """q.put that gives up when the run stops or the thread at the other end died."""
+    while True:
+        if stop.is_set():
+            raise _Stop()
+        if other is not None:
+            other.check()
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+class _Worker(threading.Thread):
+    """A pipeline thread whose exception is handed to the main thread (check())."""
+
+    def __init__(self, name, target):
+        super().__init__(name=name, daemon=True)
+        self._target_fn = target
+        self.error: BaseException | None = None
+
+    def run(self):
+        try:
+            self._target_fn()
+        except _Stop:
+            pass
+        except BaseException as err:  # handed over, re-raised in the main thread
+            self.error = err
+
+    def check(self) -> None:
+        if self.error is not None:
+            err, self.error = self.error, None
+            raise err
 
 
 def _restore_pass(src, out, plan, times, schedule, stages, writer, out_dtype, work, done_chunks,
-                  progress, decode, to_float, from_float) -> None:
+                  progress, decode, to_float, from_float, seams=None, profile=None) -> None:
     """Pass 2: replay the chunks a work folder already holds, restore the rest chunk by chunk,
-    interpolate, encode."""
+    interpolate, encode.
+
+    Three threads overlap: a decoder (source frames into a queue at most one chunk ahead), the
+    restorer (this thread: the model stages and interpolation) and an encoder (output frames from
+    a bounded queue into the final encoder and the work folder's segments, plus the chunk
+    commits, in order). Models and codecs release the GIL, so a fast method is not held up by
+    I/O. Only the encoder thread touches the writers until it has been joined."""
+    profile = profile if profile is not None else {}
     bar = _Progress(progress, len(times))
-    seg_writer = None
-    seg_times: list[float] = []
+    stop = threading.Event()
+    todo = plan.chunks[done_chunks:]
+    in_q: queue.Queue = queue.Queue(maxsize=max(1, DECODE_AHEAD_CHUNKS * plan.max_len))
+    out_q: queue.Queue = queue.Queue(maxsize=ENCODE_QUEUE_FRAMES)
+    enc_busy = [0.0]
+
+    def decoder():
+        frames = decode(src)
+        try:
+            skip = todo[0].start if todo else 0
+            need = todo[-1].end if todo else 0
+            n = 0
+            # Frames before the first chunk left to do are decoded and dropped: their restored
+            # anchors come from the work folder, and seeking is not frame-exact in every format.
+            if need:
+                for f in frames:
+                    if n >= skip:
+                        _put(in_q, to_float(f.image), stop)
+                    n += 1
+                    if n >= need:
+                        break
+            _put(in_q, None, stop)
+        finally:
+            frames.close()
+
+    def encoder():
+        seg = None
+        seg_times: list[float] = []
+        try:
+            while True:
+                try:
+                    item = out_q.get(timeout=0.1)
+                except queue.Empty:
+                    if stop.is_set():
+                        return
+                    continue
+                t0 = time.perf_counter()
+                kind = item[0]
+                if kind == "frame":
+                    frame = from_float(item[1], out_dtype)
+                    writer.write(frame, item[2])
+                    if seg is not None:
+                        seg.write(frame)
+                        seg_times.append(item[2])
+                elif kind == "segment":
+                    seg, seg_times = _segment_writer(work, item[1], writer, out_dtype), []
+                elif kind == "commit":
+                    if seg.frames_written:
+                        seg.close()
+                    else:
+                        seg.abort()
+                    seg = None
+                    work.commit(item[1], seg_times, item[2])
+                elif kind == "end":
+                    return
+                enc_busy[0] += time.perf_counter() - t0
+        finally:
+            if seg is not None:
+                seg.abort()
+
+    dec = _Worker("restore-decode", decoder)
+    enc = _Worker("restore-encode", encoder)
+
+    def stop_threads():
+        stop.set()
+        for th in (enc, dec):
+            if th.is_alive():
+                th.join()
+
     try:
         with writer:
-            def emit(img: np.ndarray, t: float) -> None:
-                frame = from_float(img, out_dtype)
-                writer.write(frame, t)
-                if seg_writer is not None:
-                    seg_writer.write(frame)
-                    seg_times.append(t)
-
-            runner = _ChunkRunner(plan, stages.get("denoise"), stages.get("upscale"),
-                                  stages.get("interpolate"), schedule, emit)
-            if done_chunks:
-                _replay(work, done_chunks, writer, decode)
-                runner.load_state(work.state())
-                bar.update(plan.chunks[done_chunks - 1].end)
-            frames = decode(src)
-            decoded = 0
-            if done_chunks < len(plan):
-                # Frames before the first chunk left to do: decoded and dropped (their restored
-                # anchors come from the work folder; seeking is not frame-exact in every format).
-                skip = plan.chunks[done_chunks].start
-                for _ in range(skip):
-                    if next(frames, None) is None:
-                        break
-                    decoded += 1
-            for chunk in plan.chunks[done_chunks:]:
-                buf = []
-                for f in frames:
-                    buf.append(to_float(f.image))
-                    decoded += 1
-                    if len(buf) == len(chunk):
-                        break
-                if len(buf) < len(chunk):
-                    raise MediaError(f"decoded {decoded} frames on the second pass but {len(times)} "
-                                     "on the first", src)
-                if work is not None:
-                    seg_writer = _segment_writer(work, chunk.index, writer, out_dtype)
-                    seg_times = []
-                runner.run(chunk, np.stack(buf))
-                if work is not None:
-                    if seg_writer.frames_written:
-                        seg_writer.close()
-                    else:
-                        seg_writer.abort()
-                    seg_writer = None
-                    work.commit(chunk.index, seg_times, runner.state())
-                bar.update(len(chunk))
-            runner.finish()
+            try:
+                _restore_chunks(src, plan, times, schedule, stages, writer, work, done_chunks, todo,
+                                decode, bar, profile, seams, stop, in_q, out_q, dec, enc)
+                t0 = time.perf_counter()
+                enc.join()
+                enc.check()
+                profile["encode_drain"] = time.perf_counter() - t0
+                dec.join()
+                dec.check()
+            finally:
+                # Error or Ctrl-C included: the threads stop before `with writer` removes the
+                # files they might still be writing.
+                stop_threads()
+            t0 = time.perf_counter()
+        profile["close"] = time.perf_counter() - t0  # flush, remux of audio/subtitles, rename
+        profile["encode"] = enc_busy[0]
     finally:
-        if seg_writer is not None:
-            seg_writer.abort()
+        stop_threads()
         bar.close()
+
+
+def _restore_chunks(src, plan, times, schedule, stages, writer, work, done_chunks, todo, decode,
+                    bar, profile, seams, stop, in_q, out_q, dec, enc) -> None:
+    """The restorer thread's part of _restore_pass."""
+    def emit(img: np.ndarray, t: float) -> None:
+        t0 = time.perf_counter()
+        _put(out_q, ("frame", img, t), stop, enc)
+        profile["encode_wait"] = profile.get("encode_wait", 0.0) + time.perf_counter() - t0
+
+    runner = _ChunkRunner(plan, stages.get("denoise"), stages.get("upscale"),
+                          stages.get("interpolate"), schedule, emit, seams=seams, profile=profile)
+    if done_chunks:
+        t0 = time.perf_counter()
+        _replay(work, done_chunks, writer, decode)
+        runner.load_state(work.state())
+        bar.update(plan.chunks[done_chunks - 1].end)
+        profile["replay"] = time.perf_counter() - t0
+    dec.start()
+    enc.start()
+    decoded = todo[0].start if todo else 0
+    for chunk in todo:
+        buf = []
+        t0 = time.perf_counter()
+        while len(buf) < len(chunk):
+            dec.check()
+            try:
+                img = in_q.get(timeout=0.1)
+            except queue.Empty:
+                if not dec.is_alive():
+                    dec.check()
+                    break
+                continue
+            if img is None:
+                break
+            buf.append(img)
+            decoded += 1
+        profile["decode_wait"] = profile.get("decode_wait", 0.0) + time.perf_counter() - t0
+        if len(buf) < len(chunk):
+            raise MediaError(f"decoded {decoded} frames on the second pass but {len(times)} "
+                             "on the first", src)
+        if work is not None:
+            _put(out_q, ("segment", chunk.index), stop, enc)
+        runner.run(chunk, np.stack(buf))
+        if work is not None:
+            _put(out_q, ("commit", chunk.index, runner.state()), stop, enc)
+        bar.update(len(chunk))
+    runner.finish()
+    _put(out_q, ("end",), stop, enc)
 
 
 def _segment_writer(work, k: int, writer, out_dtype):
@@ -451,19 +652,39 @@ def _replay(work, done_chunks: int, writer, decode) -> None:
                              f"delete {work.path} and run again", work.output)
 
 
+class _Timed:
+    """A restorer that adds its wall time to profile["model_<task>"] (the profile's split between
+    the model and everything else is what `restore enhance --profile` reports)."""
+
+    def __init__(self, fn, profile: dict, name: str):
+        self.fn, self.profile, self.key = fn, profile, f"model_{name}"
+
+    def __call__(self, *args, **kw):
+        t0 = time.perf_counter()
+        try:
+            return self.fn(*args, **kw)
+        finally:
+            self.profile[self.key] = self.profile.get(self.key, 0.0) + time.perf_counter() - t0
+
+
 class _ChunkRunner:
     """Runs the spatial stages on a chunk, keeps anchors, and emits interpolated output frames."""
 
-    def __init__(self, plan: ChunkPlan, denoiser, upscaler, interpolator, schedule, emit):
+    def __init__(self, plan: ChunkPlan, denoiser, upscaler, interpolator, schedule, emit, *,
+                 seams=None, profile: dict | None = None):
         self.plan = plan
-        self.denoiser, self.upscaler, self.interpolator = denoiser, upscaler, interpolator
+        self._indexed = {name: fn is not None and _takes_start_index(fn) for name, fn in
+                         (("denoise", denoiser), ("upscale", upscaler), ("interpolate", interpolator))}
+        self.profile = profile if profile is not None else {}
+        self.denoiser, self.upscaler, self.interpolator = (
+            None if fn is None else _Timed(fn, self.profile, name) for name, fn in
+            (("denoise", denoiser), ("upscale", upscaler), ("interpolate", interpolator)))
         self.schedule = schedule
         self.emit = emit
+        self.seams = seams  # restore.seams.SeamMeter, or None
         self.keep = max(plan.overlap, 0)
         self.tails: dict[str, dict[int, np.ndarray]] = {"denoise": {}, "upscale": {}}
         self.prev: tuple[int, np.ndarray] | None = None  # last restored frame not yet emitted
-        self._indexed = {name: fn is not None and _takes_start_index(fn) for name, fn in
-                         (("denoise", denoiser), ("upscale", upscaler), ("interpolate", interpolator))}
 
     def state(self) -> dict[str, np.ndarray]:
         """Everything the next chunk needs (anchors, held frame), as exact arrays (resume)."""
@@ -500,8 +721,13 @@ class _ChunkRunner:
         return out
 
     def run(self, chunk, frames: np.ndarray) -> None:
+        inputs = frames
         frames = self._stage("denoise", self.denoiser, chunk, frames)
         frames = self._stage("upscale", self.upscaler, chunk, frames)
+        if self.seams is not None:
+            t0 = time.perf_counter()
+            self.seams.add_chunk(chunk.start, inputs, frames)
+            self.profile["seams"] = self.profile.get("seams", 0.0) + time.perf_counter() - t0
         # Pairs (i, i+1) whose gap can now be filled: the held frame from the previous chunk and
         # every pair inside this chunk. The chunk's last frame waits for the next chunk.
         seq = ([self.prev] if self.prev is not None else []) + \
