@@ -242,16 +242,21 @@ def _check_memory(src: Path, cfg: EnhanceConfig, width: int, height: int, scale:
     per_out = per_in * scale * scale
     n = cfg.chunk.max_len
     mult = cfg.interpolate.multiplier if cfg.interpolate.fps is None else 2
-    need = n * 4 * per_in + n * mult * per_out + (ENCODE_QUEUE_FRAMES + 2 * cfg.chunk.overlap + 2) * per_out
+    queued = _encode_queue_frames(per_out)
+    need = n * 4 * per_in + n * mult * per_out + (queued + 2 * cfg.chunk.overlap + 2) * per_out
     avail = _available_memory()
     if avail is None or need <= 0.8 * avail:
         return
-    fits = int((0.8 * avail - (ENCODE_QUEUE_FRAMES + 2) * per_out) // max(1, 4 * per_in + mult * per_out))
+    fits = int((0.8 * avail - (queued + 2 * cfg.chunk.overlap + 2) * per_out)
+               // max(1, 4 * per_in + mult * per_out))
     hint = (f"lower chunk.max_len to {fits} or less (a preset key)" if fits >= max(1, cfg.chunk.min_len)
             else "these frames are too large for this machine; scale the input down first")
     raise RestoreError(f"{width}x{height} frames (x{scale} -> {width * scale}x{height * scale}) in chunks "
-                       f"of {n} need about {need / 2**30:.1f} GiB of memory, {avail / 2**30:.1f} GiB "
-                       f"available: {hint}", src)
+                       f"of {n} need about {_human(need)} of memory, {_human(avail)} available: {hint}", src)
+
+
+def _human(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 def _check_output_dir_writable(out: Path) -> None:
@@ -430,6 +435,12 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
 # of the encoder: bounded, so memory stays a few chunks whatever the video's length.
 DECODE_AHEAD_CHUNKS = 1
 ENCODE_QUEUE_FRAMES = 64
+ENCODE_QUEUE_BYTES = 256 << 20
+
+
+def _encode_queue_frames(frame_bytes: int) -> int:
+    """Output frames (float32) the encoder queue holds: 64, fewer for big frames (4K: 2 GiB)."""
+    return max(4, min(ENCODE_QUEUE_FRAMES, ENCODE_QUEUE_BYTES // max(1, frame_bytes)))
 
 
 class _Stop(Exception):
@@ -487,7 +498,7 @@ def _restore_pass(src, out, plan, times, schedule, stages, writer, out_dtype, wo
     stop = threading.Event()
     todo = plan.chunks[done_chunks:]
     in_q: queue.Queue = queue.Queue(maxsize=max(1, DECODE_AHEAD_CHUNKS * plan.max_len))
-    out_q: queue.Queue = queue.Queue(maxsize=ENCODE_QUEUE_FRAMES)
+    out_q: queue.Queue = queue.Queue(maxsize=_encode_queue_frames(writer.width * writer.height * 12))
     enc_busy = [0.0]
 
     def decoder():

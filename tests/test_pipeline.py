@@ -205,3 +205,82 @@ def test_method_selection():
         select_methods(load_config("default", {"model": "magic"}), [])
     with pytest.raises(ConfigError, match="unknown upscale method"):
         select_methods(load_config("default", {"scale": 2, "upscale_method": "nlmeans"}), ["upscale"])
+
+
+# ------------------------------------------------------------------------------------------
+# streaming: threads, memory (issue 15)
+# ------------------------------------------------------------------------------------------
+def test_frames_too_large_for_memory_fail_before_any_work(tmp_path, lossless_clip, monkeypatch):
+    import restore.pipeline as pipeline
+    from restore.errors import RestoreError
+
+    src, _ = lossless_clip
+    monkeypatch.setattr(pipeline, "_available_memory", lambda: 60 << 20)  # 60 MiB
+    with pytest.raises(RestoreError, match=r"in chunks of 32 need about .* lower chunk.max_len to \d+") as err:
+        enhance(src, tmp_path / "out.mkv", scale=4, model="classical")
+    assert str(src) in str(err.value) and "\n" not in str(err.value)
+    monkeypatch.setattr(pipeline, "_available_memory", lambda: 1 << 20)
+    with pytest.raises(RestoreError, match="too large for this machine"):
+        enhance(src, tmp_path / "out.mkv", scale=4, model="classical")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]  # no output, no temp file
+
+
+@pytest.mark.parametrize("where", ["restorer", "encoder", "decoder"])
+def test_a_failure_in_any_thread_stops_the_run_cleanly(tmp_path, lossless_clip, monkeypatch, where):
+    import threading
+
+    from restore.io import encode
+
+    src, _ = lossless_clip
+    threads_before = threading.active_count()
+    boom = RuntimeError(f"boom in the {where}")
+    if where == "restorer":
+        def spy_factory(options):
+            n = [0]
+
+            def restorer(chunk, anchors=None):
+                n[0] += 1
+                if n[0] == 3:
+                    raise boom
+                return chunk
+            return restorer
+        registry.methods()
+        monkeypatch.setitem(registry._REGISTRY, ("denoise", "spy"),
+                            registry.MethodSpec("denoise", "spy", spy_factory, "test spy", "test"))
+        kw = {"denoise": True, "denoise_method": "spy"}
+    elif where == "encoder":
+        orig, count = encode.VideoWriter.write, [0]
+
+        def write(self, *a, **k):
+            count[0] += 1
+            if count[0] == 7:
+                raise boom
+            return orig(self, *a, **k)
+        monkeypatch.setattr(encode.VideoWriter, "write", write)
+        kw = {}
+    else:
+        import restore.io as rio
+
+        orig_decode = rio.decode
+
+        def decode(path, **k):
+            for n, f in enumerate(orig_decode(path, **k)):
+                if n == 12 and not k:  # the second pass (full frames), mid-way
+                    raise boom
+                yield f
+        monkeypatch.setattr(rio, "decode", decode)
+        kw = {}
+    with pytest.raises(RuntimeError, match=f"boom in the {where}"):
+        enhance(src, tmp_path / "out.mkv", codec="ffv1", **SMALL_CHUNKS, **kw)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]  # no output, no temp file
+    assert threading.active_count() == threads_before  # the pipeline's threads are gone
+
+
+def test_profile_splits_model_time_from_the_rest(tmp_path, lossless_clip):
+    src, _ = lossless_clip
+    res = enhance(src, tmp_path / "out.mkv", codec="ffv1", denoise=True, scale=2, model="classical",
+                  **SMALL_CHUNKS)
+    p = res.profile
+    assert p["model"] == pytest.approx(p["model_denoise"] + p["model_upscale"])
+    assert p["wall"] == pytest.approx(res.seconds) and p["overhead"] == pytest.approx(p["wall"] - p["model"])
+    assert {"setup", "analysis", "decode_wait", "encode_wait", "close", "encode"} <= set(p)
