@@ -3,10 +3,19 @@
 Two steps, both deterministic:
 
 1. `analyse(frames)` streams over the frames once and keeps, per frame, only the source key-frame
-   flag and a scene-cut score: the mean absolute difference (0-255 scale) between small grey
-   thumbnails of the frame and the previous one. Cuts are frames whose score exceeds
-   max(abs_floor, k * median of the neighbouring scores): the rolling median follows the motion
-   level of the shot, so a fast pan does not fire while a cut in a static scene does.
+   flag and two numbers comparing small grey thumbnails of the frame and the previous one:
+   - score: their mean absolute difference (0-255 scale);
+   - residual: what is left of that difference after motion compensation (DIS optical flow
+     between the thumbnails, one warped onto the other) on brightness-normalised thumbnails
+     (zero mean, fixed contrast), in the better of the two directions, over the pixels the flow
+     explains (kept inside the frame, not occluded by the forward-backward check). It is only
+     computed where the score is over abs_floor, and a change that undoes itself within
+     TRANSIENT frames (a flash that saturates, a strobe) is explained by the frames around it.
+   A cut is a frame whose score exceeds abs_floor (the frames really differ) and whose residual
+   exceeds residual_floor and k x the median residual of the neighbouring frames: motion cannot
+   explain the change (a fast pan, zoom or running subject can be warped away, a new shot
+   cannot), nor can a brightness change (a flash is normalised away), and the shot's own
+   unpredictability (water, fire, heavy noise) sets the bar through the median.
 2. `plan_chunks(stats, min_len, max_len, overlap)` splits every shot (run of frames between cuts)
    into chunks of min_len..max_len frames, preferring chunk starts on source key frames, and gives
    every chunk after the first of its shot `overlap` anchor frames: the already-restored frames
@@ -23,32 +32,48 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-THUMB_SIZE = (64, 36)  # (width, height) of the grey thumbnails compared for cut detection
+from .methods.flow import occlusion_mask, warp
+
+THUMB_SIZE = (128, 72)  # (width, height) of the grey thumbnails compared for cut detection
+# The raw score is taken at half that size: the size abs_floor (chunk.cut_floor) was set for,
+# where area averaging cancels most noise. Flow needs the finer thumbnail: at 64x36 a subject
+# of a few pixels has no flow of its own.
+SCORE_SIZE = (64, 36)
 
 
 @dataclass(frozen=True)
 class CutDetector:
-    abs_floor: float = 15.0  # minimum score (0-255 MAD) for a cut, whatever the shot's motion
-    k: float = 3.0           # a cut must also exceed k x the median score of its neighbourhood
-    window: int = 8          # neighbours on each side in that median
+    abs_floor: float = 15.0   # minimum score (0-255 MAD) for a cut: the frames must really differ
+    k: float = 3.0            # a cut must also exceed k x the median of its neighbourhood
+    window: int = 8           # neighbours on each side in that median
+    residual_floor: float = 16.0  # minimum motion-compensated residual (normalised 0-255) for a cut
 
-    def detect(self, scores: list[float]) -> list[int]:
+    def detect(self, scores: list[float], residuals: list[float] | None = None) -> list[int]:
         """Frame indices that start a new shot (never 0).
 
-        The median is taken over `window` scores on *both* sides of the frame (analysis is a
-        separate pass, so the future is known): a pan that starts with a shot, where there is no
-        past to learn its motion level from, is then still recognised as motion, while a cut is a
-        one-frame spike above both neighbourhoods. Same idea as PySceneDetect's AdaptiveDetector,
-        whose defaults (ratio 3, minimum content score 15) these follow.
+        With `residuals` (what `analyse` gives), a cut needs score > abs_floor, residual >
+        residual_floor and residual > k x the median residual of the neighbours (see the module
+        docstring). Without them (stats saved before residuals existed), the old rule on the raw
+        score: score > max(abs_floor, k x the median neighbouring score), which takes fast
+        motion that starts abruptly for a cut.
+
+        The median is taken over `window` values on *both* sides of the frame (analysis is a
+        separate pass, so the future is known): a cut is a one-frame spike above both
+        neighbourhoods, and a shot whose content is hard to predict from the very first frame
+        is still recognised as such.
         """
+        residuals = residuals or None  # [] in stats saved before residuals existed
+        values = scores if residuals is None else residuals
         cuts = []
         for i in range(1, len(scores)):
-            neighbours = scores[max(1, i - self.window):i] + scores[i + 1:i + 1 + self.window]
-            threshold = self.abs_floor
-            if neighbours:
-                threshold = max(threshold, self.k * float(np.median(neighbours)))
-            if scores[i] > threshold:
-                cuts.append(i)
+            if scores[i] <= self.abs_floor:
+                continue
+            if residuals is not None and residuals[i] <= self.residual_floor:
+                continue
+            neighbours = values[max(1, i - self.window):i] + values[i + 1:i + 1 + self.window]
+            if neighbours and values[i] <= self.k * float(np.median(neighbours)):
+                continue
+            cuts.append(i)
         return cuts
 
 
@@ -58,6 +83,10 @@ class FrameStats:
     scores: list[float]   # thumbnail difference to the previous frame (0 for frame 0)
     cuts: list[int]       # frames that start a new shot
     detector: CutDetector = field(default_factory=CutDetector)
+    # motion-compensated difference to the previous frame; 0 for frame 0 and where the score is
+    # under detector.abs_floor (not computed: such frames cannot be cuts); [] in stats saved
+    # before it existed
+    residuals: list[float] = field(default_factory=list)
 
     @property
     def n_frames(self) -> int:
@@ -70,7 +99,8 @@ class FrameStats:
     def from_json(cls, text: str) -> "FrameStats":
         d = json.loads(text)
         return cls(keys=[bool(k) for k in d["keys"]], scores=[float(s) for s in d["scores"]],
-                   cuts=[int(c) for c in d["cuts"]], detector=CutDetector(**d.get("detector", {})))
+                   cuts=[int(c) for c in d["cuts"]], detector=CutDetector(**d.get("detector", {})),
+                   residuals=[float(r) for r in d.get("residuals", [])])
 
 
 def thumbnail(image: np.ndarray) -> np.ndarray:
@@ -81,34 +111,141 @@ def thumbnail(image: np.ndarray) -> np.ndarray:
     else:
         img = img.astype(np.float32) * 255.0
     grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+    if grey.shape[::-1] == THUMB_SIZE:
+        return grey
     return cv2.resize(grey, THUMB_SIZE, interpolation=cv2.INTER_AREA)
 
 
+# Contrast the thumbnails are normalised to before flow and residual: a typical frame's grey
+# standard deviation, so residuals read like 0-255 differences. Frames flatter than _MIN_STD keep
+# their contrast rather than having their noise amplified into content.
+_NORM_STD = 48.0
+_MIN_STD = 6.0
+# A direction whose flow sends more than this fraction of pixels outside the frame explains too
+# little of the frame to clear a cut: its residual counts as unexplained.
+_MIN_INSIDE = 0.5
+
+
+def _normalise(thumb: np.ndarray) -> np.ndarray:
+    """Zero-mean, fixed-contrast copy of a grey thumbnail, centred on 128 (a flash or fade
+    changes gain and offset, which this removes)."""
+    mean, std = float(thumb.mean()), float(thumb.std())
+    return (thumb - mean) * (_NORM_STD / max(std, _MIN_STD)) + 128.0
+
+
+def _dis(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # full thumbnail resolution: DIS's presets stop at half resolution, too coarse at 128x72
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    dis.setFinestScale(0)
+    return dis.calc(np.clip(a, 0, 255).astype(np.uint8), np.clip(b, 0, 255).astype(np.uint8), None)
+
+
+def _thumb_flows(a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
+    """Candidate DIS flows a -> b between two normalised thumbnails (a(x) ~ b(x + flow(x))).
+
+    DIS's pyramid is shallow on a thumbnail: on its own it misses motions over ~10 % of the
+    width (a whip pan). Phase correlation finds a global shift of any size, so b is also shifted
+    by it and DIS estimates only what is left. Phase correlation in turn fails on smooth content
+    and with several motions, hence both candidates.
+    """
+    h, w = a.shape
+    (dx, dy), _response = cv2.phaseCorrelate(a.astype(np.float64), b.astype(np.float64),
+                                             cv2.createHanningWindow((w, h), cv2.CV_64F))
+    shift = np.empty((h, w, 2), np.float32)
+    shift[..., 0], shift[..., 1] = dx, dy
+    return [_dis(a, b), _dis(a, warp(b, shift)) + shift]
+
+
+def _residual(a: np.ndarray, b: np.ndarray, flow_ab: np.ndarray, flow_ba: np.ndarray) -> float:
+    """Mean |a - b warped onto a| over the pixels of a that the flow explains: those it keeps
+    inside the frame and that pass the forward-backward check (not occluded in b). When fewer
+    than _MIN_INSIDE of the pixels qualify, the flow explains too little and all pixels count."""
+    h, w = a.shape
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    x, y = gx + flow_ab[..., 0], gy + flow_ab[..., 1]
+    ok = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+    ok &= occlusion_mask(flow_ab, flow_ba) == 0
+    diff = np.abs(a - warp(b, flow_ab))
+    return float(diff.mean() if ok.mean() < _MIN_INSIDE else diff[ok].mean())
+
+
+def motion_residual(prev: np.ndarray, cur: np.ndarray) -> float:
+    """Difference between two grey thumbnails that neither motion nor a brightness change explain.
+
+    Both directions are tried and the smaller residual kept: a zoom in is explained by warping
+    the wider frame onto the narrower one, a zoom out the other way.
+    """
+    a, b = _normalise(prev), _normalise(cur)
+    best = float("inf")
+    for f_ab, f_ba in zip(_thumb_flows(a, b), _thumb_flows(b, a)):
+        best = min(best, _residual(a, b, f_ab, f_ba), _residual(b, a, f_ba, f_ab))
+    return best
+
+
+def _score_thumb(thumb: np.ndarray) -> np.ndarray:
+    return cv2.resize(thumb, SCORE_SIZE, interpolation=cv2.INTER_AREA)
+
+
+# A change that undoes itself within this many frames (a flash, a strobe, a one-frame glitch) is
+# not a cut: a cut at frame i needs frame i unexplained by each of the TRANSIENT frames before it,
+# and each of the TRANSIENT frames after it unexplained by frame i - 1.
+TRANSIENT = 3
+
+
 class Analyser:
-    """Incremental form of `analyse`, for callers that consume the frames for something else too."""
+    """Incremental form of `analyse`, for callers that consume the frames for something else too.
+
+    Keeps TRANSIENT + 1 thumbnails; flow is only estimated for frames whose raw score is over
+    the cut floor (the only ones that can be cuts), and the look around a frame only while it
+    still looks like a cut, so shots without fast motion cost no flow at all.
+    """
 
     def __init__(self, detector: CutDetector | None = None):
         self.detector = detector or CutDetector()
         self.keys: list[bool] = []
         self.scores: list[float] = []
-        self._prev: np.ndarray | None = None
+        self.residuals: list[float] = []
+        self._thumbs: dict[int, np.ndarray] = {}  # frame index -> thumbnail, recent frames only
+        self._prev_small: np.ndarray | None = None
+
+    def _is_candidate(self, i: int) -> bool:
+        return self.residuals[i] > self.detector.residual_floor
 
     def add(self, image: np.ndarray, key: bool = False) -> None:
         thumb = thumbnail(image)
-        score = 0.0 if self._prev is None else float(np.mean(np.abs(thumb - self._prev)))
-        self._prev = thumb
+        small = _score_thumb(thumb)
+        i = len(self.scores)
+        score = residual = 0.0
+        if i:
+            score = float(np.mean(np.abs(small - self._prev_small)))
+            if score > self.detector.abs_floor:
+                residual = motion_residual(self._thumbs[i - 1], thumb)
+                # explained by a frame before the previous one: the end of a flash
+                for d in range(2, TRANSIENT + 1):
+                    if residual > self.detector.residual_floor and i - d >= 0:
+                        residual = min(residual, motion_residual(self._thumbs[i - d], thumb))
+        self._prev_small = small
+        self._thumbs[i] = thumb
         self.keys.append(bool(key))
         self.scores.append(score)
+        self.residuals.append(residual)
+        # a candidate cut c whose frame i (c < i <= c + TRANSIENT) is explained by frame c - 1:
+        # the start of a flash
+        for c in range(max(1, i - TRANSIENT), i):
+            if self._is_candidate(c):
+                self.residuals[c] = min(self.residuals[c], motion_residual(self._thumbs[c - 1], thumb))
+        self._thumbs.pop(i - TRANSIENT - 1, None)  # the next frame looks back TRANSIENT + 1 frames at most
 
     def result(self) -> FrameStats:
-        return FrameStats(list(self.keys), list(self.scores), self.detector.detect(self.scores), self.detector)
+        cuts = self.detector.detect(self.scores, self.residuals)
+        return FrameStats(list(self.keys), list(self.scores), cuts, self.detector, list(self.residuals))
 
 
 def analyse(frames: Iterable, detector: CutDetector | None = None) -> FrameStats:
     """Per-frame key flags and scene-cut scores for an iterable of frames.
 
     Items may be restore.io VideoFrame objects (`.image`, `.key`) or bare (H, W, 3) arrays
-    (treated as non-key frames). Only one thumbnail is kept in memory at a time.
+    (treated as non-key frames). Only TRANSIENT + 1 thumbnails are kept in memory at a time.
     """
     a = Analyser(detector)
     for f in frames:

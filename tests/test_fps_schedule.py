@@ -89,6 +89,9 @@ class CountingDIS:
                 pairs.append((a.shape, hashlib.sha1(a.data).hexdigest(), hashlib.sha1(b.data).hexdigest()))
                 return dis.calc(a, b, flow)
 
+            def __getattr__(self, name):  # settings (setFinestScale, ...) go to the real one
+                return getattr(dis, name)
+
         return Wrapped()
 
 
