@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 import sys
-from pathlib import Path
 
 import click
 
@@ -41,9 +40,9 @@ def _command_line(params: dict) -> str:
 @click.option("--methods", default=None, metavar="LIST",
               help="Comma-separated method names (registry names, e.g. diffusion,nlmeans, and peers, e.g. dvdnet,bm3d). Default: all.")
 @click.option("--out", default="bench", show_default=True, type=click.Path(file_okay=False),
-              help="Output folder: bench.md, bench.json, <task>.png.")
+              help="Output folder: bench.md, bench.json (unless --md), <task>.png.")
 @click.option("--md", type=click.Path(dir_okay=False), default=None,
-              help="Also write the markdown report here (and its JSON beside it), e.g. docs/validation.md.")
+              help="Write the markdown report here instead of OUT/bench.md (its JSON beside it), e.g. docs/validation.md.")
 @click.option("--device", default="auto", show_default=True, help="Our models and LPIPS: auto, cpu, cuda[:N]. Peers run on the CPU.")
 @click.option("--dvdnet", type=click.Path(), default=None, metavar="DIR",
               help="DVDnet peer folder: the authors' models.py, motioncompensation.py and weights.")
@@ -72,7 +71,7 @@ def command(data, tasks, frames, methods, out, md, device, dvdnet, peers_dir, tu
     from restore.eval.bench import run_bench
     from restore.eval.methods import DEFAULT_TASKS
     from restore.eval.protocols import NOISE_SEED
-    from restore.eval.report import clean_json, render
+    from restore.eval.report import render
 
     params = dict(data=data, tasks=tasks, frames=frames, methods=methods, out=out, md=md, device=device,
                   dvdnet=dvdnet, peers_dir=peers_dir, tuning_cache=tuning_cache, retune=retune, seed=seed,
@@ -88,15 +87,6 @@ def command(data, tasks, frames, methods, out, md, device, dvdnet, peers_dir, tu
     results = run_bench(list(data) or None, tasks or ",".join(DEFAULT_TASKS), frames=frames, methods=methods, out=out,
                         device=device, dvdnet=dvdnet, peers_dir=list(peers_dir), tuning_cache=tuning_cache,
                         retune=retune, seed=NOISE_SEED if seed is None else seed, lpips=use_lpips, threads=threads,
-                        steps=step_list,
-                        command=_command_line(params))
-    text = render(results)
-    if md:
-        import json
-
-        md_path = Path(md)
-        md_path.parent.mkdir(parents=True, exist_ok=True)
-        md_path.write_text(text)
-        md_path.with_suffix(".json").write_text(json.dumps(clean_json(results), indent=1))
-    sys.stdout.write(text)
+                        steps=step_list, md=md, command=_command_line(params))
+    sys.stdout.write(render(results))
     return 0

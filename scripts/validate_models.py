@@ -12,7 +12,6 @@ checkpoints (<model>.safetensors + .yaml) instead of the shipped weights.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -33,7 +32,7 @@ def parse_args(argv=None):
     p.add_argument("--peers-dir", type=Path, action="append", default=[], help="pip --target folder of peer packages")
     p.add_argument("--device", default="auto")
     p.add_argument("--md", type=Path, default=REPO / "docs" / "validation.md", help="report path (JSON beside it)")
-    p.add_argument("--out", type=Path, default=REPO / "docs" / "validation-plots", help="folder for bench.* and plots")
+    p.add_argument("--out", type=Path, default=REPO / "docs" / "validation-plots", help="folder for the plots")
     p.add_argument("--tuning-cache", type=Path, default=REPO / "docs" / "validation-tuning.json")
     p.add_argument("--retune", action="store_true")
     return p.parse_args(argv)
@@ -50,22 +49,18 @@ def main(argv=None) -> int:
     from restore.errors import RestoreError
     from restore.eval.bench import run_bench
     from restore.eval.methods import DEFAULT_TASKS
-    from restore.eval.report import clean_json, render
+    from restore.eval.report import render
 
     data = args.data or [REPO.parent / "shared" / "data" / "val"]
     command = shlex.join(["python", "scripts/validate_models.py"] + (sys.argv[1:] if argv is None else list(argv)))
     try:
         results = run_bench(data, args.tasks or ",".join(DEFAULT_TASKS), frames=args.frames, methods=args.methods,
                             out=args.out, device=args.device, dvdnet=args.dvdnet, peers_dir=args.peers_dir,
-                            tuning_cache=args.tuning_cache, retune=args.retune, command=command)
+                            tuning_cache=args.tuning_cache, retune=args.retune, md=args.md, command=command)
     except RestoreError as err:
         print(f"validate_models: {err}", file=sys.stderr)
         return 2
-    text = render(results)
-    args.md.parent.mkdir(parents=True, exist_ok=True)
-    args.md.write_text(text)
-    args.md.with_suffix(".json").write_text(json.dumps(clean_json(results), indent=1))
-    sys.stdout.write(text)
+    sys.stdout.write(render(results))
     return 0
 
 

@@ -42,6 +42,7 @@ def test_runs_the_bench_and_writes_the_report(tmp_path, capsys):
     assert "| bicubic | classical |" in text and "scripts/validate_models.py --data" in text
     saved = json.loads(md.with_suffix(".json").read_text())
     assert set(saved["tasks"]["sr2"]["datasets"][0]["methods"]) == {"bicubic", "lanczos"}
+    assert "](../plots/sr2.png)" in text and (tmp_path / "plots" / "sr2.png").is_file()
     assert text in capsys.readouterr().out
 
 

@@ -264,7 +264,7 @@ def run_bench(data=None, tasks=DEFAULT_TASKS, *, frames: int | None = None, meth
               device: str = "auto", dvdnet=None, peers_dir=(), tuning_cache=None, retune: bool = False,
               seed: int = protocols.NOISE_SEED, lpips: bool = True, threads: int | None = None,
               steps=None, peers: list | None = None, extra_peers: list = (), plots: bool = True,
-              command: str | None = None,
+              md=None, command: str | None = None,
               log: Callable[[str], None] | None = None) -> dict:
     """Run the benchmark; returns the results dict (also written to `out` unless it is None).
 
@@ -273,6 +273,8 @@ def run_bench(data=None, tasks=DEFAULT_TASKS, *, frames: int | None = None, meth
     frames: clip frames per data set (default 10, 4 for the sample); also caps images and triplets.
     methods: names to run (registry names and peer names); None = all.
     steps: sampling step counts for our models, each a row `name@k` (a steps sweep); None = default.
+    out: folder for the plots, and bench.md / bench.json unless `md` names the markdown path (its JSON
+    goes beside it); None writes nothing.
     peers: the peer list (default: restore.eval.peers.builtin_peers()); extra_peers are added to it.
     """
     import torch
@@ -338,6 +340,6 @@ def run_bench(data=None, tasks=DEFAULT_TASKS, *, frames: int | None = None, meth
     if out_dir is not None:
         from .report import write_outputs
 
-        write_outputs(results, out_dir, plots=plots)
-        log(f"wrote {out_dir / 'bench.md'}, {out_dir / 'bench.json'}")
+        md_file, json_file = write_outputs(results, out_dir, plots=plots, md_path=md)
+        log(f"wrote {md_file}, {json_file}" + (f", plots in {out_dir}" if plots else ""))
     return results

