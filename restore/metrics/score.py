@@ -327,7 +327,7 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
     if want_temporal:
         from .temporal import TemporalMeter
 
-        temporal_meter = TemporalMeter()
+        temporal_meter = TemporalMeter(tof=True)
     rows: list[dict] = []
     batch_idx: list[int] = []
     batch_ref: list[np.ndarray] = []

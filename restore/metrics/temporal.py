@@ -75,7 +75,9 @@ class TemporalMeter:
     """Feed aligned (reference, output) RGB frames in order; `add` returns that frame's values
     (None for the first frame, which has no predecessor)."""
 
-    def __init__(self, tof: bool = True):
+    def __init__(self, tof: bool = False):
+        """tof: also TecoGAN's tOF (two Farneback flows per frame: off unless asked, so callers
+        that want E_warp alone do not pay for it)."""
         import cv2
 
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
