@@ -50,7 +50,9 @@ def parse_models(spec) -> tuple[str, ...]:
                "vmaf_v0.6.1neg": "vmaf_neg", "vmafneg": "vmaf_neg"}.get(key, key)
         for k in (MODELS if key == "all" else [key]):
             if k not in MODELS:
-                raise ConfigError(f"--vmaf {item!r}: expected vmaf, neg or both")
+                hint = (" (a file name? --vmaf takes an optional value: put it after the files, or "
+                        "write --vmaf both)") if any(c in str(item) for c in "./\\") else ""
+                raise ConfigError(f"--vmaf {item!r}: expected vmaf, neg or both{hint}")
             if k not in out:
                 out.append(k)
     return tuple(out)
