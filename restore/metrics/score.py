@@ -195,6 +195,9 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
         raise MediaError(f"frames of {W - 2 * crop_border}x{H - 2 * crop_border} pixels"
                          f"{' after --crop-border' if crop_border else ''} are smaller than SSIM's "
                          f"{MIN_SSIM_SIZE}x{MIN_SSIM_SIZE} window; use --no-ssim", ref_path)
+    if want_ssim and ssim_mode == "ffmpeg" and min(W, H) < 16:
+        raise MediaError(f"frames of {W}x{H} pixels are too small for ffmpeg's SSIM (8x8 windows on "
+                         f"every plane, chroma included: at least 16x16); use --no-ssim", ref_path)
     if vmaf_models:
         from .vmaf import MIN_SIZE as VMAF_MIN
 
@@ -295,6 +298,10 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
         ssim_range = 255.0
     if vmaf_models:
         from .vmaf import VMAFMeter
+
+        vfmt = planar_format(ref_info.pix_fmt)
+        if vfmt != ref_info.pix_fmt and psnr_mode != "yuv":   # yuv mode has said so already
+            warn(f"VMAF measured on the Y plane of {vfmt}, converted from the reference's {ref_info.pix_fmt}")
 
         vmeter = VMAFMeter(vmaf_models, bits=format_bits(planar_format(ref_info.pix_fmt)), device=device,
                            batch_size=vmaf_batch)
