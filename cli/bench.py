@@ -21,9 +21,9 @@ def _command_line(params: dict) -> str:
             parts += [f"--{name.replace('_', '-')}", str(v)]
     for p in params["peers_dir"]:
         parts += ["--peers-dir", p]
-    for flag in ("retune",):
+    for flag in ("retune", "per_frame"):
         if params.get(flag):
-            parts.append(f"--{flag}")
+            parts.append(f"--{flag.replace('_', '-')}")
     if not params.get("use_lpips", True):
         parts.append("--no-lpips")
     return shlex.join(parts)
@@ -56,9 +56,11 @@ def _command_line(params: dict) -> str:
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (ours and the peers).")
 @click.option("--steps", default=None, metavar="LIST",
               help="Sampling step counts for our models, e.g. 1,2,4,8: one row per count (name@k). Default: each model's own.")
+@click.option("--per-frame", is_flag=True,
+              help="Also run our denoise/SR models one frame per call (rows name:per-frame): what the clip-joint call gains.")
 @click.option("--lpips/--no-lpips", "use_lpips", default=True, show_default=True, help="LPIPS (slower on CPU).")
 def command(data, tasks, frames, methods, out, md, device, dvdnet, peers_dir, tuning_cache, retune, seed, threads,
-            steps, use_lpips):
+            steps, per_frame, use_lpips):
     """Benchmark our models against the classical methods and the peers: Y-PSNR, RGB-PSNR, SSIM,
     LPIPS, E_warp and seconds per frame, with the machine. Prints the table and writes
     OUT/bench.md, OUT/bench.json and a quality-vs-speed plot per task.
@@ -75,7 +77,7 @@ def command(data, tasks, frames, methods, out, md, device, dvdnet, peers_dir, tu
 
     params = dict(data=data, tasks=tasks, frames=frames, methods=methods, out=out, md=md, device=device,
                   dvdnet=dvdnet, peers_dir=peers_dir, tuning_cache=tuning_cache, retune=retune, seed=seed,
-                  threads=threads, steps=steps, use_lpips=use_lpips)
+                  threads=threads, steps=steps, per_frame=per_frame, use_lpips=use_lpips)
     from restore.eval.methods import BenchError
 
     try:
@@ -87,6 +89,6 @@ def command(data, tasks, frames, methods, out, md, device, dvdnet, peers_dir, tu
     results = run_bench(list(data) or None, tasks or ",".join(DEFAULT_TASKS), frames=frames, methods=methods, out=out,
                         device=device, dvdnet=dvdnet, peers_dir=list(peers_dir), tuning_cache=tuning_cache,
                         retune=retune, seed=NOISE_SEED if seed is None else seed, lpips=use_lpips, threads=threads,
-                        steps=step_list, md=md, command=_command_line(params))
+                        steps=step_list, per_frame=per_frame, md=md, command=_command_line(params))
     sys.stdout.write(render(results))
     return 0

@@ -35,6 +35,8 @@ def parse_args(argv=None):
     p.add_argument("--out", type=Path, default=REPO / "docs" / "validation-plots", help="folder for the plots")
     p.add_argument("--tuning-cache", type=Path, default=REPO / "docs" / "validation-tuning.json")
     p.add_argument("--retune", action="store_true")
+    p.add_argument("--render", type=Path, metavar="JSON",
+                   help="only rewrite --md from the numbers in JSON (e.g. docs/validation.json), running nothing")
     return p.parse_args(argv)
 
 
@@ -46,6 +48,19 @@ def main(argv=None) -> int:
             return 2
         # Before anything imports restore.methods.diffusion: it registers the models it finds there.
         os.environ["RESTORE_WEIGHTS_DIR"] = str(args.weights_dir.resolve())
+    if args.render is not None:
+        import json
+
+        from restore.eval.report import render
+
+        try:
+            text = render(json.loads(args.render.read_text()))
+        except (OSError, ValueError, KeyError) as err:
+            print(f"validate_models: --render {args.render}: {err}", file=sys.stderr)
+            return 2
+        args.md.write_text(text)
+        sys.stdout.write(text)
+        return 0
     from restore.errors import RestoreError
     from restore.eval.bench import run_bench
     from restore.eval.methods import DEFAULT_TASKS

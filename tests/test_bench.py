@@ -242,3 +242,16 @@ def test_cli_bench_prints_the_table_and_reports_bad_input(val_dir, tmp_path, cap
     rc = main(["bench", "--data", str(val_dir), "--tasks", "deblur", "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 2 and "deblur" in err and "Traceback" not in err
+
+
+def test_steps_sweep_and_per_frame_rows_of_our_models(val_dir):
+    from restore.registry import methods
+
+    if not any(s.name == "diffusion" for s in methods("denoise")):
+        pytest.skip("no diffusion denoiser registered (weights missing)")
+    res = run_bench([val_dir], "denoise25", frames=2, methods=["diffusion", "nlmeans"], steps=[1, 2], per_frame=True,
+                    out=None, device="cpu", lpips=False, peers=[], log=lambda m: None)
+    rows = res["tasks"]["denoise25"]["datasets"][0]["methods"]
+    assert set(rows) == {"nlmeans", "diffusion@1", "diffusion@2", "diffusion@1:per-frame", "diffusion@2:per-frame"}
+    assert rows["diffusion@2"]["params"]["steps"] == 2 and rows["diffusion@1:per-frame"]["params"]["frames per call"] == 1
+    assert all(r["psnr_rgb"] > res["tasks"]["denoise25"]["datasets"][0]["input"]["psnr_rgb"] for r in rows.values())

@@ -50,3 +50,22 @@ def test_bad_weights_dir_is_a_one_line_error(tmp_path, capsys):
     rc = _load().main(["--weights-dir", str(tmp_path / "none")])
     err = capsys.readouterr().err
     assert rc == 2 and "none" in err and err.count("\n") == 1
+
+
+def test_render_rewrites_the_report_from_its_json(tmp_path, capsys):
+    vm = _load()
+    results = {"meta": {"command": "restore bench", "started": "then", "seconds": 1.0, "data": ["d"], "frames": 2,
+                        "default_frames": 10, "methods": "all", "peers": {},
+                        "machine": {"cpu": "cpu", "cpus": 2, "torch_threads": 2, "device": "cpu", "torch": "2",
+                                    "python": "3"}},
+               "tasks": {"sr2": {"label": "super-resolution x2 (BI)", "kind": "upscale", "datasets": [
+                   {"dataset": "set", "kind": "upscale", "protocol": "BI", "scale": 2, "images": ["a"],
+                    "methods": {"bicubic": {"family": "classical", "psnr_y": 30.0, "psnr_rgb": 28.0, "ssim": 0.9,
+                                            "lpips": 0.2, "ewarp": "nan", "sec_per_frame": 0.01, "params": {}}},
+                    "skipped": {}, "failed": {}}]}}}
+    js = tmp_path / "v.json"
+    js.write_text(json.dumps(results))
+    md = tmp_path / "v.md"
+    assert vm.main(["--render", str(js), "--md", str(md)]) == 0
+    assert "| bicubic | classical | 30.000 | 28.000 | 0.9000 | 0.2000 | - |" in md.read_text()
+    assert vm.main(["--render", str(tmp_path / "missing.json"), "--md", str(md)]) == 2

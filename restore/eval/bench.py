@@ -26,7 +26,7 @@ import numpy as np
 from . import data as bdata
 from . import protocols
 from .methods import (DEFAULT_TASKS, BenchError, Candidate, Task, parse_tasks, peer_candidates,
-                      registry_candidates, selected)
+                      base_name, registry_candidates, selected)
 from .scoring import LPIPSMeter, ewarp, score_pairs
 
 DEFAULT_FRAMES = 10        # clip frames per data folder when --frames is not given
@@ -59,6 +59,7 @@ class BenchContext:
     tuning_cache: Path | None = None
     retune: bool = False
     steps: list[int] | None = None
+    per_frame: bool = False
     lpips: LPIPSMeter | None = None
     log: Callable[[str], None] = _stderr
     _reasons: dict = field(default_factory=dict)
@@ -202,7 +203,8 @@ def bench_task(task: Task, ds: Dataset, ctx: BenchContext, wanted: set[str] | No
         ref, deg = input_pair
         entry["input"] = score_pairs(zip(ref, deg), mode="sequence", lpips=ctx.lpips)
         entry["input"]["ewarp"] = ewarp(ref, deg)
-    cands = registry_candidates(task, ctx.device, ctx.steps) + peer_candidates(task, ctx, ds, wanted)
+    cands = (registry_candidates(task, ctx.device, ctx.steps, ctx.per_frame)
+             + peer_candidates(task, ctx, ds, wanted))
     for cand in cands:
         if not selected(cand.name, wanted):
             continue
@@ -263,7 +265,8 @@ def machine_info(device: str) -> dict:
 def run_bench(data=None, tasks=DEFAULT_TASKS, *, frames: int | None = None, methods=None, out="bench",
               device: str = "auto", dvdnet=None, peers_dir=(), tuning_cache=None, retune: bool = False,
               seed: int = protocols.NOISE_SEED, lpips: bool = True, threads: int | None = None,
-              steps=None, peers: list | None = None, extra_peers: list = (), plots: bool = True,
+              steps=None, per_frame: bool = False, peers: list | None = None, extra_peers: list = (),
+              plots: bool = True,
               md=None, command: str | None = None,
               log: Callable[[str], None] | None = None) -> dict:
     """Run the benchmark; returns the results dict (also written to `out` unless it is None).
@@ -273,6 +276,7 @@ def run_bench(data=None, tasks=DEFAULT_TASKS, *, frames: int | None = None, meth
     frames: clip frames per data set (default 10, 4 for the sample); also caps images and triplets.
     methods: names to run (registry names and peer names); None = all.
     steps: sampling step counts for our models, each a row `name@k` (a steps sweep); None = default.
+    per_frame: also run our denoise/SR models one frame per call (rows `name:per-frame`).
     out: folder for the plots, and bench.md / bench.json unless `md` names the markdown path (its JSON
     goes beside it); None writes nothing.
     peers: the peer list (default: restore.eval.peers.builtin_peers()); extra_peers are added to it.
@@ -306,13 +310,13 @@ def run_bench(data=None, tasks=DEFAULT_TASKS, *, frames: int | None = None, meth
                        peer_paths=[Path(p).resolve() for p in (peers_dir or ())],
                        dvdnet=Path(dvdnet) if dvdnet else None,
                        tuning_cache=Path(tuning_cache) if tuning_cache else (out_dir / "peer-tuning.json" if out_dir else None),
-                       retune=retune, steps=[int(k) for k in steps] if steps else None,
+                       retune=retune, steps=[int(k) for k in steps] if steps else None, per_frame=per_frame,
                        lpips=LPIPSMeter(dev) if lpips else None, log=log)
     wanted = None
     if methods:
         wanted = {m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods) if m.strip()}
         known = {c.name for t in task_list for c in registry_candidates(t, dev)} | {p.name for p in peers}
-        unknown = sorted(w for w in wanted if w.split("@")[0] not in known)
+        unknown = sorted(w for w in wanted if base_name(w) not in known)
         if unknown:
             raise BenchError(f"--methods: unknown {', '.join(unknown)} (known: {', '.join(sorted(known))})")
 
@@ -323,7 +327,7 @@ def run_bench(data=None, tasks=DEFAULT_TASKS, *, frames: int | None = None, meth
                               "default_frames": SAMPLE_FRAMES if sample else DEFAULT_FRAMES,
                               "seed": seed, "tasks": [t.name for t in task_list],
                               "methods": sorted(wanted) if wanted else "all", "lpips": bool(lpips),
-                              "steps": ctx.steps},
+                              "steps": ctx.steps, "per_frame": per_frame},
                      "tasks": {}}
     for task in task_list:
         entries = []

@@ -98,9 +98,19 @@ def _interpolator(interp, t: float = 0.5) -> Callable:
     return run
 
 
-def registry_candidates(task: Task, device: str, steps=None) -> list[Candidate]:
+def _per_frame(method: Callable) -> Callable:
+    """The same spatial method called on one frame at a time: no temporal context, no anchors."""
+    def run(frames_u8: np.ndarray) -> np.ndarray:
+        return np.concatenate([method(frames_u8[i:i + 1]) for i in range(len(frames_u8))])
+
+    return run
+
+
+def registry_candidates(task: Task, device: str, steps=None, per_frame: bool = False) -> list[Candidate]:
     """Every registry method of the task (at its scale). `steps`: sampling step counts to run our
-    (non-classical) models at, each as its own row `name@k` (a steps sweep); None = their default."""
+    (non-classical) models at, each as its own row `name@k` (a steps sweep); None = their default.
+    `per_frame`: also run our models on denoise/upscale one frame per call, as rows `name:per-frame`
+    (what the clip-joint call gains in E_warp and PSNR over frame-by-frame processing)."""
     from restore.registry import MethodOptions, methods
 
     out = []
@@ -121,12 +131,20 @@ def registry_candidates(task: Task, device: str, steps=None) -> list[Candidate]:
             if k is not None:
                 params["steps"] = k
             out.append(Candidate(name, family, spec.description, make, params))
+            if per_frame and family == "ours" and task.kind != "interpolate":
+                out.append(Candidate(f"{name}:per-frame", family, spec.description + " (one frame per call)",
+                                     lambda make=make: _per_frame(make()), {**params, "frames per call": 1}))
     return out
 
 
 def selected(name: str, wanted: set[str] | None) -> bool:
-    """--methods filter: a name, or the base name of a steps variant (diffusion selects diffusion@4)."""
-    return wanted is None or name in wanted or name.split("@")[0] in wanted
+    """--methods filter: a name, or the base name of a variant (diffusion selects diffusion@4 and
+    diffusion:per-frame)."""
+    return wanted is None or name in wanted or base_name(name) in wanted
+
+
+def base_name(name: str) -> str:
+    return name.split(":")[0].split("@")[0]
 
 
 def peer_candidates(task: Task, ctx, dataset, wanted: set[str] | None = None) -> list[Candidate]:

