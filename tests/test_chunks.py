@@ -82,7 +82,7 @@ def test_every_cut_detected_exactly_and_is_a_boundary():
 
 
 def test_fast_pan_is_not_a_cut_but_static_scene_cut_is():
-    # A fast pan gives large differences every frame; the adaptive threshold follows them.
+    # A fast pan gives large differences every frame; motion compensation explains them.
     fast, _ = make_cut_clip([40], speed=12.0, seed=3)
     stats = analyse(fast)
     assert min(stats.scores[1:]) > 15  # the pan really moves, above the absolute floor
