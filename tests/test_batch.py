@@ -64,6 +64,26 @@ def recording_worker(input_path: str, output_path: str, options: dict) -> dict:
     return result
 
 
+def resuming_worker(input_path: str, output_path: str, options: dict) -> dict:
+    """enhance_worker whose first attempt dies by SIGKILL at the 40th frame write (mid-item,
+    chunks already committed to the item's work folder)."""
+    from restore.batch.workers import enhance_worker
+    from restore.io import encode
+
+    marker = Path(options["test"]["dir"]) / f"{os.path.basename(input_path)}.killed"
+    if not marker.exists():
+        marker.write_text("x")
+        orig, count = encode.VideoWriter.write, [0]
+
+        def write(self, *a, **k):
+            count[0] += 1
+            if count[0] == 40:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return orig(self, *a, **k)
+        encode.VideoWriter.write = write
+    return enhance_worker(input_path, output_path, options)
+
+
 # ------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------
@@ -587,3 +607,31 @@ def test_status_during_a_run_says_it_is_running(tmp_path, capsys):
         proc.communicate()
     assert main(["batch", "status", str(out)]) == 0  # killed: now it did not finish
     assert "did not finish" in capsys.readouterr().out
+
+
+def test_an_item_killed_mid_way_resumes_from_its_finished_chunks(tmp_path):
+    """Batch items run with --resume: the retry after a dead worker replays the chunks the killed
+    attempt finished and gives the output an uninterrupted run gives."""
+    import numpy as np
+
+    from restore.io import decode
+    from restore.pipeline import enhance
+
+    src = tmp_path / "src"
+    src.mkdir()
+    make_clip(src / "a.mp4", 30, width=64, height=48, cuts=[13])
+    overrides = {"denoise": True, "scale": 2, "model": "classical", "chunk.min_len": 3, "chunk.max_len": 6}
+    (tmp_path / "t").mkdir()
+    st = BatchSettings(options={"overrides": overrides, "test": {"dir": str(tmp_path / "t")}},
+                       config={"overrides": overrides}, worker=resuming_worker, workers=1)
+    s = run_batch([src], tmp_path / "out", st, log=quiet)
+    assert (s.done, s.failed, s.retried) == (1, 0, 1)
+    with mf.Manifest(tmp_path / "out", readonly=True) as m:
+        row = m.row(src / "a.mp4")
+        assert row["attempts"] == 2 and json.loads(row["result"])["resumed_chunks"] >= 2
+    ref = enhance(src / "a.mp4", tmp_path / "ref.mp4", **overrides)
+    out = tmp_path / "out" / "a_restored.mp4"
+    np.testing.assert_array_equal(np.stack([f.image for f in decode(out)]),
+                                  np.stack([f.image for f in decode(ref.output)]))
+    left = sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".restore-batch."))
+    assert left == ["a_restored.mp4"]  # the work folder and the killed attempt's temp files are gone
