@@ -37,6 +37,8 @@ HIGHER_IS_BETTER = {"psnr": True, "psnr_y": True, "psnr_u": True, "psnr_v": True
 # PSNR on them means something only as "PSNR of the PQ/HLG signal", which the report states.
 HDR_TRANSFERS = {"smpte2084": "PQ (SMPTE ST 2084)", "arib-std-b67": "HLG (ARIB STD-B67)"}
 MIN_SSIM_SIZE = 11   # the SSIM window
+SSIM_THREADS = max(1, min(4, os.cpu_count() or 1))
+SSIM_AHEAD = 2 * SSIM_THREADS   # frames whose SSIM may still be computing (bounds the memory held)
 
 
 class ScoreWarning(UserWarning):
@@ -389,6 +391,12 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
                 for name in ("y", "u", "v"):
                     row[f"ssim_{name}"] = float(meta[f"lavfi.ssim.{name.upper()}"])
 
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    ssim_pool = ThreadPoolExecutor(max_workers=SSIM_THREADS, thread_name_prefix="restore-ssim")
+    ssim_pending: deque = deque()
+
     bar = None
     if progress:
         from tqdm import tqdm
@@ -424,7 +432,13 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
                     for name, v in zip(("y", "u", "v"), per_plane):
                         row[f"ssim_{name}"] = v
             elif want_ssim:
-                row["ssim"] = _ssim(luma(r), luma(d), ssim_range)
+                # Gaussian SSIM is the heaviest per-frame work: it runs beside the loop in worker
+                # threads (OpenCV and numpy release the GIL), at most SSIM_AHEAD frames in flight
+                row["ssim"] = None
+                ssim_pending.append((row, ssim_pool.submit(lambda a, b: _ssim(luma(a), luma(b), ssim_range), r, d)))
+                while len(ssim_pending) > SSIM_AHEAD:
+                    done_row, fut = ssim_pending.popleft()
+                    done_row["ssim"] = fut.result()
             if vmeter is not None:
                 vmeter.add(y_plane(r), y_plane(d))
             rows.append(row)
@@ -448,9 +462,15 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
             flush()
         if ff_ssim is not None:
             take_ffmpeg_ssim(ff_ssim.close())
+        while ssim_pending:
+            done_row, fut = ssim_pending.popleft()
+            done_row["ssim"] = fut.result()
     finally:
         if bar is not None:
             bar.close()
+        for _, fut in ssim_pending:
+            fut.cancel()
+        ssim_pool.shutdown(wait=True)
 
     n_ref += len(rows) + max(0, -offset)
     n_dist += len(rows) + max(0, offset)
