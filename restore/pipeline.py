@@ -23,6 +23,7 @@ output file exists; the encoder writes under a temporary name and renames at the
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import queue
@@ -286,8 +287,18 @@ def _work_settings(cfg: EnhanceConfig, device: str, specs, out_dtype) -> dict:
     d = cfg.to_dict()
     d.pop("encode")
     d.pop("output")
+    # Model weights retrained between a run and its resume would mix two models in one output:
+    # their files' sizes and mtimes are part of the key.
+    weights = {}
+    for spec in specs.values():
+        if spec.card:
+            folder = Path(spec.card).parent
+            for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.yaml")):
+                with contextlib.suppress(OSError):
+                    st = f.stat()
+                    weights[f.name] = [st.st_size, st.st_mtime_ns]
     return {"config": d, "device": device, "methods": {t: s.name for t, s in specs.items()},
-            "dtype": np.dtype(out_dtype).name, "restore": __version__}
+            "dtype": np.dtype(out_dtype).name, "restore": __version__, "weights": weights}
 
 
 def enhance(input, output=None, *, preset="default", overwrite: bool = False,
