@@ -5,7 +5,10 @@ with it, so the features and the SVM come from `vmaf-torch` (PyPI, BSD-3-Clause;
 Koroteev, arXiv 2310.15578), a PyTorch port of libvmaf's float code path that also runs on CUDA.
 Its model coefficients are in its source code: nothing is read from disk or the network at run
 time. What restore adds is the streaming around it (features in batches of frames, the motion
-feature carried across batches, so memory does not grow with the clip) and the conventions below.
+feature carried across batches, so memory does not grow with the clip), the conventions below,
+and, on the CPU, its one-channel filters routed through OpenCV while it runs (_fast_blur: the
+same arithmetic, 2-3x less CPU; module attributes of vmaf_torch swapped and restored, so a
+vmaf-torch release that renames them just runs at PyTorch speed).
 
 Conventions (libvmaf's, checked in tests/test_vmaf.py against Netflix's expected scores for
 their own test vectors, tests/data/vmaf/):
@@ -72,7 +75,7 @@ def _load_vmaf_torch():
 def _sep_blur_cpu(x, weight, stride: int = 1):
     """vmaf_torch.utils.fast_gaussian_blur (a 'valid' separable correlation, then stride) with
     OpenCV's SIMD sepFilter2D: PyTorch's conv2d is slow for one-channel images on CPU (VIF's
-    blurs were two thirds of its time, ADM's filters 40 % of its). Only the valid region is kept, so the border mode never
+    blurs were two thirds of its time). Only the valid region is kept, so the border mode never
     enters. Same float32 arithmetic; the Netflix vectors check the scores did not move."""
     import cv2
     import torch
