@@ -110,6 +110,24 @@ def _phase_text(h: dict) -> str:
     return text + (f" ({h['note']})" if h.get("note") else "")
 
 
+def _arch_text(arch: dict) -> str:
+    if arch.get("type") == "window":
+        return (f"window network (restore/diffusion/windownet.py) at 1/{arch['factor']} of the output resolution: "
+                f"per-frame encoder ({arch['enc']} ch), fusion of {2 * arch['radius'] + 1} neighbouring frames, "
+                f"U-Net channels {arch['channels']}, blocks {arch['blocks']}, pixel-shuffle head")
+    return (f"pixel-space video U-Net, channels {arch['channels']}, {arch['blocks']} blocks/level, "
+            "temporal conv + frame attention")
+
+
+def _chunk_text(cfg: dict, meta: dict) -> str:
+    inf = meta.get("inference") or {}
+    if not inf:
+        return (f"{cfg.get('frames')} frames in training; windows of {int(cfg.get('frames', 3)) + 1} "
+                "anchored on each other at inference")
+    return (f"{cfg.get('frames')} frames in training; at inference windows of {inf['window']} frames "
+            f"({inf['anchors']} restored anchors in front, {inf.get('lookahead', 0)} frames of lookahead)")
+
+
 def card(name: str, meta: dict, results: dict | None, size: int) -> str:
     cfg = meta.get("config", {})
     data = meta.get("data", {})
@@ -120,13 +138,11 @@ def card(name: str, meta: dict, results: dict | None, size: int) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| architecture | pixel-space video U-Net, channels {meta['arch']['channels']}, "
-        f"{meta['arch']['blocks']} blocks/level, temporal conv + frame attention |",
+        f"| architecture | {_arch_text(meta['arch'])} |",
         f"| parameters | {size / 1e6:.2f} M (float16 on disk, float32 at run time) |",
-        f"| chunk | {cfg.get('frames')} frames in training; windows of {int(cfg.get('frames', 3)) + 1} "
-        "anchored on each other at inference |",
-        f"| default sampling | {meta['sampling']['steps']} Euler step(s) from start level "
-        f"{meta['sampling']['start_sigma']} (data in [-1, 1]) |",
+        f"| chunk | {_chunk_text(cfg, meta)} |",
+        f"| default sampling | {(meta.get('inference') or meta['sampling'])['steps']} Euler step(s) from start level "
+        f"{(meta.get('inference') or meta['sampling'])['start_sigma']} (data in [-1, 1]) |",
         f"| training | {meta['step']} steps, {meta['train_seconds'] / 60:.0f} min wall"
         f"{'' if any(h.get('device') for h in meta['history']) else ' on a 2-core CPU'}; "
         + "; ".join(_phase_text(h) for h in meta["history"]) + " |",
@@ -135,7 +151,8 @@ def card(name: str, meta: dict, results: dict | None, size: int) -> str:
         f"{'; ' + data['note'] if data.get('note') else ''} |",
         f"| git commit | {meta.get('git_commit')} |",
         "",
-        "Training curve: `" + name + ".log.csv` (step, wall seconds, loss, quick validation PSNR).",
+        "Training curve: `" + name + ".log.csv` (step, wall seconds, loss, and every `val_every` steps the "
+        "quick validation: PSNR, the degraded input's PSNR and LPIPS on a 192 px crop of davis-dog).",
         "",
     ]
     if results:
@@ -167,6 +184,8 @@ def main(argv=None) -> int:
             path = WEIGHTS / f"{name}.yaml"
             meta = yaml.safe_load(path.read_text())
             meta["sampling"][key] = cast(value)
+            if meta.get("inference"):  # restorers read the inference block first
+                meta["inference"][key] = cast(value)
             path.write_text(yaml.safe_dump(meta, sort_keys=False))
     results = None
     if args.validation.exists():

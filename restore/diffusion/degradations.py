@@ -70,6 +70,26 @@ def bicubic_down(clip, rng, state, scale: int = 2):
     return imresize_hwc(clip, (h // scale, w // scale))
 
 
+@register("codec")
+def codec(clip, rng, state, codecs=("libx264",), crf=(18, 45), bits_per_pixel=(0.02, 0.3)):
+    """A real encode and decode through PyAV (4:2:0): x264 / x265 at a CRF drawn from `crf`,
+    MPEG-2 / MPEG-4 Part 2 at a bitrate of `bits_per_pixel` per pixel per frame (25 fps)."""
+    from ..io.roundtrip import CRF_CODECS, encode_decode
+
+    name = str(codecs[int(rng.integers(len(codecs)))])
+    u8 = np.round(np.clip(clip, 0, 1) * 255).astype(np.uint8)
+    t, h, w, _ = u8.shape
+    if name in CRF_CODECS:
+        q = int(round(_uniform(rng, crf)))
+        out = encode_decode(u8, name, crf=q)
+        state["codec"] = f"{name} crf {q}"
+    else:
+        bpp = _uniform(rng, bits_per_pixel)
+        out = encode_decode(u8, name, bitrate=int(bpp * h * w * 25))
+        state["codec"] = f"{name} {bpp:.3f} bpp"
+    return out.astype(np.float32) / 255
+
+
 class Chain:
     """The configured degradations, applied in order; `p` entries apply to that share of clips."""
 
