@@ -244,7 +244,9 @@ def run_batch(sources, out_dir, settings: BatchSettings | None = None, *, dry_ru
                 _drive(m, engine, queue, out, settings, summary, log, free_space)
             finally:
                 engine.close()
-                sweep_temps(it.output for it in items)
+                # Stopped attempts (Ctrl-C, SIGTERM) were just killed; their processes may take
+                # a moment to die and release their temp files.
+                sweep_temps((it.output for it in items), wait=15.0 if summary.stopped else 0.0)
         summary.remaining = len(queue)
         summary.wall_seconds = time.monotonic() - t0
         if summary.wall_seconds > 0:

@@ -29,13 +29,14 @@ def temp_globs(output: str | os.PathLike) -> list[str]:
     return [temp_glob(output)]
 
 
-def sweep_temps(outputs) -> list[str]:
+def sweep_temps(outputs, wait: float = 0.0) -> list[str]:
     """Delete temp files left next to `outputs` by killed attempts (a SIGKILL gives no chance to
     clean up). Temp files whose writer is alive (it holds their flock) are left alone, so this
-    is safe while attempts run."""
+    is safe while attempts run; `wait` seconds are given to writers that were just stopped."""
     removed = []
+    deadline = time.monotonic() + wait
     for out in outputs:
-        removed.extend(sweep_stale_temps(out))
+        removed.extend(sweep_stale_temps(out, wait=max(0.0, deadline - time.monotonic())))
     return removed
 
 

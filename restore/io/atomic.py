@@ -149,10 +149,21 @@ def temp_glob(final_path) -> str:
 _CREATING_SECONDS = 60.0
 
 
-def sweep_stale_temps(final_path) -> list[str]:
+def sweep_stale_temps(final_path, wait: float = 0.0) -> list[str]:
     """Delete the temp files of `final_path` left by dead writers (see the module docstring);
-    returns the paths removed."""
-    removed = []
+    returns the paths removed. wait: seconds to keep retrying temp files that are still locked
+    (for a caller that has just killed their writer, which takes a moment to die)."""
+    deadline = time.monotonic() + wait
+    removed, live = _sweep_once(final_path)
+    while live and time.monotonic() < deadline:
+        time.sleep(0.1)
+        more, live = _sweep_once(final_path)
+        removed += more
+    return removed
+
+
+def _sweep_once(final_path) -> tuple[list[str], int]:
+    removed, live = [], 0
     now = time.time()
     for name in glob.glob(temp_glob(final_path)):
         if name in _HELD:
@@ -166,17 +177,19 @@ def sweep_stale_temps(final_path) -> list[str]:
             if not stat.S_ISREG(st.st_mode):
                 continue
             if st.st_mode & 0o777 == 0 and now - st.st_mtime < _CREATING_SECONDS:
+                live += 1
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
+                live += 1
                 continue  # a live writer holds it
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name)
                 removed.append(name)
         finally:
             os.close(fd)
-    return removed
+    return removed, live
 
 
 @contextlib.contextmanager
