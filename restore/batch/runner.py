@@ -82,6 +82,10 @@ class BatchSummary:
             return EXIT_LOW_SPACE
         return EXIT_FAILED if self.failed else EXIT_OK
 
+    def add_failure(self, item, error: str) -> None:
+        self.failed += 1
+        self.failures.append({"path": str(item.input), "error": error})
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["exit_code"] = self.exit_code
@@ -218,8 +222,7 @@ def run_batch(sources, out_dir, settings: BatchSettings | None = None, *, dry_ru
             except OSError as err:  # deleted or made unreadable since the scan: this item only
                 msg = f"{item.input}: cannot read the input ({err.strerror or err})"
                 m.record_unreadable(item, cfg_hash, msg)
-                summary.failed += 1
-                summary.failures.append({"path": str(item.input), "error": msg})
+                summary.add_failure(item, msg)
                 log(f"failed {item.rel}: {msg}")
                 continue
             row = m.row(item.input)
@@ -275,8 +278,7 @@ def _drive(m, engine, queue, out, settings, summary, log, free_space) -> None:
                         what = "cannot read the input" if not os.path.exists(item.input) else "cannot prepare its output"
                         msg = f"{item.input}: {what} ({err.strerror or err})"
                         m.fail_item(item_id, msg)
-                        summary.failed += 1
-                        summary.failures.append({"path": str(item.input), "error": msg})
+                        summary.add_failure(item, msg)
                         log(f"failed {item.rel}: {msg}")
                         continue
                     need = int(size * settings.space_factor) + settings.min_free + sum(estimates.values())
@@ -292,8 +294,7 @@ def _drive(m, engine, queue, out, settings, summary, log, free_space) -> None:
                     if item.output.exists() and not row["owns_output"]:
                         err = f"{item.output}: output exists and was not written by this batch; move it away"
                         m.refuse_output(item_id, err)
-                        summary.failed += 1
-                        summary.failures.append({"path": str(item.input), "error": err})
+                        summary.add_failure(item, err)
                         log(f"failed {item.rel}: {err}")
                         continue
                     m.mark_running(item_id)
@@ -333,9 +334,8 @@ def _drive(m, engine, queue, out, settings, summary, log, free_space) -> None:
                         queue.append((item_id, item))
                         log(f"retrying {item.rel} (attempt {attempts}/{settings.max_tries} failed: {o['error']})")
                     else:
-                        summary.failed += 1
+                        summary.add_failure(item, o["error"])
                         n_finished += 1
-                        summary.failures.append({"path": str(item.input), "error": o["error"]})
                         log(f"[{n_finished}/{n_total}] failed {item.rel}: {o['error']}")
         except Interrupted:
             summary.stopped = "interrupted"
