@@ -95,9 +95,16 @@ def datasets_for(task: Task, sources: list[bdata.DataSource], frames: int | None
     return out
 
 
+_VIDEO_LENGTHS: dict[Path, int] = {}
+
+
 def _clip_length(src: bdata.DataSource, name: str) -> int:
     p = src.clips[name]
-    return len(bdata.image_files(p)) if p.is_dir() else len(src.load_clip(name, None))
+    if p.is_dir():
+        return len(bdata.image_files(p))
+    if p not in _VIDEO_LENGTHS:  # decoding a whole video once per tuned peer and sigma adds up
+        _VIDEO_LENGTHS[p] = len(src.load_clip(name, None))
+    return _VIDEO_LENGTHS[p]
 
 
 def _clip_range(src: bdata.DataSource, name: str, start: int, end: int) -> np.ndarray:

@@ -82,6 +82,10 @@ def render(results: dict) -> str:
       f"{meta['frames'] if meta['frames'] is not None else str(meta['default_frames']) + ' (default)'}")
     if meta.get("methods") != "all":
         w(f"- Methods: {', '.join(meta['methods'])}")
+    load = m.get("load_average_at_start")
+    if load and m.get("cpus") and max(load) > 0.75 * m["cpus"]:
+        w(f"- The machine was busy with other work (load average {max(load):.1f} on {m['cpus']} CPUs): "
+          "seconds per frame varied with its load during the run; compare them as orders of magnitude.")
     w("")
     w("Scoring: outputs rounded to 8 bits. PSNR on RGB (peak 1) and on BT.601 Y (MATLAB rgb2ycbcr, "
       "peak 255), both via restore.metrics; SSIM (Wang 2004, 11x11 Gaussian, sigma 1.5) on Y; LPIPS "
