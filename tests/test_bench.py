@@ -255,3 +255,64 @@ def test_steps_sweep_and_per_frame_rows_of_our_models(val_dir):
     assert set(rows) == {"nlmeans", "diffusion@1", "diffusion@2", "diffusion@1:per-frame", "diffusion@2:per-frame"}
     assert rows["diffusion@2"]["params"]["steps"] == 2 and rows["diffusion@1:per-frame"]["params"]["frames per call"] == 1
     assert all(r["psnr_rgb"] > res["tasks"]["denoise25"]["datasets"][0]["input"]["psnr_rgb"] for r in rows.values())
+
+
+FAKE_DVDNET_MODELS = '''
+import torch
+import torch.nn as nn
+
+
+class DVDnet_spatial(nn.Module):
+    """Stand-in: returns its input (the real one subtracts a predicted residual)."""
+    def __init__(self):
+        super().__init__()
+        self.gain = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, noise_map):
+        return x + self.gain
+
+
+class DVDnet_temporal(nn.Module):
+    """Stand-in: the mean of the window's frames (input: num_input_frames RGB frames stacked)."""
+    def __init__(self, num_input_frames):
+        super().__init__()
+        self.n = num_input_frames
+        self.gain = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, noise_map):
+        n, c, h, w = x.shape
+        return x.reshape(n, self.n, 3, h, w).mean(1) + self.gain
+'''
+
+FAKE_DVDNET_MC = '''
+def align_frames(img_to_align, img_source, mc_alg="DeepFlow"):
+    return img_to_align  # stand-in: no motion
+'''
+
+
+def test_dvdnet_adapter_windows_and_weights_with_a_stand_in_network(val_dir, tmp_path):
+    """The DVDnet adapter on stand-in networks (identity spatial, window-mean temporal): each output
+    frame is the mean of its 5-frame window with the clip ends replicated, as the authors' code does;
+    weights saved from nn.DataParallel ("module." keys) load."""
+    import torch
+
+    code = tmp_path / "dvdnet"
+    code.mkdir()
+    (code / "models.py").write_text(FAKE_DVDNET_MODELS)
+    (code / "motioncompensation.py").write_text(FAKE_DVDNET_MC)
+    for name in ("model_spatial.pth", "model_temp.pth"):
+        torch.save({"module.gain": torch.zeros(1)}, code / name)
+    flat = np.stack([np.full((16, 20, 3), v, np.uint8) for v in (0, 50, 100, 150, 200, 250)])
+    from restore.eval.bench import BenchContext
+    from restore.eval.methods import parse_task
+    from restore.eval.peers.learned import DVDnet
+
+    ctx = BenchContext(dvdnet=code, threads=1)
+    peer = DVDnet()
+    assert peer.unavailable(ctx) is None
+    fn = peer.build(parse_task("denoise25"), ctx, None)
+    out = fn(flat)
+    windows = [[max(0, min(5, j)) for j in range(i - 2, i + 3)] for i in range(6)]
+    expected = [np.mean([flat[k, 0, 0, 0] for k in w]) for w in windows]
+    np.testing.assert_allclose(out[:, 0, 0, 0], np.rint(expected), atol=1)
+    assert out.shape == flat.shape and fn.seconds is not None and fn.seconds >= 0

@@ -44,12 +44,16 @@ class DVDnet(WorkerPeer):
         missing = [f for f in DVDNET_FILES if not (Path(ctx.dvdnet) / f).is_file()]
         if missing:
             return f"--dvdnet {ctx.dvdnet}: missing {', '.join(missing)}"
-        probe = "import cv2; cv2.optflow.createOptFlow_DeepFlow()"
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(self.pythonpath(ctx)))
-        r = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
-        if r.returncode != 0:
-            return ("OpenCV without DeepFlow (cv2.optflow): install opencv-contrib-python-headless with "
-                    "`pip install --target DIR` and pass --peers-dir DIR")
+        # Can the folder's own alignment run here? (The authors' align_frames needs DeepFlow from
+        # OpenCV's contrib build.) Two tiny frames, in a child with the peers' PYTHONPATH.
+        code = (f"import importlib.util, numpy as np; "
+                f"spec = importlib.util.spec_from_file_location('mc', {str(Path(ctx.dvdnet) / 'motioncompensation.py')!r}); "
+                "mc = importlib.util.module_from_spec(spec); spec.loader.exec_module(mc); "
+                "a = np.zeros((16, 16, 3), np.uint8); mc.align_frames(a, a, mc_alg='DeepFlow')")
+        why = _probe(ctx, self, code)
+        if why:
+            return (f"DVDnet's alignment does not run ({why}): install opencv-contrib-python-headless (DeepFlow) "
+                    "with `pip install --target DIR` and pass --peers-dir DIR")
         return None
 
     def job_params(self, task, ctx) -> dict:
