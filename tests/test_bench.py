@@ -316,3 +316,14 @@ def test_dvdnet_adapter_windows_and_weights_with_a_stand_in_network(val_dir, tmp
     expected = [np.mean([flat[k, 0, 0, 0] for k in w]) for w in windows]
     np.testing.assert_allclose(out[:, 0, 0, 0], np.rint(expected), atol=1)
     assert out.shape == flat.shape and fn.seconds is not None and fn.seconds >= 0
+
+
+def test_ffmpeg_peers_are_skipped_without_ffmpeg(val_dir, monkeypatch):
+    from restore.eval.peers import ffmpeg as ff
+
+    monkeypatch.setattr(ff, "ffmpeg_path", lambda: None)
+    res = run_bench([val_dir], "denoise25,sr2,interp", frames=2, methods=["bm3d", "hqdn3d", "ffmpeg-lanczos",
+                                                                          "minterpolate"],
+                    out=None, device="cpu", lpips=False, log=lambda m: None)
+    skipped = {k: v for t in res["tasks"].values() for e in t["datasets"] for k, v in e["skipped"].items()}
+    assert skipped == {n: "ffmpeg is not on PATH" for n in ("bm3d", "hqdn3d", "ffmpeg-lanczos", "minterpolate")}
