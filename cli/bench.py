@@ -34,7 +34,8 @@ def _command_line(params: dict) -> str:
               help="Data folder (frames/<clip>, images/<set>, interp/<case> as ../shared/data/val) or a video file; "
                    "repeatable. Default: the bundled sample clip.")
 @click.option("--tasks", default=None, metavar="LIST",
-              help="Comma-separated: denoise<sigma>, sr2, sr4, interp. Default: denoise15,denoise25,denoise50,sr2,sr4,interp.")
+              help="Comma-separated: denoise<sigma>, sr2, sr4, interp, x264crf<N>, x265crf<N> (compressed clip restored "
+                   "by the denoisers, blind). Default: denoise15,denoise25,denoise50,sr2,sr4,interp.")
 @click.option("--frames", type=int, default=None, metavar="N",
               help="Frames per clip (default 10; 4 on the bundled sample); also caps images and triplets.")
 @click.option("--methods", default=None, metavar="LIST",

@@ -327,3 +327,16 @@ def test_ffmpeg_peers_are_skipped_without_ffmpeg(val_dir, monkeypatch):
                     out=None, device="cpu", lpips=False, log=lambda m: None)
     skipped = {k: v for t in res["tasks"].values() for e in t["datasets"] for k, v in e["skipped"].items()}
     assert skipped == {n: "ffmpeg is not on PATH" for n in ("bm3d", "hqdn3d", "ffmpeg-lanczos", "minterpolate")}
+
+
+def test_compression_task_restores_blind_and_skips_non_blind_peers(val_dir):
+    from restore.eval.peers import builtin_peers
+
+    res = run_bench([val_dir], "x264crf40", frames=3, methods=["nlmeans", "fake-peer", "dvdnet", "bm3d"], out=None,
+                    device="cpu", lpips=False, peers=[FakePeer()] + builtin_peers(), log=lambda m: None)
+    (e,) = res["tasks"]["x264crf40"]["datasets"]
+    assert e["protocol"] == "crf" and e["codec"] == "libx264" and e["crf"] == 40
+    assert e["input"]["psnr_rgb"] < 45  # CRF 40 is lossy
+    assert set(e["methods"]) == {"nlmeans", "fake-peer"}
+    assert e["methods"]["nlmeans"]["params"] == {"strength": "estimated"}
+    assert "non-blind" in e["skipped"]["dvdnet"] and "tuned per noise sigma" in e["skipped"]["bm3d"]

@@ -177,6 +177,14 @@ def run_candidate(task: Task, ds: Dataset, refs, inputs, cand: Candidate, ctx: B
 def prepare(task: Task, ds: Dataset, ctx: BenchContext):
     """(refs, inputs, protocol description, input score or None) of a task on a data set."""
     loaded = ds.load()
+    if task.kind == "denoise" and task.codec:
+        if ds.kind != "clip":
+            raise BenchError(f"compression tasks run on clips, not {ds.kind}")
+        clip = protocols.crop_to_multiple(loaded, 2)  # yuv420p needs even sizes
+        coded = protocols.encode_crf(clip, task.codec, task.crf)
+        proto = {"protocol": "crf", "codec": task.codec, "crf": task.crf, "frames": len(clip),
+                 "size": list(clip.shape[1:3])}
+        return clip, coded, proto, (clip, coded)
     if task.kind == "denoise":
         if ds.kind != "clip":
             raise BenchError(f"denoising runs on clips, not {ds.kind}")

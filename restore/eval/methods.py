@@ -31,9 +31,13 @@ class Task:
     kind: str                 # registry task: denoise, upscale, interpolate
     sigma: float | None = None
     scale: int = 1
+    codec: str | None = None  # compression tasks: libx264 / libx265 at `crf`, restored blind
+    crf: int | None = None
 
     @property
     def label(self) -> str:
+        if self.codec:
+            return f"compression artefacts, {self.codec} CRF {self.crf} (blind: strength estimated)"
         if self.kind == "denoise":
             return f"denoising, sigma {self.sigma:g}"
         if self.kind == "upscale":
@@ -55,7 +59,12 @@ def parse_task(name: str) -> Task:
         return Task(name, "upscale", scale=scale)
     if name in ("interp", "interp2"):
         return Task("interp", "interpolate")
-    raise BenchError(f"--tasks: unknown task {name!r} (denoise<sigma>, sr2, sr4, interp; "
+    if m := re.fullmatch(r"(x264|x265)crf(\d+)", name):
+        crf = int(m.group(2))
+        if not 0 <= crf <= 51:
+            raise BenchError(f"--tasks {name}: CRF must be in 0..51")
+        return Task(name, "denoise", codec="lib" + m.group(1), crf=crf)
+    raise BenchError(f"--tasks: unknown task {name!r} (denoise<sigma>, sr2, sr4, interp, x264crf<N>, x265crf<N>; "
                      f"default {','.join(DEFAULT_TASKS)})")
 
 
@@ -127,7 +136,9 @@ def registry_candidates(task: Task, device: str, steps=None, per_frame: bool = F
                 fn = spec.factory(opts)
                 return _interpolator(fn) if task.kind == "interpolate" else _spatial(fn)
 
-            params = {"strength (true sigma)": task.sigma} if task.kind == "denoise" else {}
+            params = {}
+            if task.kind == "denoise":
+                params = {"strength (true sigma)": task.sigma} if task.sigma is not None else {"strength": "estimated"}
             if k is not None:
                 params["steps"] = k
             out.append(Candidate(name, family, spec.description, make, params))
@@ -152,7 +163,7 @@ def peer_candidates(task: Task, ctx, dataset, wanted: set[str] | None = None) ->
     for peer in ctx.peers:
         if not peer.supports(task) or not selected(peer.name, wanted):
             continue  # not probed either: a probe may start a process
-        reason = ctx.peer_reason(peer)
+        reason = peer.unsuited(task) or ctx.peer_reason(peer)
         if reason:
             out.append(Candidate(peer.name, "peer", peer.description, skip=reason))
             continue

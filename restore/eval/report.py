@@ -54,6 +54,9 @@ def _protocol_line(e: dict) -> str:
     if p == "BI":
         what = f"{e['frames']} frames {e['size'][1]}x{e['size'][0]}" if "frames" in e else f"{len(e['images'])} images"
         return f"{what}; MATLAB bicubic x{e['scale']} downscaling (BI), rounded to 8 bits; {e['scale']} border pixels cropped"
+    if p == "crf":
+        return (f"{e['frames']} frames {e['size'][1]}x{e['size'][0]}; encoded with {e['codec']} at CRF {e['crf']} "
+                "(yuv420p, preset medium, single-threaded, in memory) and decoded; methods get no noise level")
     if p == "frame dropping":
         return (f"{e['frames']} frames {e['size'][1]}x{e['size'][0]}; every other frame dropped, "
                 f"{len(e['targets'])} predicted from their neighbours")

@@ -33,6 +33,11 @@ class Peer:
         """Why this peer cannot run here, or None when it can."""
         return None
 
+    def unsuited(self, task) -> str | None:
+        """Why this peer does not take part in `task` although it does the task's kind (listed as
+        skipped), or None."""
+        return None
+
     def build(self, task, ctx, dataset) -> Callable:
         """The method for `task` on `dataset` (restore.eval.methods contracts). The callable may
         carry `seconds` (set after each call: the processing time when part of the call, such as

@@ -141,6 +141,11 @@ def _psnr_rgb(ref_u8: np.ndarray, out_u8: np.ndarray) -> float:
 class FFmpegDenoiser(FFmpegPeer):
     tasks = ("denoise",)
 
+    def unsuited(self, task) -> str | None:
+        if task.sigma is None:
+            return "its strength is tuned per noise sigma; a compression task has none"
+        return None
+
     def __init__(self, name: str):
         self.name = name
         self.spec = DENOISERS[name]

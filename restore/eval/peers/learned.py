@@ -38,6 +38,11 @@ class DVDnet(WorkerPeer):
     description = ("DVDnet (Tassano, Delon, Veit, ICIP 2019), the authors' networks and weights, non-blind "
                    "(noise map of the true sigma), 5-frame window aligned with DeepFlow; CPU, PyTorch")
 
+    def unsuited(self, task) -> str | None:
+        if task.sigma is None:
+            return "non-blind: needs the noise sigma, which a compression task does not have"
+        return None
+
     def unavailable(self, ctx) -> str | None:
         if ctx.dvdnet is None:
             return "no --dvdnet folder (authors' models.py, motioncompensation.py and weights; see ../shared/peers/dvdnet/PEER.md)"
