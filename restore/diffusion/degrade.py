@@ -77,3 +77,36 @@ def gaussian_noise(img: np.ndarray, sigma255: float, rng: np.random.Generator) -
     return img + rng.standard_normal(img.shape, dtype=np.float32) * (sigma255 / 255.0)
 
 
+
+
+# ---- evaluation protocols (restore.eval re-exports them; the quick validation uses them) --------
+
+NOISE_SEED = 20240415  # evaluation noise (the value the earlier validation tables used)
+
+
+def add_noise(frames_u8: np.ndarray, sigma: float, seed: int = NOISE_SEED) -> np.ndarray:
+    """Gaussian noise of std `sigma` (0-255) on uint8 (T, H, W, 3) frames, clipped and rounded to uint8.
+
+    One generator per (seed, sigma), drawn frame by frame in float32, so the first N frames get the
+    same noise whether 4 or 60 frames are processed: a quick run scores a prefix of the full run."""
+    frames_u8 = np.asarray(frames_u8)
+    if frames_u8.dtype != np.uint8:
+        raise TypeError(f"add_noise takes uint8 frames, got {frames_u8.dtype}")
+    rng = np.random.default_rng([int(seed), int(round(float(sigma) * 100))])
+    out = np.empty_like(frames_u8)
+    for i, f in enumerate(frames_u8):
+        noisy = f.astype(np.float32) + rng.standard_normal(f.shape, dtype=np.float32) * np.float32(sigma)
+        out[i] = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    return out
+
+
+def bi_downscale(hr_u8: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB bicubic (antialiased) downscale of uint8 (..., H, W, 3) by `scale`, rounded to uint8.
+    H and W must be multiples of `scale` (crop to a multiple first)."""
+    h, w = hr_u8.shape[-3], hr_u8.shape[-2]
+    if h % scale or w % scale:
+        raise ValueError(f"{w}x{h} is not a multiple of {scale}: crop_to_multiple first")
+    if hr_u8.ndim == 4:  # frame by frame: bounded memory on long clips
+        return np.stack([bi_downscale(f, scale) for f in hr_u8])
+    lr = imresize_hwc(hr_u8.astype(np.float32) / 255.0, (h // scale, w // scale))
+    return np.clip(np.rint(lr * 255.0), 0, 255).astype(np.uint8)

@@ -1,7 +1,8 @@
 """Quick validation during training: one fixed degraded chunk, model vs the classical baseline.
 
-The full validation table (all sigmas, scales, peers and LPIPS) is scripts/validate_models.py;
-this is the cheap curve that shows training progress.
+The degradations are the benchmark's protocols (seeded 8-bit noise at sigma 25, MATLAB 'BI'
+downscaling) and PSNR is restore.metrics'; the full table is `restore bench` (restore.eval), this
+is the cheap curve that shows training progress.
 """
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ import functools
 
 import numpy as np
 
+from ..metrics.psnr import psnr_rgb
 from .data import load_sources
-from .degrade import imresize_hwc
+from .degrade import add_noise, bi_downscale, imresize_hwc
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((np.clip(a, 0, 1) - b) ** 2))
-    return 10 * np.log10(1 / max(mse, 1e-12))
+    """RGB PSNR of float [0, 1] frames after rounding to 8 bits, as the benchmark scores outputs."""
+    return psnr_rgb(_u8(b), _u8(a))
+
+
+def _u8(a: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(np.asarray(a) * 255), 0, 255).astype(np.uint8)
 
 
 @functools.lru_cache(maxsize=4)
@@ -38,17 +44,16 @@ def quick_validation(model, cfg, device) -> dict:
     n = cfg.frames * 2 + 1
     frames = _val_frames(cfg.val_source["path"], cfg.val_source.get("kind", "frames"), n, 192)
     size = frames.shape[1]
-    rng = np.random.default_rng(1234)
     try:
         if cfg.task == "denoise":
-            noisy = frames + rng.standard_normal(frames.shape, dtype=np.float32) * (25 / 255)
+            noisy = add_noise(_u8(frames), 25).astype(np.float32) / 255
             out = DiffusionDenoiser(model, meta, strength=25.0, tile=None)(noisy)
             base = noisy
             ref = frames
         elif cfg.task == "sr":
             s = cfg.scale
-            lr = np.round(np.clip(imresize_hwc(frames, (size // s, size // s)), 0, 1) * 255) / 255
-            out = DiffusionUpscaler(model, meta, tile=None)(lr.astype(np.float32))
+            lr = bi_downscale(_u8(frames), s).astype(np.float32) / 255
+            out = DiffusionUpscaler(model, meta, tile=None)(lr)
             base = imresize_hwc(lr, (size, size))
             ref = frames
         else:

@@ -16,44 +16,17 @@ from __future__ import annotations
 
 import numpy as np
 
-NOISE_SEED = 20240415  # evaluation noise (the value the earlier validation tables used)
+# The noise and 'BI' protocols live with the other degradations (the training's quick validation
+# uses them too, and sits below this layer); they are part of this module's interface.
+from restore.diffusion.degrade import NOISE_SEED, add_noise, bi_downscale  # noqa: F401
+
 TUNE_SEED = 7          # peer strength tuning draws its noise from another seed than evaluation
-
-
-def add_noise(frames_u8: np.ndarray, sigma: float, seed: int = NOISE_SEED) -> np.ndarray:
-    """Gaussian noise of std `sigma` (0-255) on uint8 (T, H, W, 3) frames, clipped and rounded to uint8.
-
-    One generator per (seed, sigma), drawn frame by frame in float32, so the first N frames get the
-    same noise whether 4 or 60 frames are processed: a quick run scores a prefix of the full run."""
-    frames_u8 = np.asarray(frames_u8)
-    if frames_u8.dtype != np.uint8:
-        raise TypeError(f"add_noise takes uint8 frames, got {frames_u8.dtype}")
-    rng = np.random.default_rng([int(seed), int(round(float(sigma) * 100))])
-    out = np.empty_like(frames_u8)
-    for i, f in enumerate(frames_u8):
-        noisy = f.astype(np.float32) + rng.standard_normal(f.shape, dtype=np.float32) * np.float32(sigma)
-        out[i] = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
-    return out
 
 
 def crop_to_multiple(img: np.ndarray, scale: int) -> np.ndarray:
     """Top-left crop of (..., H, W, 3) to multiples of `scale` (the usual SR 'modcrop')."""
     h, w = img.shape[-3], img.shape[-2]
     return img[..., : h - h % scale, : w - w % scale, :]
-
-
-def bi_downscale(hr_u8: np.ndarray, scale: int) -> np.ndarray:
-    """MATLAB bicubic (antialiased) downscale of uint8 (..., H, W, 3) by `scale`, rounded to uint8.
-    H and W must be multiples of `scale` (crop_to_multiple first)."""
-    from restore.diffusion.degrade import imresize_hwc
-
-    h, w = hr_u8.shape[-3], hr_u8.shape[-2]
-    if h % scale or w % scale:
-        raise ValueError(f"{w}x{h} is not a multiple of {scale}: crop_to_multiple first")
-    if hr_u8.ndim == 4:  # frame by frame: bounded memory on long clips
-        return np.stack([bi_downscale(f, scale) for f in hr_u8])
-    lr = imresize_hwc(hr_u8.astype(np.float32) / 255.0, (h // scale, w // scale))
-    return np.clip(np.rint(lr * 255.0), 0, 255).astype(np.uint8)
 
 
 def drop_frames(frames: np.ndarray, factor: int = 2) -> tuple[np.ndarray, np.ndarray, list[int]]:
