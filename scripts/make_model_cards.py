@@ -19,7 +19,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "data" / "weights"
-NAMES = ("denoise", "sr-x2", "sr-x4", "interp-x2", "sr-x2-fast", "sr-x4-fast")
+NAMES = ("denoise", "sr-x2", "sr-x4", "interp-x2")
 TASK_TEXT = {
     "denoise": "Video denoising: additive Gaussian noise (std 0-55 on the 0-255 scale, 8-bit clipped) "
                "and light JPEG damage. Sampling starts at the input itself, at its noise level "
@@ -28,12 +28,6 @@ TASK_TEXT = {
              "the bicubic upsample; sampling starts from it plus noise.",
     "sr-x4": "x4 video super-resolution of MATLAB-bicubic ('BI') downscaled frames, conditioned on "
              "the bicubic upsample; sampling starts from it plus noise.",
-    "sr-x2-fast": "x2 video super-resolution (MATLAB-bicubic 'BI' degradation) by a window network that runs at "
-                  "the input resolution and pixel-shuffles to the output: five neighbouring frames per output "
-                  "frame, one sampling step from the bicubic upsample. Registry name `diffusion-fast`.",
-    "sr-x4-fast": "x4 video super-resolution (MATLAB-bicubic 'BI' degradation) by a window network that runs at "
-                  "the input resolution and pixel-shuffles to the output: five neighbouring frames per output "
-                  "frame, one sampling step from the bicubic upsample. Registry name `diffusion-fast`.",
     "interp-x2": "Frame interpolation at any t in (0, 1) (trained at t = 1/3, 1/2, 2/3, mostly 1/2), "
                  "conditioned on both neighbours and their DIS-flow warps to t; sampling starts "
                  "from the flow-warped blend plus noise, and the network corrects what the flow got "

@@ -16,8 +16,6 @@ SHIPPED = {
     "sr-x2": "sr-x2",
     "sr-x4": "sr-x4",
     "interp-x2": "interp-x2",
-    "sr-x2-fast": "sr-x2-fast",
-    "sr-x4-fast": "sr-x4-fast",
 }
 
 

@@ -31,19 +31,6 @@ if _SR:
         return DiffusionUpscaler(model, meta, **_kw(opts))
 
 
-_FAST = [s for s in (2, 4) if zoo.available(f"sr-x{s}-fast")]
-if _FAST:
-    @register("upscale", "diffusion-fast", family="diffusion", scales=tuple(_FAST),
-              card=str(zoo.card_path(f"sr-x{_FAST[0]}-fast")),
-              description="Window-network super-resolution at the input resolution (v2), x2 and x4: "
-                          "a fraction of `diffusion`'s CPU time, a little below it in quality.")
-    def _upscale_fast(opts: MethodOptions):
-        from ..diffusion.restorers import DiffusionUpscaler
-
-        model, meta = zoo.load(f"sr-x{opts.scale}-fast", opts.device)
-        return DiffusionUpscaler(model, meta, **_kw(opts))
-
-
 if zoo.available("interp-x2"):
     @register("interpolate", "diffusion", family="diffusion", default=True, card=str(zoo.card_path("interp-x2")),
               description="Conditional video diffusion frame interpolation on DIS-flow hints, any t in (0,1).")
