@@ -56,47 +56,32 @@ def _fmt(v, nd=3):
         return str(v)
 
 
+# which bench tasks each shipped model answers (docs/validation.json is `restore bench --md` output)
+BENCH_TASKS = {"denoise": ("denoise15", "denoise25", "denoise50"), "sr-x2": ("sr2",), "sr-x4": ("sr4",),
+               "interp-x2": ("interp",)}
+
+
 def validation_rows(name: str, results: dict) -> list[str]:
-    rows = []
-
-    def table(header, entries):
-        rows.append(header)
-        rows.append("|" + "---|" * (header.count("|") - 1))
-        rows.extend(entries)
-        rows.append("")
-
-    if name == "denoise" and "denoise" in results:
-        entries = []
-        for key, r in results["denoise"].items():
-            for label, m in r["methods"].items():
-                entries.append(f"| {r['sigma']:g} | {label} | {_fmt(m['psnr'], 2)} | {_fmt(m.get('ssim'), 4)} | "
-                               f"{_fmt(m['lpips'], 4)} |")
-        table("| sigma | method | PSNR | SSIM | LPIPS |", entries)
-    if name.startswith("sr-") and "sr" in results:
-        scale = int(name[4])
-        entries = []
-        for key, r in results["sr"].items():
-            if r["scale"] != scale:
-                continue
-            for label, m in r["methods"].items():
-                entries.append(f"| {r['dataset']} | {label} | {_fmt(m['psnr_y'], 2)} | {_fmt(m['psnr'], 2)} | "
-                               f"{_fmt(m.get('ssim_y', m.get('ssim')), 4)} | {_fmt(m['lpips'], 4)} |")
-        table("| data | method | PSNR-Y | PSNR-RGB | SSIM-Y | LPIPS |", entries)
-    if name == "interp-x2" and "interp" in results:
-        r = results["interp"]["triplets"]
-        table("| method | PSNR | SSIM | LPIPS |",
-              [f"| {label} | {_fmt(m['psnr'], 2)} | {_fmt(m.get('ssim'), 4)} | {_fmt(m['lpips'], 4)} |"
-               for label, m in r["methods"].items()])
-    sweep_key = {"denoise": "denoise sigma 25", "sr-x2": "sr x2", "sr-x4": "sr x4",
-                 "interp-x2": "interp x2"}.get(name, "")
-    if sweep_key in results.get("sweep", {}):
-        s = results["sweep"][sweep_key]
-        key = "psnr_y" if name.startswith("sr-") else "psnr"
-        rows.append(f"Steps sweep ({s['frames']} frames; {'PSNR-Y' if key == 'psnr_y' else 'PSNR'}):")
-        rows.append("")
-        table("| steps | PSNR | LPIPS |", [f"| {k} | {_fmt(v.get(key, v.get('psnr')), 2)} | {_fmt(v['lpips'], 4)} |"
-                                           for k, v in s["steps"].items()])
-    return rows
+    """The bench rows of this model's tasks: ours, the best classical method and the best peer."""
+    rows = ["| task | data | method | family | Y-PSNR | RGB-PSNR | SSIM | LPIPS | s/frame |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for task in BENCH_TASKS[name]:
+        for ds in results.get(task, {}).get("datasets", []):
+            methods = ds["methods"]
+            keep = [m for m, r in methods.items() if r.get("family") == "ours" and "@" not in m and ":" not in m]
+            for family in ("classical", "peer"):
+                rivals = [m for m, r in methods.items() if r.get("family") == family]
+                if rivals:
+                    keep.append(max(rivals, key=lambda m: methods[m].get("psnr_rgb") or 0))
+                    sharpest = min(rivals, key=lambda m: methods[m].get("lpips") or 9)
+                    if sharpest not in keep:
+                        keep.append(sharpest)
+            for m in keep:
+                r = methods[m]
+                rows.append(f"| {task} | {ds['dataset']} | {m} | {r.get('family')} | {_fmt(r.get('psnr_y'), 2)} | "
+                            f"{_fmt(r.get('psnr_rgb'), 2)} | {_fmt(r.get('ssim'), 4)} | {_fmt(r.get('lpips'), 4)} | "
+                            f"{_fmt(r.get('sec_per_frame'), 2)} |")
+    return rows + [""] if len(rows) > 2 else []
 
 
 def _phase_text(h: dict) -> str:
@@ -157,7 +142,8 @@ def card(name: str, meta: dict, results: dict | None, size: int) -> str:
         "",
     ]
     if results:
-        lines += ["## Validation (docs/validation.md, `python scripts/validate_models.py`)", ""]
+        lines += ["## Validation (docs/validation.md, `restore bench --data ../shared/data/val`)", "",
+                  "Ours, and the best classical method and peer by RGB-PSNR and by LPIPS:", ""]
         lines += validation_rows(name, results)
     lines += ["## Licence and data", "",
               "Trained on DAVIS-2016 (CC BY 4.0), Vimeo-90K septuplets (non-commercial research use), "
@@ -190,7 +176,7 @@ def main(argv=None) -> int:
             path.write_text(yaml.safe_dump(meta, sort_keys=False))
     results = None
     if args.validation.exists():
-        results = json.loads(args.validation.read_text()).get("results")
+        results = json.loads(args.validation.read_text()).get("tasks")
     from safetensors.torch import load_file
 
     for name in NAMES:
