@@ -228,3 +228,11 @@ def test_codec_degradation_is_a_real_reproducible_encode(codec):
     assert a.shape == clean.shape and np.array_equal(a, b)
     err = np.abs(a - clean).mean() * 255
     assert 0.5 < err < 40  # damaged, but still the same pictures
+
+
+def test_sr_config_must_downscale_by_its_scale(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"task": "sr", "scale": 4, "patch": 64,
+                                    "degradations": [{"name": "bicubic_down", "scale": 2}]}))
+    with pytest.raises(ConfigError, match="bicubic_down with scale 4"):
+        load_train_config(path)

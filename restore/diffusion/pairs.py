@@ -32,12 +32,7 @@ def v1_degradations(cfg) -> list[dict]:
 
 
 def chain_for(cfg) -> Chain:
-    """The config's degradation chain, built once per config object."""
-    chain = getattr(cfg, "_chain", None)
-    if chain is None:
-        chain = build_chain(cfg.degradations or v1_degradations(cfg))
-        object.__setattr__(cfg, "_chain", chain)
-    return chain
+    return build_chain(cfg.degradations or v1_degradations(cfg))
 
 
 def _to_t(a: np.ndarray) -> torch.Tensor:
@@ -67,9 +62,9 @@ def _start_noise(rng: np.random.Generator, shape, shared_p: float = SHARED_NOISE
     return torch.from_numpy(eps)
 
 
-def denoise_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
+def denoise_pair(seqs: list[Sequence], cfg, rng: np.random.Generator, chain: Chain) -> dict:
     clean = random_clip(seqs, cfg.frames, cfg.patch, rng).astype(np.float32) / 255
-    noisy, state = chain_for(cfg)(clean, rng)
+    noisy, state = chain(clean, rng)
     x0, y = _to_t(clean), _to_t(noisy)
     # the model is conditioned on the white-noise level; compression damage alone sits at the floor
     sigma_s = max(2 * state.get("sigma255", 0.0) / 255, cfg.sigma_floor)
@@ -78,12 +73,9 @@ def denoise_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
     return dict(x0=x0, cond=cond, start=y, estimate=y, sigma_s=sigma_s, loss_mask=_loss_mask(cfg.frames, a))
 
 
-def sr_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
-    s = cfg.scale
+def sr_pair(seqs: list[Sequence], cfg, rng: np.random.Generator, chain: Chain) -> dict:
     clean = random_clip(seqs, cfg.frames, cfg.patch, rng).astype(np.float32) / 255
-    lr, state = chain_for(cfg)(clean, rng)
-    if state.get("scale") != s:
-        raise ValueError(f"the degradation chain downscales by {state.get('scale')}, the model by {s}")
+    lr, _ = chain(clean, rng)  # the config loader checked that the chain downscales by cfg.scale
     up = imresize_hwc(lr, (cfg.patch, cfg.patch))
     x0, upt = _to_t(clean), _to_t(np.clip(up, 0, 1))
     sigma_s = _start_sigma(rng, cfg.start_sigma_min, cfg.start_sigma_max)
@@ -93,7 +85,7 @@ def sr_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
     return dict(x0=x0, cond=cond, start=start, estimate=upt, sigma_s=sigma_s, loss_mask=_loss_mask(cfg.frames, a))
 
 
-def interp_pair(seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
+def interp_pair(seqs: list[Sequence], cfg, rng: np.random.Generator, chain: Chain) -> dict:
     n = int(rng.choice([2, 3, 4], p=[0.7, 0.2, 0.1]))
     k = int(rng.integers(1, n))
     t = k / n
@@ -137,4 +129,5 @@ def stack_items(items: list[dict]) -> dict:
 
 
 def make_batch(task: str, seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
-    return stack_items([PAIRS[task](seqs, cfg, rng) for _ in range(cfg.batch)])
+    chain = chain_for(cfg)
+    return stack_items([PAIRS[task](seqs, cfg, rng, chain) for _ in range(cfg.batch)])

@@ -71,14 +71,14 @@ def expand(c: dict, device: torch.device) -> dict:
 class _Batches(torch.utils.data.IterableDataset):
     """Endless compact training batches; each worker draws from its own seeded generator."""
 
-    def __init__(self, task, seqs, cfg, seed):
-        self.task, self.seqs, self.cfg, self.seed = task, seqs, cfg, seed
+    def __init__(self, seqs, cfg, seed):
+        self.seqs, self.cfg, self.seed = seqs, cfg, seed
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng(self.seed + [0 if info is None else info.id + 1])
         while True:
-            yield compact(make_batch(self.task, self.seqs, self.cfg, rng))
+            yield compact(make_batch(self.cfg.task, self.seqs, self.cfg, rng))
 
 
 def _worker_init(_):
@@ -97,7 +97,7 @@ def _batches(cfg: TrainConfig, seqs, rng_seed: list, bank, device: torch.device,
         while True:
             yield bank_batch(bank, cfg, rng)
     if cfg.loader_workers > 0 and cfg.task in ("denoise", "sr"):
-        loader = torch.utils.data.DataLoader(_Batches(cfg.task, seqs, cfg, rng_seed), batch_size=None,
+        loader = torch.utils.data.DataLoader(_Batches(seqs, cfg, rng_seed), batch_size=None,
                                              num_workers=cfg.loader_workers, worker_init_fn=_worker_init,
                                              prefetch_factor=4, pin_memory=device.type == "cuda")
         try:

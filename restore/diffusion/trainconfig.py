@@ -106,6 +106,10 @@ def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainC
     from .degradations import build_chain
 
     build_chain(cfg.degradations)  # validates names and parameters now, not hours into a run
+    scales = [d.get("scale", 2) for d in cfg.degradations if d.get("name") == "bicubic_down"]
+    if cfg.task == "sr" and cfg.degradations and scales != [cfg.scale]:
+        raise ConfigError(f"key 'degradations': an sr model of scale {cfg.scale} needs exactly one "
+                          f"bicubic_down with scale {cfg.scale}", path)
     if cfg.model and cfg.model.get("type") != "window":
         raise ConfigError("key 'model': only {type: window, ...} is known (leave it out for the v1 U-Net)", path)
     unknown = set(cfg.inference) - INFERENCE_KEYS
