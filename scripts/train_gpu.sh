@@ -4,9 +4,11 @@
 #
 #   bash scripts/train_gpu.sh MINUTES CONFIG [CONFIG ...]
 #
-# The corpus travels as .carry/corpus (scripts/pack_corpus.py CONFIG .carry/corpus --stills 95)
-# and 15 validation frames as .carry/val/davis-dog; lpips as a wheel in .whl (the GPU image has
-# PyTorch, OpenCV and safetensors but not lpips or PyAV: training videos are read with OpenCV).
+# The corpus travels as .carry/corpus (scripts/pack_corpus.py CONFIG .carry/corpus --stills 85),
+# a bank of real encodes of it as .carry/bank (scripts/make_codec_bank.py .carry/corpus/*.mp4
+# --out .carry/bank --downscale 2 --frames 32; used by configs whose chain has `encoded`) and 15
+# validation frames as .carry/val/davis-dog; lpips as a wheel in .whl (the GPU image has PyTorch,
+# OpenCV and safetensors but not lpips or PyAV: training videos are read with OpenCV).
 set -u
 minutes=$1; shift
 out=${OUT:-/tmp/restore-gpu-out}
@@ -21,15 +23,18 @@ export PYTHONUNBUFFERED=1
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 device=${DEVICE:-cuda}   # DEVICE=cpu EXTRA='batch=2 ...' for a dry run of this script on a CPU
-sources='sources=[{path: .carry/corpus/*.mp4, kind: video}, {path: .carry/corpus/stills/*.jpg, kind: images}]'
+corpus='sources=[{path: .carry/corpus/*.mp4, kind: video}, {path: .carry/corpus/stills/*.jpg, kind: images}]'
+bank='sources=[{path: .carry/bank/*.mkv, kind: encoded, clean: .carry/corpus, clean_downscale: 2}]'
 val='val_source={path: .carry/val/davis-dog, kind: frames}'
 # a hard stop a little after the budget: SIGINT makes a run save its checkpoint and exit
 limit=$(awk "BEGIN {print int($minutes * 60 + 100)}")
 pids=()
 for cfg in "$@"; do
   name=$(basename "$cfg" .yaml)
+  # codec-damage models train on the bank and have no quick validation (it measures white noise)
+  if grep -q 'name: encoded' "$cfg"; then data=("$bank" 'val_source={}'); else data=("$corpus" "$val"); fi
   timeout -s INT "$limit" ${PY:-python3} -m restore.diffusion.train "$cfg" out_dir=/tmp/runs/$name device=$device max_minutes=$minutes \
-      "$sources" "$val" ${EXTRA:-} > "$out/$name.log" 2>&1 &
+      "${data[@]}" ${EXTRA:-} > "$out/$name.log" 2>&1 &
   pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid"; done

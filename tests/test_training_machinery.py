@@ -21,7 +21,7 @@ CHAIN = [{"name": "jpeg", "p": 0.5, "quality": [50, 90]},
 
 
 def _clip(seed=0, t=3, size=32):
-    return np.random.default_rng(seed).random((t, size, size, 3), dtype=np.float32)
+    return torch.from_numpy(np.random.default_rng(seed).random((t, 3, size, size), dtype=np.float32))
 
 
 def test_degradation_chain_is_reproducible_for_a_seed():
@@ -29,24 +29,24 @@ def test_degradation_chain_is_reproducible_for_a_seed():
     a, sa = chain(_clip(), np.random.default_rng(7))
     b, sb = chain(_clip(), np.random.default_rng(7))
     c, _ = chain(_clip(), np.random.default_rng(8))
-    assert np.array_equal(a, b) and sa == sb
-    assert not np.array_equal(a, c)
+    assert torch.equal(a, b) and sa == sb
+    assert not torch.equal(a, c)
     assert 0 <= sa["sigma255"] <= 50
 
 
 def test_gaussian_noise_has_the_recorded_std():
     chain = build_chain([{"name": "gaussian_noise", "sigma255": [20, 20]}])
-    clean = np.full((4, 64, 64, 3), 0.5, np.float32)
+    clean = torch.full((4, 3, 64, 64), 0.5)
     noisy, state = chain(clean, np.random.default_rng(0))
     assert state["sigma255"] == 20
-    assert abs(np.std(noisy - clean) * 255 - 20) < 0.5
+    assert abs(float((noisy - clean).std()) * 255 - 20) < 0.5
 
 
 def test_bicubic_down_records_the_scale_and_shrinks():
     out, state = build_chain([{"name": "bicubic_down", "scale": 4}, {"name": "quantize"}])(_clip(size=64),
                                                                                          np.random.default_rng(0))
-    assert out.shape == (3, 16, 16, 3) and state["scale"] == 4
-    assert np.allclose(out * 255, np.round(out * 255), atol=1e-4)
+    assert out.shape == (3, 3, 16, 16) and state["scale"] == 4
+    assert torch.allclose(out * 255, torch.round(out * 255), atol=1e-4)
 
 
 @pytest.mark.parametrize("entry, named", [
@@ -179,7 +179,7 @@ def test_start_index_makes_the_noise_independent_of_call_order():
         torch.nn.init.normal_(p, std=0.05)
     meta = {"task": "sr", "scale": 2, "inference": {"window": 4, "anchors": 1, "steps": 2, "start_sigma": 0.2,
                                                      "sampler": "euler", "sigma_floor": 0.004}}
-    frames = _clip(t=4, size=16)
+    frames = _clip(t=4, size=16).permute(0, 2, 3, 1).numpy()
     a = DiffusionUpscaler(model, meta, tile=None)
     a(frames[:2], start_index=0)
     first = a(frames[2:], start_index=2)
@@ -220,13 +220,13 @@ def test_codec_degradation_is_a_real_reproducible_encode(codec):
     import cv2
 
     base = np.random.default_rng(0).random((5, 64, 64, 3)).astype(np.float32)
-    clean = np.stack([cv2.GaussianBlur(f, (7, 7), 2) for f in base])
+    clean = torch.from_numpy(np.stack([cv2.GaussianBlur(f, (7, 7), 2) for f in base])).permute(0, 3, 1, 2)
     chain = build_chain([{"name": "codec", "codecs": [codec], "crf": [40, 40], "bits_per_pixel": [0.05, 0.05]}])
     a, state = chain(clean, np.random.default_rng(1))
     b, _ = chain(clean, np.random.default_rng(1))
     assert state["codec"].startswith(codec)
-    assert a.shape == clean.shape and np.array_equal(a, b)
-    err = np.abs(a - clean).mean() * 255
+    assert a.shape == clean.shape and torch.equal(a, b)
+    err = float((a - clean).abs().mean()) * 255
     assert 0.5 < err < 40  # damaged, but still the same pictures
 
 
@@ -236,3 +236,75 @@ def test_sr_config_must_downscale_by_its_scale(tmp_path):
                                     "degradations": [{"name": "bicubic_down", "scale": 2}]}))
     with pytest.raises(ConfigError, match="bicubic_down with scale 4"):
         load_train_config(path)
+
+
+def _write_video(path, frames, codec="ffv1", **opts):
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv444p" if codec == "ffv1" else "yuv420p"
+        stream.options = {k: str(v) for k, v in opts.items()}
+        for f in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        out.mux(stream.encode())
+
+
+def _smooth_frames(n=6, h=48, w=64):
+    import cv2
+
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur((rng.random((h * 2, w * 3, 3)) * 255).astype(np.uint8), (5, 5), 1.5)
+    return np.stack([np.ascontiguousarray(base[i:i + h, 8 * i:8 * i + w]) for i in range(n)])
+
+
+def test_device_clips_cut_what_host_clips_cut():
+    from restore.diffusion.data import Sequence
+    from restore.diffusion.device_clips import DeviceClips
+    from restore.diffusion.pairs import HostClips, make_batch
+    from restore.diffusion.trainconfig import TrainConfig
+
+    frames = (np.random.default_rng(0).random((10, 40, 56, 3)) * 255).astype(np.uint8)
+    seqs = [Sequence("a", frames), Sequence("b", frames[:, ::-1].copy())]
+    for task, extra in (("denoise", {}), ("sr", {"scale": 2})):
+        cfg = TrainConfig(task=task, frames=4, patch=32, batch=5, **extra)
+        host = make_batch(task, HostClips(seqs), cfg, np.random.default_rng(5))
+        dev = make_batch(task, DeviceClips(seqs, torch.device("cpu")), cfg, np.random.default_rng(5))
+        for key in host:
+            assert torch.allclose(host[key], dev[key], atol=1e-5), (task, key)
+
+
+def test_encoded_sources_pair_each_encode_with_its_clean_frames(tmp_path):
+    from restore.diffusion.data import load_sources
+    from restore.diffusion.pairs import HostClips
+
+    clean = _smooth_frames()
+    (tmp_path / "clean").mkdir()
+    (tmp_path / "bank").mkdir()
+    _write_video(tmp_path / "clean" / "c.mkv", clean)
+    _write_video(tmp_path / "bank" / "c.mkv~x264-crf40.mkv", clean, "libx264", crf=40)
+    seqs = load_sources([{"path": str(tmp_path / "bank" / "*.mkv"), "kind": "encoded",
+                          "clean": str(tmp_path / "clean")}])
+    assert len(seqs) == 1 and [lb for lb, _ in seqs[0].encoded] == ["x264-crf40"]
+    enc = seqs[0].encoded[0][1].astype(float)
+    same = np.abs(enc - seqs[0].frames).mean()
+    shifted = np.abs(enc[1:] - seqs[0].frames[:-1]).mean()
+    assert 0 < same < shifted  # the encode lines up with its own frames, not its neighbours'
+
+    chain = build_chain([{"name": "encoded"}])
+    x0, state = HostClips(seqs)(3, 32, np.random.default_rng(0))
+    out, state = chain(x0, np.random.default_rng(0), state)
+    assert state["codec"] == "x264-crf40" and out.shape == x0.shape
+    assert 0 < float((out - x0).abs().mean()) * 255 < 3 * same
+    with pytest.raises(ValueError, match="sources of kind 'encoded'"):
+        chain(x0, np.random.default_rng(0))
+
+
+def test_encoded_source_without_its_clean_file_is_a_clear_error(tmp_path):
+    from restore.diffusion.data import load_sources
+    from restore.errors import MediaError
+
+    _write_video(tmp_path / "gone.mkv~x264-crf30.mkv", _smooth_frames(), "libx264", crf=30)
+    with pytest.raises(MediaError, match="clean source"):
+        load_sources([{"path": str(tmp_path / "*.mkv"), "kind": "encoded", "clean": str(tmp_path / "clean")}])

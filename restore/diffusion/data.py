@@ -24,6 +24,8 @@ class Sequence:
     name: str
     frames: np.ndarray  # (N, H, W, 3) uint8 RGB
     still: bool = False
+    # precomputed encodes of these frames, (label, (N, H, W, 3) uint8) each (sources of kind `encoded`)
+    encoded: tuple = ()
 
 
 def _read_image(path: str) -> np.ndarray:
@@ -73,6 +75,7 @@ def _read_video(path: str, downscale: int, max_frames: int) -> np.ndarray:
 def load_sources(sources: list[dict], max_frames: int = 300) -> list[Sequence]:
     """sources: [{path: glob, kind: frames|video|images, downscale: 1}] -> sequences."""
     seqs: list[Sequence] = []
+    encoded_by_clean: dict[tuple, list[str]] = {}
     for src in sources:
         kind, down = src.get("kind", "frames"), int(src.get("downscale", 1))
         for path in sorted(glob.glob(os.path.expanduser(src["path"]))):
@@ -86,21 +89,56 @@ def load_sources(sources: list[dict], max_frames: int = 300) -> list[Sequence]:
                         seqs.append(Sequence(os.path.basename(path), np.stack(imgs)))
             elif kind == "video" and path.lower().endswith(VIDEO_EXT):
                 seqs.append(Sequence(os.path.basename(path), _read_video(path, down, max_frames)))
+            elif kind == "encoded" and path.lower().endswith(VIDEO_EXT):
+                encoded_by_clean.setdefault(_clean_of(path, src), []).append(path)
             elif kind == "images" and path.lower().endswith(IMAGE_EXT):
                 seqs.append(Sequence(os.path.basename(path), _fit(_read_image(path), down)[None], still=True))
+    for (clean, down), paths in encoded_by_clean.items():
+        frames = _read_video(clean, down, max_frames)
+        variants = []
+        for path in sorted(paths):
+            enc = _read_video(path, 1, max_frames)
+            h, w = enc.shape[1:3]
+            if h > frames.shape[1] or w > frames.shape[2] or len(enc) > len(frames):
+                raise MediaError(f"not an encode of {clean} at downscale {down} "
+                                 f"({enc.shape[:3]} vs {frames.shape[:3]})", path)
+            variants.append((os.path.basename(path).split("~", 1)[1].rsplit(".", 1)[0], enc))
+        n = min(len(v) for _, v in variants)
+        h, w = variants[0][1].shape[1:3]  # encoders need even sizes: the bank cropped the clean frames
+        seqs.append(Sequence(os.path.basename(clean), np.ascontiguousarray(frames[:n, :h, :w]),
+                             encoded=tuple((lb, v[:n]) for lb, v in variants)))
     if not seqs:
         raise ConfigError(f"no training material found in {[s['path'] for s in sources]}")
     return seqs
 
 
-def _augment(clip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    if rng.random() < 0.5:
+def _clean_of(path: str, src: dict) -> tuple[str, int]:
+    """An encode `NAME~LABEL.ext` in the bank pairs with the clean `NAME` in src['clean'] (a folder),
+    read at src['clean_downscale'] as the bank made it (scripts/make_codec_bank.py)."""
+    if "~" not in os.path.basename(path) or "clean" not in src:
+        raise ConfigError(f"source of kind 'encoded': {path} must be named NAME~LABEL.ext, "
+                          f"with the clean NAME in the source's 'clean' folder")
+    clean = os.path.join(os.path.expanduser(src["clean"]), os.path.basename(path).split("~", 1)[0])
+    if not os.path.isfile(clean):
+        raise MediaError(f"the clean source of this encode, {clean}, is missing", path)
+    return clean, int(src.get("clean_downscale", 1))
+
+
+def augment_flags(rng: np.random.Generator) -> tuple[bool, bool, bool, bool]:
+    """(flip x, flip y, transpose, reverse time): drawn once per clip, applied alike to every
+    version of it (clean and encoded)."""
+    return tuple(bool(rng.random() < 0.5) for _ in range(4))
+
+
+def _augment(clip: np.ndarray, flags) -> np.ndarray:
+    fx, fy, tr, rev = flags
+    if fx:
         clip = clip[:, :, ::-1]
-    if rng.random() < 0.5:
+    if fy:
         clip = clip[:, ::-1]
-    if rng.random() < 0.5:
+    if tr:
         clip = clip.transpose(0, 2, 1, 3)
-    if rng.random() < 0.5:
+    if rev:
         clip = clip[::-1]  # time reversal is as plausible as forward motion
     return np.ascontiguousarray(clip)
 
@@ -127,24 +165,40 @@ def _still_clip(img: np.ndarray, length: int, size: int, rng: np.random.Generato
 def random_clip(seqs: list[Sequence], length: int, size: int, rng: np.random.Generator,
                 max_stride: int = 2, margin: int = 0) -> np.ndarray:
     """A clean (length, size+2*margin, size+2*margin, 3) uint8 clip from a random source."""
+    return random_clip_encoded(seqs, length, size, rng, max_stride, margin)[0]
+
+
+def pick_sequence(seqs: list[Sequence], rng: np.random.Generator) -> Sequence:
     weights = np.array([np.sqrt(len(s.frames)) * (0.35 if s.still else 1.0) for s in seqs])
-    seq = seqs[rng.choice(len(seqs), p=weights / weights.sum())]
-    full = size + 2 * margin
-    if seq.still:
-        return _augment(_still_clip(seq.frames[0], length, full, rng), rng)
-    n = len(seq.frames)
+    return seqs[rng.choice(len(seqs), p=weights / weights.sum())]
+
+
+def frame_indices(n: int, length: int, max_stride: int, rng: np.random.Generator) -> np.ndarray:
     stride = int(rng.integers(1, max_stride + 1))
     while stride > 1 and (length - 1) * stride >= n:
         stride -= 1
     span = (length - 1) * stride + 1
     start = int(rng.integers(0, max(1, n - span + 1)))
-    idx = np.clip(np.arange(start, start + span, stride), 0, n - 1)
+    return np.clip(np.arange(start, start + span, stride), 0, n - 1)
+
+
+def random_clip_encoded(seqs: list[Sequence], length: int, size: int, rng: np.random.Generator,
+                        max_stride: int = 2, margin: int = 0):
+    """random_clip, and the same cut of one of the sequence's encodes (label, clip), or None."""
+    seq = pick_sequence(seqs, rng)
+    full = size + 2 * margin
+    if seq.still:
+        return _augment(_still_clip(seq.frames[0], length, full, rng), augment_flags(rng)), None
+    idx = frame_indices(len(seq.frames), length, max_stride, rng)
+    pick = int(rng.integers(len(seq.encoded))) if seq.encoded else -1
+    versions = [seq.frames] + ([seq.encoded[pick][1]] if pick >= 0 else [])
     _, h, w, _ = seq.frames.shape
     if h < full or w < full:
-        frames = np.stack([cv2.resize(f, (max(w, full), max(h, full)), interpolation=cv2.INTER_CUBIC)
-                           for f in seq.frames[idx]])
-        h, w = frames.shape[1:3]
-    else:
-        frames = seq.frames[idx]
+        versions = [np.stack([cv2.resize(f, (max(w, full), max(h, full)), interpolation=cv2.INTER_CUBIC)
+                              for f in v[idx]]) for v in versions]
+        idx = np.arange(len(idx))
+        h, w = versions[0].shape[1:3]
     y, x = int(rng.integers(0, h - full + 1)), int(rng.integers(0, w - full + 1))
-    return _augment(frames[:, y:y + full, x:x + full], rng)
+    flags = augment_flags(rng)
+    cut = [_augment(v[idx, y:y + full, x:x + full], flags) for v in versions]
+    return cut[0], ((seq.encoded[pick][0], cut[1]) if pick >= 0 else None)

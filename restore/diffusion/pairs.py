@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import Sequence, random_clip
-from .degradations import Chain, build_chain
-from .degrade import imresize_hwc
+from .data import Sequence, random_clip, random_clip_encoded
+from .degradations import Chain, build_chain, randn_like
+from .degrade import imresize
 from .tasks import interp_task_cond, with_anchors
 
 
@@ -40,6 +40,25 @@ def _to_t(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))) * 2 - 1
 
 
+def _u8_to_unit(a: np.ndarray) -> torch.Tensor:
+    """(T,H,W,3) uint8 -> (T,3,H,W) float [0,1]."""
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 255
+
+
+class HostClips:
+    """Clean training clips cut on the host from in-memory sequences: clips(length, size, rng) ->
+    ((T,3,size,size) float [0,1], state), where state carries the same cut of a precomputed encode
+    for the `encoded` degradation. device_clips.DeviceClips is the same on a GPU."""
+
+    def __init__(self, seqs: list[Sequence]):
+        self.seqs = seqs
+
+    def __call__(self, length: int, size: int, rng: np.random.Generator) -> tuple[torch.Tensor, dict]:
+        clean, enc = random_clip_encoded(self.seqs, length, size, rng)
+        state = {"encoded_label": enc[0], "encoded": _u8_to_unit(enc[1])} if enc else {}
+        return _u8_to_unit(clean), state
+
+
 def _anchor_count(rng: np.random.Generator, frames: int, p_anchor: float) -> int:
     if frames < 2 or rng.random() >= p_anchor:
         return 0
@@ -53,45 +72,44 @@ def _start_sigma(rng: np.random.Generator, lo: float, hi: float) -> float:
 SHARED_NOISE_P = 0.8  # share of chunks with one start-noise draw for all frames, as at inference
 
 
-def _start_noise(rng: np.random.Generator, shape, shared_p: float = SHARED_NOISE_P) -> torch.Tensor:
-    t = shape[0]
+def _start_noise(rng: np.random.Generator, like: torch.Tensor, shared_p: float = SHARED_NOISE_P) -> torch.Tensor:
     if rng.random() < shared_p:  # matches inference: one noise draw for every frame of a chunk
-        eps = rng.standard_normal((1,) + tuple(shape[1:]), dtype=np.float32).repeat(t, axis=0)
-    else:
-        eps = rng.standard_normal(tuple(shape), dtype=np.float32)
-    return torch.from_numpy(eps)
+        return randn_like(like, rng, (1,) + tuple(like.shape[1:])).expand_as(like)
+    return randn_like(like, rng)
 
 
-def denoise_pair(seqs: list[Sequence], cfg, rng: np.random.Generator, chain: Chain) -> dict:
-    clean = random_clip(seqs, cfg.frames, cfg.patch, rng).astype(np.float32) / 255
-    noisy, state = chain(clean, rng)
-    x0, y = _to_t(clean), _to_t(noisy)
+def denoise_pair(clips, cfg, rng: np.random.Generator, chain: Chain) -> dict:
+    clean, state = clips(cfg.frames, cfg.patch, rng)
+    noisy, state = chain(clean, rng, state)
+    x0, y = clean * 2 - 1, noisy * 2 - 1
     # the model is conditioned on the white-noise level; compression damage alone sits at the floor
     sigma_s = max(2 * state.get("sigma255", 0.0) / 255, cfg.sigma_floor)
     a = _anchor_count(rng, cfg.frames, cfg.p_anchor)
     cond = with_anchors(y, x0[:a] if a else None)
-    return dict(x0=x0, cond=cond, start=y, estimate=y, sigma_s=sigma_s, loss_mask=_loss_mask(cfg.frames, a))
+    return dict(x0=x0, cond=cond, start=y, estimate=y, sigma_s=sigma_s,
+                loss_mask=_loss_mask(cfg.frames, a, x0.device))
 
 
-def sr_pair(seqs: list[Sequence], cfg, rng: np.random.Generator, chain: Chain) -> dict:
-    clean = random_clip(seqs, cfg.frames, cfg.patch, rng).astype(np.float32) / 255
-    lr, _ = chain(clean, rng)  # the config loader checked that the chain downscales by cfg.scale
-    up = imresize_hwc(lr, (cfg.patch, cfg.patch))
-    x0, upt = _to_t(clean), _to_t(np.clip(up, 0, 1))
+def sr_pair(clips, cfg, rng: np.random.Generator, chain: Chain) -> dict:
+    clean, state = clips(cfg.frames, cfg.patch, rng)
+    lr, _ = chain(clean, rng, state)  # the config loader checked that the chain downscales by cfg.scale
+    upt = imresize(lr, (cfg.patch, cfg.patch)).clamp(0, 1) * 2 - 1
+    x0 = clean * 2 - 1
     sigma_s = _start_sigma(rng, cfg.start_sigma_min, cfg.start_sigma_max)
-    start = upt + sigma_s * _start_noise(rng, upt.shape)
+    start = upt + sigma_s * _start_noise(rng, upt)
     a = _anchor_count(rng, cfg.frames, cfg.p_anchor)
     cond = with_anchors(upt, x0[:a] if a else None)
-    return dict(x0=x0, cond=cond, start=start, estimate=upt, sigma_s=sigma_s, loss_mask=_loss_mask(cfg.frames, a))
+    return dict(x0=x0, cond=cond, start=start, estimate=upt, sigma_s=sigma_s,
+                loss_mask=_loss_mask(cfg.frames, a, x0.device))
 
 
-def interp_pair(seqs: list[Sequence], cfg, rng: np.random.Generator, chain: Chain) -> dict:
+def interp_pair(clips, cfg, rng: np.random.Generator, chain: Chain) -> dict:
     n = int(rng.choice([2, 3, 4], p=[0.7, 0.2, 0.1]))
     k = int(rng.integers(1, n))
     t = k / n
     length = cfg.frames * n + 1
     margin = cfg.patch // 4  # flow sees some context beyond the patch, as on full frames
-    clip = random_clip(seqs, length, cfg.patch, rng, max_stride=cfg.interp_max_stride,
+    clip = random_clip(clips.seqs, length, cfg.patch, rng, max_stride=cfg.interp_max_stride,
                        margin=margin).astype(np.float32) / 255
     conds, starts, targets = [], [], []
     p, m = cfg.patch, margin
@@ -105,14 +123,14 @@ def interp_pair(seqs: list[Sequence], cfg, rng: np.random.Generator, chain: Chai
     est = torch.from_numpy(np.stack(starts))
     x0 = _to_t(np.stack(targets))
     sigma_s = _start_sigma(rng, cfg.start_sigma_min, cfg.start_sigma_max)
-    start = est + sigma_s * _start_noise(rng, est.shape)
+    start = est + sigma_s * _start_noise(rng, est)
     a = _anchor_count(rng, cfg.frames, cfg.p_anchor)
     cond = with_anchors(cond_task, x0[:a] if a else None)
     return dict(x0=x0, cond=cond, start=start, estimate=est, sigma_s=sigma_s, loss_mask=_loss_mask(cfg.frames, a))
 
 
-def _loss_mask(frames: int, anchors: int) -> torch.Tensor:
-    m = torch.ones(frames)
+def _loss_mask(frames: int, anchors: int, device=None) -> torch.Tensor:
+    m = torch.ones(frames, device=device)
     m[:anchors] = 0
     return m
 
@@ -128,6 +146,10 @@ def stack_items(items: list[dict]) -> dict:
     return out
 
 
-def make_batch(task: str, seqs: list[Sequence], cfg, rng: np.random.Generator) -> dict:
+def make_batch(task: str, clips, cfg, rng: np.random.Generator) -> dict:
+    """One batch; `clips` is a clip source (HostClips, device_clips.DeviceClips) or a list of
+    sequences (cut on the host)."""
+    if isinstance(clips, list):
+        clips = HostClips(clips)
     chain = chain_for(cfg)
-    return stack_items([PAIRS[task](seqs, cfg, rng, chain) for _ in range(cfg.batch)])
+    return stack_items([PAIRS[task](clips, cfg, rng, chain) for _ in range(cfg.batch)])

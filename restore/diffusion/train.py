@@ -96,6 +96,14 @@ def _batches(cfg: TrainConfig, seqs, rng_seed: list, bank, device: torch.device,
         rng = np.random.default_rng(rng_seed)
         while True:
             yield bank_batch(bank, cfg, rng)
+    if cfg.device_batches and cfg.task in ("denoise", "sr"):
+        from .device_clips import DeviceClips
+
+        clips = DeviceClips(seqs, device)
+        log(f"corpus on {device}: {clips.nbytes() / 1e9:.2f} GB; batches made there")
+        rng = np.random.default_rng(rng_seed)
+        while True:
+            yield make_batch(cfg.task, clips, cfg, rng)
     if cfg.loader_workers > 0 and cfg.task in ("denoise", "sr"):
         loader = torch.utils.data.DataLoader(_Batches(seqs, cfg, rng_seed), batch_size=None,
                                              num_workers=cfg.loader_workers, worker_init_fn=_worker_init,

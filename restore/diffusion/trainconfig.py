@@ -66,6 +66,7 @@ class TrainConfig:
     val_every: int = 300
     val_source: dict = field(default_factory=dict)  # {path, kind} small validation clip
     loader_workers: int = 0            # processes synthesising batches (0 = in the training process)
+    device_batches: bool = False       # denoise/sr: corpus, crops and degradations on the training device
     # how restorers run the model, written to the checkpoint's `inference:` block (see
     # checkpoint.inference_block); keys left out fall back to default_steps / default_start_sigma
     inference: dict = field(default_factory=dict)
