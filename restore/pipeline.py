@@ -319,7 +319,7 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
     from .device import resolve_device
     from .io import VideoWriter, check_output_path, decode, probe
     from .io.atomic import sweep_stale_temps
-    from .io.frames import from_float, to_float
+    from .ops.frames import from_float, to_float
     from .io.workdir import WorkDir, estimate_bytes, work_key
 
     started = time.perf_counter()
@@ -765,7 +765,7 @@ class _ChunkRunner:
             self.prev = None
 
     def _fill(self, seq) -> None:
-        from .methods.flow import FLOW_CACHE_BYTES, flow_cache, pair_flow_bytes
+        from .ops.flow import FLOW_CACHE_BYTES, flow_cache, pair_flow_bytes
 
         pairs = list(zip(seq, seq[1:]))
         # One interpolator call per run of consecutive same-shot pairs at one fraction (see

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from restore import registry
-from restore.methods.flow import dis_flow, interpolate_pair, occlusion_mask, warp
-from restore.methods.noise import estimate_noise_sigma
+from restore.ops.flow import dis_flow, interpolate_pair, occlusion_mask, warp
+from restore.ops.noise import estimate_noise_sigma
 from restore.registry import MethodOptions
 from tests.media import synthetic_frames
 

@@ -12,7 +12,7 @@ import pytest
 
 from restore import registry
 from restore.diffusion import zoo
-from restore.diffusion.degrade import imresize_hwc
+from restore.ops.resize import imresize_hwc
 from restore.io import decode
 from restore.registry import MethodOptions
 

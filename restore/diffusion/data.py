@@ -59,7 +59,7 @@ def _read_video(path: str, downscale: int, max_frames: int) -> np.ndarray:
         from ..io import decode
     except ImportError:  # a bare training box (GPU image) without PyAV: OpenCV's bundled FFmpeg
         return _read_video_cv2(path, downscale, max_frames)
-    from ..io.frames import from_float, to_float
+    from ..ops.frames import from_float, to_float
 
     frames = []
     for frame in decode(path):

@@ -90,7 +90,7 @@ class Candidate:
 
 
 def _spatial(restorer) -> Callable[[np.ndarray], np.ndarray]:
-    from restore.io.frames import from_float, to_float
+    from restore.ops.frames import from_float, to_float
 
     def run(frames_u8: np.ndarray) -> np.ndarray:
         return from_float(restorer(to_float(frames_u8)), np.uint8)
@@ -99,7 +99,7 @@ def _spatial(restorer) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _interpolator(interp, t: float = 0.5) -> Callable:
-    from restore.io.frames import from_float, to_float
+    from restore.ops.frames import from_float, to_float
 
     def run(first_u8: np.ndarray, second_u8: np.ndarray) -> np.ndarray:
         return from_float(interp(to_float(first_u8), to_float(second_u8), t), np.uint8)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from restore.io.atomic import atomic_output, check_output_path
 from restore.io.decode import VideoFrame, decode
 from restore.io.encode import VideoWriter, available_encoders
-from restore.io.frames import from_float, to_float
+from restore.ops.frames import from_float, to_float
 from restore.io.mux import remux
 from restore.io.probe import MediaInfo, StreamInfo, VideoStreamInfo, probe
 

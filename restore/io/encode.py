@@ -41,7 +41,7 @@ import numpy as np
 from restore.errors import ConfigError, RestoreError
 from restore.io._av import bit_depth_of, color_value, ffmpeg_reason, local_url
 from restore.io.atomic import atomic_output, check_output_path, discard_temp, temp_path_for
-from restore.io.frames import from_float
+from restore.ops.frames import from_float
 
 __all__ = ["VideoWriter", "available_encoders", "ENCODERS", "resolve_codec"]
 

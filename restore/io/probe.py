@@ -32,6 +32,7 @@ from statistics import median
 import av
 
 from restore.errors import MediaError
+from restore.ops.jsonsafe import json_safe
 from restore.io._av import (
     bit_depth_of,
     color_name,
@@ -44,20 +45,6 @@ __all__ = ["probe", "MediaInfo", "StreamInfo", "VideoStreamInfo"]
 
 # Tags that describe the old file, not the stream content; never worth showing or copying.
 _STAT_TAG = re.compile(r"^(DURATION|NUMBER_OF_FRAMES|NUMBER_OF_BYTES|BPS|_STATISTICS_.*)(-\w+)?$")
-
-
-def _json_value(v):
-    if isinstance(v, Fraction):
-        return f"{v.numerator}/{v.denominator}"
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, Path):
-        return str(v)
-    if isinstance(v, (list, tuple)):
-        return [_json_value(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _json_value(x) for k, x in v.items()}
-    return v
 
 
 @dataclass(kw_only=True)
@@ -88,7 +75,7 @@ class StreamInfo:
 
     def to_dict(self) -> dict:
         """JSON-able dict (Fractions as "num/den" strings)."""
-        return {f.name: _json_value(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: json_safe(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(kw_only=True)
@@ -189,7 +176,7 @@ class MediaInfo:
         return self.streams_of("attachment")
 
     def to_dict(self) -> dict:
-        d = {f.name: _json_value(getattr(self, f.name)) for f in fields(self) if f.name != "streams"}
+        d = {f.name: json_safe(getattr(self, f.name)) for f in fields(self) if f.name != "streams"}
         d["streams"] = [s.to_dict() for s in self.streams]
         return d
 
