@@ -191,7 +191,7 @@ def validate(cfg: EnhanceConfig, source: str) -> EnhanceConfig:
         key = "chunk.cut_floor" if c.cut_floor < 0 else "chunk.cut_ratio" if c.cut_ratio < 1 else "chunk.cut_window"
         bad(key, "cut_floor must be >= 0, cut_ratio >= 1 and cut_window >= 1")
     e = cfg.encode
-    from .io.encode import SVT_PRESETS, X26X_PRESETS, resolve_codec
+    from .io.codecs import SVT_PRESETS, X26X_PRESETS, resolve_codec
 
     try:
         spec = resolve_codec(e.codec)

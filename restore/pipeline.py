@@ -38,6 +38,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import methods as _methods  # noqa: F401  (registers the built-in methods)
 from . import registry
 from .chunks import THUMB_SIZE, Analyser, ChunkPlan, CutDetector, plan_chunks
 from .config import EnhanceConfig, load_config

@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
+import restore.methods  # noqa: F401  (registers the built-in methods)
 from restore import registry
 from restore.ops.flow import dis_flow, interpolate_pair, occlusion_mask, warp
 from restore.ops.noise import estimate_noise_sigma
@@ -44,6 +45,12 @@ def test_registry_lists_the_classical_methods():
     assert set(got) == {("denoise", "nlmeans"), ("upscale", "bicubic"), ("upscale", "lanczos"),
                         ("interpolate", "blend"), ("interpolate", "dis")}
     assert got[("upscale", "lanczos")].scales == (2, 4)
+
+
+def test_registering_a_name_twice_is_an_error():
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("denoise", "nlmeans", description="again", family="classical")(lambda opts: None)
+    assert registry.get("denoise", "nlmeans").description != "again"
 
 
 @pytest.mark.parametrize("sigma", [10, 25])

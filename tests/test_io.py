@@ -30,7 +30,7 @@ from restore.io import (
     probe,
     to_float,
 )
-from restore.io.encode import available_encoders
+from restore.io.codecs import available_encoders
 from restore.io.mux import MediaWarning
 from tests.media import FFMPEG, FFPROBE, add_streams, ffprobe_json, make_audio_only, make_clip, synthetic_frames
 

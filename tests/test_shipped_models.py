@@ -10,10 +10,11 @@ from importlib.resources import files
 import numpy as np
 import pytest
 
+import restore.methods  # noqa: F401  (registers the built-in methods)
 from restore import registry
 from restore.diffusion import zoo
-from restore.ops.resize import imresize_hwc
 from restore.io import decode
+from restore.ops.resize import imresize_hwc
 from restore.registry import MethodOptions
 
 SAMPLE = str(files("restore.data") / "sample.mp4")

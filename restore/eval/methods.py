@@ -120,6 +120,7 @@ def registry_candidates(task: Task, device: str, steps=None, per_frame: bool = F
     (non-classical) models at, each as its own row `name@k` (a steps sweep); None = their default.
     `per_frame`: also run our models on denoise/upscale one frame per call, as rows `name:per-frame`
     (what the clip-joint call gains in E_warp and PSNR over frame-by-frame processing)."""
+    import restore.methods  # noqa: F401  (registers the built-in methods)
     from restore.registry import MethodOptions, methods
 
     out = []

@@ -29,6 +29,7 @@ import av
 
 from restore.errors import MediaError, RestoreError
 from restore.io._av import ffmpeg_reason, first_video_stream, local_url, open_input
+from restore.io.codecs import format_for
 
 __all__ = ["remux", "MediaWarning", "MuxAction", "copy_container_metadata"]
 
@@ -352,7 +353,6 @@ def remux(
     Writes `out_path` directly (callers wrap it in atomic_output). Returns what happened to each
     source stream; conversions and drops are also reported as MediaWarning."""
     video, out_path = Path(os.fspath(video)), Path(os.fspath(out_path))
-    from restore.io.encode import _format_for
 
     with contextlib.ExitStack() as stack:
         vin = stack.enter_context(open_input(video))
@@ -361,7 +361,7 @@ def remux(
             raise MediaError("no video stream to mux", video)
         src = stack.enter_context(open_input(source)) if source is not None else None
         try:
-            out = stack.enter_context(av.open(local_url(out_path), "w", format=_format_for(out_path)))
+            out = stack.enter_context(av.open(local_url(out_path), "w", format=format_for(out_path)))
         except (av.error.FFmpegError, OSError) as err:
             raise RestoreError(f"cannot write: {ffmpeg_reason(err)}", out_path) from None
         fmt = out.format.name

@@ -32,14 +32,15 @@ from statistics import median
 import av
 
 from restore.errors import MediaError
-from restore.ops.jsonsafe import json_safe
 from restore.io._av import (
     bit_depth_of,
     color_name,
     first_video_stream,
     fraction,
     open_input,
+    parse_hms,
 )
+from restore.ops.jsonsafe import json_safe
 
 __all__ = ["probe", "MediaInfo", "StreamInfo", "VideoStreamInfo"]
 
@@ -247,7 +248,7 @@ def _stream_info(s) -> StreamInfo:
         duration = float(s.duration * tb)
     else:  # Matroska keeps per-stream durations only as a DURATION tag ("00:00:04.000000000")
         tag = next((v for k, v in meta.items() if k.upper().startswith("DURATION")), None)
-        duration = _parse_hms(tag)
+        duration = parse_hms(tag)
     disp = int(getattr(s, "disposition", 0) or 0)
     common = dict(
         index=s.index,
@@ -309,16 +310,6 @@ def _stream_info(s) -> StreamInfo:
 
 # AVFieldOrder; "progressive" vs the interlaced variants (top/bottom field first)
 _FIELD_ORDER = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
-
-
-def _parse_hms(text) -> float | None:
-    if not text:
-        return None
-    m = re.match(r"^\s*(\d+):(\d+):(\d+(?:\.\d+)?)\s*$", str(text))
-    if not m:
-        return None
-    h, mnt, sec = m.groups()
-    return int(h) * 3600 + int(mnt) * 60 + float(sec)
 
 
 def _norm_angle(deg: float) -> float:
