@@ -23,7 +23,10 @@ Design
   ConfigError. Nothing is ever padded or cropped silently.
 - Two stages: the video is encoded to a hidden temp file in the destination directory, then
   remuxed with the source's other streams into a second temp file that is atomically renamed
-  to the final name (restore.io.atomic). On an exception every temp file is removed.
+  to the final name: one transaction, restore.io.atomic.StagedOutput. On an exception every
+  temp file is removed.
+- Codec names, encoder speed presets, CRF ranges and containers are checked against the
+  catalogue in restore.io.codecs.
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ import numpy as np
 
 from restore.errors import ConfigError, RestoreError
 from restore.io._av import bit_depth_of, color_value, ffmpeg_reason, local_url
-from restore.io.atomic import atomic_output, check_output_path, discard_temp, temp_path_for
+from restore.io.atomic import StagedOutput, check_output_path
 from restore.io.codecs import format_for, resolve_codec, resolve_crf, resolve_encoder_preset
 from restore.io.mux import copy_container_metadata, remux
 from restore.ops.frames import from_float
@@ -209,9 +212,7 @@ class VideoWriter:
 
         self.frames_written = 0
         self.mux_report: list = []
-        self._stack: contextlib.ExitStack | None = None
-        self._final_tmp: Path | None = None
-        self._video_tmp: Path | None = None
+        self._output: StagedOutput | None = None  # the output transaction, from the first frame
         self._out = None
         self._stream = None
         self._last_pts: int | None = None
@@ -268,20 +269,15 @@ class VideoWriter:
 
     def _open_inner(self, width: int, height: int) -> None:
         self._settle_size(width, height)
-        self._stack = contextlib.ExitStack()
-        self._final_tmp = self._stack.enter_context(
-            atomic_output(self.path, overwrite=self.overwrite, input_path=self.source))
-        if self._needs_remux():
-            self._video_tmp = temp_path_for(self.path, tag="video-")
-            self._stack.callback(discard_temp, self._video_tmp)
-            target = self._video_tmp
-        else:
-            target = self._final_tmp
+        # the video goes to a stage file when the source's other streams are muxed in at close()
+        self._output = StagedOutput(self.path, overwrite=self.overwrite, input_path=self.source,
+                                    stage_tag="video-" if self._needs_remux() else None)
+        target = self._output.stage_tmp or self._output.final_tmp
         try:
             self._out = av.open(local_url(target), "w", format=format_for(self.path))
         except (av.error.FFmpegError, OSError) as err:
             raise RestoreError(f"cannot write: {ffmpeg_reason(err)}", self.path) from None
-        if target == self._final_tmp:
+        if self._output.stage_tmp is None:
             copy_container_metadata(self.source, self._out)
         s = self._out.add_stream(self.spec.name, rate=self.fps)
         s.width, s.height = self.width, self.height
@@ -413,10 +409,10 @@ class VideoWriter:
             self._encode(None)
             self._out.close()
             self._out = None
-            if self._video_tmp is not None:
+            if self._output.stage_tmp is not None:
                 start, end = self._written_range_if_partial()
                 self.mux_report = remux(
-                    self._video_tmp, self.source, self._final_tmp,
+                    self._output.stage_tmp, self.source, self._output.final_tmp,
                     copy_audio=self.copy_audio, copy_subtitles=self.copy_subtitles,
                     copy_attachments=self.copy_attachments, rotation=self.rotation,
                     start=start, end=end)
@@ -430,8 +426,8 @@ class VideoWriter:
         except BaseException as err:
             self._abort(err)
             raise
-        stack, self._stack = self._stack, None
-        stack.close()  # atomic rename, temp video removed
+        output, self._output = self._output, None
+        output.commit()  # atomic rename, temp video removed
 
     def _written_range_if_partial(self) -> tuple[float | None, float | None]:
         """(start, end) seconds to trim the passthrough streams to, when the frames written
@@ -457,12 +453,10 @@ class VideoWriter:
             with contextlib.suppress(Exception):
                 self._out.close()
             self._out = None
-        if self._stack is not None:
-            stack, self._stack = self._stack, None
-            exc = err or RuntimeError("aborted")
-            # hand the exception to atomic_output so it deletes instead of renaming
+        if self._output is not None:
+            output, self._output = self._output, None
             with contextlib.suppress(BaseException):
-                stack.__exit__(type(exc), exc, exc.__traceback__)
+                output.abort(err)
 
     def abort(self) -> None:
         """Give up: remove every temp file, leave nothing under the final name."""
@@ -479,6 +473,6 @@ class VideoWriter:
         return False
 
     def __del__(self):  # a writer dropped without close() must not leave temp files
-        if getattr(self, "_stack", None) is not None and not getattr(self, "_closed", True):
+        if getattr(self, "_output", None) is not None and not getattr(self, "_closed", True):
             with contextlib.suppress(Exception):
                 self._abort()
