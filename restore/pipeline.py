@@ -41,7 +41,7 @@ import numpy as np
 from . import methods as _methods  # noqa: F401  (registers the built-in methods)
 from . import registry
 from .chunks import THUMB_SIZE, Analyser, ChunkPlan, CutDetector, plan_chunks
-from .config import EnhanceConfig, load_config
+from .config import EnhanceConfig, load_config, output_name
 from .errors import ConfigError, MediaError, RestoreError
 
 
@@ -120,9 +120,8 @@ def select_methods(cfg: EnhanceConfig, tasks: list[str]) -> dict[str, registry.M
 # output path
 # ------------------------------------------------------------------------------------------
 def default_output(src: Path, cfg: EnhanceConfig, tasks: list[str]) -> Path:
-    name = cfg.output.pattern.format(stem=src.stem, ext=src.suffix or ".mkv",
-                                     task="-".join(tasks) or "reencode", scale=cfg.upscale.scale)
-    return src.with_name(name)
+    return src.with_name(output_name(src.name, cfg.output.pattern,
+                                     task="-".join(tasks) or "reencode", scale=cfg.upscale.scale))
 
 
 # ------------------------------------------------------------------------------------------

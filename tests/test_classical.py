@@ -7,6 +7,7 @@ import pytest
 
 import restore.methods  # noqa: F401  (registers the built-in methods)
 from restore import registry
+from restore.metrics import psnr as P
 from restore.ops.flow import dis_flow, interpolate_pair, occlusion_mask, warp
 from restore.ops.noise import estimate_noise_sigma
 from restore.registry import MethodOptions
@@ -14,7 +15,7 @@ from tests.media import synthetic_frames
 
 
 def psnr(a, b) -> float:
-    return float(10 * np.log10(1.0 / np.mean((np.asarray(a, np.float64) - b) ** 2)))
+    return P.psnr(np.asarray(a), np.asarray(b), peak=1.0)
 
 
 def panning_texture(n=8, h=48, w=64, dx=1.5, dy=0.75, seed=0) -> np.ndarray:

@@ -14,6 +14,7 @@ import restore.methods  # noqa: F401  (registers the built-in methods)
 from restore import registry
 from restore.diffusion import zoo
 from restore.io import decode
+from restore.metrics import psnr as P
 from restore.ops.resize import imresize_hwc
 from restore.registry import MethodOptions
 
@@ -21,7 +22,7 @@ SAMPLE = str(files("restore.data") / "sample.mp4")
 
 
 def _psnr(a, b):
-    return 10 * np.log10(1.0 / np.mean((np.clip(a, 0, 1) - b) ** 2))
+    return P.psnr(np.clip(a, 0, 1), np.asarray(b), peak=1.0)
 
 
 @pytest.fixture(scope="module")
