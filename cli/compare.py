@@ -86,7 +86,7 @@ def command(reference, encodes, labels, encode_specs, preset, keep_dir, psnr_mod
             warnings.simplefilter("always")
             result = cmp.compare(reference, items, psnr_mode=psnr_mode, lpips=use_lpips, method=method,
                                  align=align, device=device, vmaf=vmaf_models or None, ssim_mode=ssim_mode)
-    from restore.metrics.report import jsonable
+    from restore.ops.jsonsafe import json_safe
 
     keep = dict(inputs=inputs, overwrite=overwrite)
     if plot_path:
@@ -94,9 +94,9 @@ def command(reference, encodes, labels, encode_specs, preset, keep_dir, psnr_mod
     if csv_path:
         write_file(csv_path, lambda tmp: cmp.write_csv(result, tmp), **keep)
     if json_path:
-        write_text(json_path, json.dumps(jsonable(result.to_dict()), indent=2), **keep)
+        write_text(json_path, json.dumps(json_safe(result.to_dict()), indent=2), **keep)
     if as_json:
-        click.echo(json.dumps(jsonable(result.to_dict()), indent=2))
+        click.echo(json.dumps(json_safe(result.to_dict()), indent=2))
     else:
         click.echo(cmp.format_result(result))
         for w in dict.fromkeys(str(w.message) for w in caught if not issubclass(w.category, BDWarning)):

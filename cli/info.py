@@ -1,8 +1,6 @@
 """`restore info FILE`: the streams of a media file as a table, or JSON."""
 from __future__ import annotations
 
-import json
-
 import click
 
 

@@ -17,6 +17,7 @@ def _card(spec) -> str | None:
 
 
 def rows() -> list[dict]:
+    import restore.methods  # noqa: F401  (registers the built-in methods)
     from restore import registry
 
     out = []

@@ -32,7 +32,8 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from .methods.flow import occlusion_mask, warp
+from .ops import thumbs
+from .ops.flow import occlusion_mask, warp
 
 THUMB_SIZE = (128, 72)  # (width, height) of the grey thumbnails compared for cut detection
 # The raw score is taken at half that size: the size abs_floor (chunk.cut_floor) was set for,
@@ -105,15 +106,7 @@ class FrameStats:
 
 def thumbnail(image: np.ndarray) -> np.ndarray:
     """Grey THUMB_SIZE float32 thumbnail on the 0-255 scale (area-averaged, so noise mostly cancels)."""
-    img = np.asarray(image)
-    if np.issubdtype(img.dtype, np.integer):
-        img = img.astype(np.float32) * (255.0 / np.iinfo(img.dtype).max)
-    else:
-        img = img.astype(np.float32) * 255.0
-    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
-    if grey.shape[::-1] == THUMB_SIZE:
-        return grey
-    return cv2.resize(grey, THUMB_SIZE, interpolation=cv2.INTER_AREA)
+    return thumbs.thumbnail(thumbs.grey255(image), THUMB_SIZE)
 
 
 # Contrast the thumbnails are normalised to before flow and residual: a typical frame's grey

@@ -76,7 +76,7 @@ class ModelConfig:
 
 @dataclass
 class OutputConfig:
-    pattern: str = "{stem}_restored{ext}"  # placeholders: {stem} {ext} {task} {scale}
+    pattern: str = "{stem}_restored{ext}"  # placeholders: {stem} {ext} {name} {task} {scale}
 
 
 @dataclass
@@ -191,7 +191,7 @@ def validate(cfg: EnhanceConfig, source: str) -> EnhanceConfig:
         key = "chunk.cut_floor" if c.cut_floor < 0 else "chunk.cut_ratio" if c.cut_ratio < 1 else "chunk.cut_window"
         bad(key, "cut_floor must be >= 0, cut_ratio >= 1 and cut_window >= 1")
     e = cfg.encode
-    from .io.encode import SVT_PRESETS, X26X_PRESETS, resolve_codec
+    from .io.codecs import resolve_codec, resolve_encoder_preset
 
     try:
         spec = resolve_codec(e.codec)
@@ -202,12 +202,10 @@ def validate(cfg: EnhanceConfig, source: str) -> EnhanceConfig:
         if not lo <= e.crf <= hi:
             bad("encode.crf", f"must be between {lo} and {hi} for {spec.name}, got {e.crf}")
     if e.preset is not None:
-        p = e.preset.strip().lower()
-        svt_ok = spec.name == "libsvtav1" and (p in SVT_PRESETS or (p.isdigit() and int(p) <= 13))
-        if p not in X26X_PRESETS and not svt_ok and not (spec.name == "ffv1" and p.isdigit()):
-            extra = " or 0..13" if spec.name == "libsvtav1" else ""
-            bad("encode.preset", f"unknown {spec.name} preset {e.preset!r} "
-                                 f"(one of {', '.join(X26X_PRESETS)}{extra})")
+        try:
+            resolve_encoder_preset(spec, e.preset)
+        except ConfigError as err:
+            bad("encode.preset", str(err))
     if e.bit_depth not in (None, 8, 10):
         bad("encode.bit_depth", f"must be 8 or 10, got {e.bit_depth}")
     m = cfg.model
@@ -222,11 +220,41 @@ def validate(cfg: EnhanceConfig, source: str) -> EnhanceConfig:
     check_name_pattern(cfg.output.pattern, OUTPUT_FIELDS, lambda msg: bad("output.pattern", msg))
     if "/" in cfg.output.pattern or os.sep in cfg.output.pattern:
         bad("output.pattern", "must be a file name, not a path (use -o for another folder)")
+    try:
+        output_name("probe.mp4", cfg.output.pattern, what=None)
+    except ConfigError as err:
+        bad("output.pattern", str(err))
     return cfg
 
 
 MAX_CHUNK_LEN = 1024
-OUTPUT_FIELDS = ("stem", "ext", "task", "scale")
+OUTPUT_FIELDS = ("stem", "ext", "name", "task", "scale")
+
+
+def output_name(input_name: str, pattern: str, *, task: str = "reencode", scale: int = 1,
+                what: str | None = "output.pattern") -> str:
+    """The output file name for the input file `input_name`, from a name pattern: the one rule
+    of `restore enhance` (output.pattern) and `restore batch` (--name-pattern).
+
+    Placeholders: {stem} (name without extension), {ext} (extension with its dot; .mkv for an
+    input without one), {name} (the whole input file name), {task} (e.g. denoise-upscale),
+    {scale}. ConfigError, starting with `what`, for a bad pattern or a result that is not a
+    plain file name."""
+    lead = f"{what} " if what else ""
+
+    def fail(msg):
+        raise ConfigError(lead + msg)
+
+    check_name_pattern(pattern, OUTPUT_FIELDS, fail)
+    p = Path(input_name)
+    try:
+        name = pattern.format(stem=p.stem, ext=p.suffix or ".mkv", name=input_name, task=task, scale=scale)
+    except (ValueError, IndexError) as err:
+        raise ConfigError(f"{lead}{pattern!r}: {err}") from None
+    if not name or name in (".", "..") or "/" in name or os.sep in name:
+        raise ConfigError(f"{lead}{pattern!r}: gives {name!r} for {input_name!r}, "
+                          "which is not a plain file name")
+    return name
 
 
 def check_name_pattern(pattern: str, allowed, fail) -> None:

@@ -38,9 +38,10 @@ from typing import Callable
 
 import numpy as np
 
+from . import methods as _methods  # noqa: F401  (registers the built-in methods)
 from . import registry
 from .chunks import THUMB_SIZE, Analyser, ChunkPlan, CutDetector, plan_chunks
-from .config import EnhanceConfig, load_config
+from .config import EnhanceConfig, load_config, output_name
 from .errors import ConfigError, MediaError, RestoreError
 
 
@@ -119,9 +120,8 @@ def select_methods(cfg: EnhanceConfig, tasks: list[str]) -> dict[str, registry.M
 # output path
 # ------------------------------------------------------------------------------------------
 def default_output(src: Path, cfg: EnhanceConfig, tasks: list[str]) -> Path:
-    name = cfg.output.pattern.format(stem=src.stem, ext=src.suffix or ".mkv",
-                                     task="-".join(tasks) or "reencode", scale=cfg.upscale.scale)
-    return src.with_name(name)
+    return src.with_name(output_name(src.name, cfg.output.pattern,
+                                     task="-".join(tasks) or "reencode", scale=cfg.upscale.scale))
 
 
 # ------------------------------------------------------------------------------------------
@@ -319,7 +319,7 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
     from .device import resolve_device
     from .io import VideoWriter, check_output_path, decode, probe
     from .io.atomic import sweep_stale_temps
-    from .io.frames import from_float, to_float
+    from .ops.frames import from_float, to_float
     from .io.workdir import WorkDir, estimate_bytes, work_key
 
     started = time.perf_counter()
@@ -765,7 +765,7 @@ class _ChunkRunner:
             self.prev = None
 
     def _fill(self, seq) -> None:
-        from .methods.flow import FLOW_CACHE_BYTES, flow_cache, pair_flow_bytes
+        from .ops.flow import FLOW_CACHE_BYTES, flow_cache, pair_flow_bytes
 
         pairs = list(zip(seq, seq[1:]))
         # One interpolator call per run of consecutive same-shot pairs at one fraction (see

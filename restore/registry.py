@@ -17,6 +17,10 @@ Tasks and the callables their factories return:
       returns float32 (N, H, W, 3), the frames at time t between each pair.
 
 Factories take one MethodOptions and return the callable.
+
+This module is a leaf: it knows no method. The plugin package restore.methods registers the
+built-in ones when it is imported (its __init__ is the discovery), so code that asks for a method
+imports restore.methods first; registering a (task, name) twice is an error.
 """
 from __future__ import annotations
 
@@ -61,6 +65,9 @@ def register(task: str, name: str, *, description: str, family: str,
         raise ValueError(f"unknown task {task!r}")
 
     def deco(factory):
+        if (task, name) in _REGISTRY:
+            raise ValueError(f"{task} method {name!r} is already registered "
+                             f"(by {_REGISTRY[(task, name)].factory.__module__})")
         _REGISTRY[(task, name)] = MethodSpec(task, name, factory, description, family, scales, card)
         order = _DEFAULTS.setdefault(task, [])
         if default:
@@ -72,24 +79,12 @@ def register(task: str, name: str, *, description: str, family: str,
     return deco
 
 
-def _load_builtin() -> None:
-    # Importing the modules runs their @register decorators; diffusion is optional so a broken
-    # or missing weight file never takes the classical methods down with it.
-    from .methods import classical  # noqa: F401
-    try:
-        from .methods import diffusion  # noqa: F401
-    except ImportError:
-        pass
-
-
 def methods(task: str | None = None) -> list[MethodSpec]:
-    _load_builtin()
     return [s for (t, _), s in _REGISTRY.items() if task is None or t == task]
 
 
 def get(task: str, name: str | None = None, scale: int = 1) -> MethodSpec:
     """The method `name` for `task`, or the task's default that supports `scale`."""
-    _load_builtin()
     if name is None:
         for candidate in _DEFAULTS.get(task, []):
             spec = _REGISTRY[(task, candidate)]

@@ -91,7 +91,7 @@ class SeamMeter:
             self.add(start + i, inputs[i], outputs[i])
 
     def add(self, index: int, inp: np.ndarray, out: np.ndarray) -> None:
-        from .methods.flow import to_grey_u8
+        from .ops.flow import to_grey_u8
 
         grey = to_grey_u8(inp)
         cur = (index, grey, out, _luma(inp), _luma(out), inp)
@@ -111,7 +111,7 @@ class SeamMeter:
         """E_warp of the output pair and of the input pair, with the input's flow."""
         import cv2
 
-        from .methods.flow import occlusion_mask, warp
+        from .ops.flow import occlusion_mask, warp
 
         fb = self._dis.calc(g1, g0, None)  # for each pixel of frame 1, where it was in frame 0
         ff = self._dis.calc(g0, g1, None)
@@ -165,7 +165,7 @@ def check_files(input, output, *, preset="default", **overrides) -> SeamReport:
     from .config import load_config
     from .errors import RestoreError
     from .io import decode
-    from .io.frames import to_float
+    from .ops.frames import to_float
 
     cfg = load_config(preset, overrides)
     ch = cfg.chunk

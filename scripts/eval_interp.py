@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from restore.diffusion import checkpoint  # noqa: E402
 from restore.diffusion.restorers import DiffusionInterpolator  # noqa: E402
-from restore.methods.flow import interpolate_pair  # noqa: E402
+from restore.ops.flow import interpolate_pair  # noqa: E402
 from restore.metrics.lpips_metric import LPIPS  # noqa: E402
 from restore.metrics.psnr import psnr_rgb  # noqa: E402
 from restore.eval.data import load_triplets  # noqa: E402

@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from restore.diffusion.data import load_sources  # noqa: E402
 from restore.diffusion.trainconfig import load_train_config  # noqa: E402
+from restore.metrics.psnr import mse, psnr_from_mse  # noqa: E402
 
 
 def write_mp4(path: str, frames: np.ndarray, crf: int) -> float:
@@ -44,8 +45,7 @@ def write_mp4(path: str, frames: np.ndarray, crf: int) -> float:
             out.mux(p)
     with av.open(path) as inp:
         dec = np.stack([fr.to_ndarray(format="rgb24") for fr in inp.decode(video=0)])
-    mse = np.mean((dec.astype(np.float64) - frames.astype(np.float64)) ** 2)
-    return 10 * np.log10(255 ** 2 / max(mse, 1e-12))
+    return psnr_from_mse(max(mse(dec, frames), 1e-12), 255.0)
 
 
 def write_stills(src: dict, out_dir: str, quality: int, max_frames: int) -> int:

@@ -12,7 +12,6 @@ output that ignores its input (what the interp-x2 model showed, see docs/diffusi
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -35,6 +34,7 @@ def main(argv=None) -> int:
     from restore.diffusion.data import load_sources
     from restore.diffusion.pairs import make_batch
     from restore.diffusion.trainconfig import load_train_config
+    from restore.metrics.psnr import psnr_from_mse
 
     torch.set_num_threads(1)
     cfg = load_train_config(args.config, {"patch": args.patch})
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     batches = [make_batch(cfg.task, seqs, cfg, rng) for _ in range(args.batches)]
 
     def psnr(mse: float) -> float:
-        return 10 * math.log10(4 / mse)  # data in [-1, 1]
+        return psnr_from_mse(mse, 2.0)  # data in [-1, 1]
 
     print(f"{'u':>6}  {'model PSNR':>10}  {'estimate PSNR':>13}")
     for u in (1.0, 0.5, 0.1, 0.02):

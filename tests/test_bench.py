@@ -245,6 +245,7 @@ def test_cli_bench_prints_the_table_and_reports_bad_input(val_dir, tmp_path, cap
 
 
 def test_steps_sweep_and_per_frame_rows_of_our_models(val_dir):
+    import restore.methods  # noqa: F401  (registers the built-in methods)
     from restore.registry import methods
 
     if not any(s.name == "diffusion" for s in methods("denoise")):

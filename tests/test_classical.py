@@ -5,15 +5,17 @@ import cv2
 import numpy as np
 import pytest
 
+import restore.methods  # noqa: F401  (registers the built-in methods)
 from restore import registry
-from restore.methods.flow import dis_flow, interpolate_pair, occlusion_mask, warp
-from restore.methods.noise import estimate_noise_sigma
+from restore.metrics import psnr as P
+from restore.ops.flow import dis_flow, interpolate_pair, occlusion_mask, warp
+from restore.ops.noise import estimate_noise_sigma
 from restore.registry import MethodOptions
 from tests.media import synthetic_frames
 
 
 def psnr(a, b) -> float:
-    return float(10 * np.log10(1.0 / np.mean((np.asarray(a, np.float64) - b) ** 2)))
+    return P.psnr(np.asarray(a), np.asarray(b), peak=1.0)
 
 
 def panning_texture(n=8, h=48, w=64, dx=1.5, dy=0.75, seed=0) -> np.ndarray:
@@ -44,6 +46,12 @@ def test_registry_lists_the_classical_methods():
     assert set(got) == {("denoise", "nlmeans"), ("upscale", "bicubic"), ("upscale", "lanczos"),
                         ("interpolate", "blend"), ("interpolate", "dis")}
     assert got[("upscale", "lanczos")].scales == (2, 4)
+
+
+def test_registering_a_name_twice_is_an_error():
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("denoise", "nlmeans", description="again", family="classical")(lambda opts: None)
+    assert registry.get("denoise", "nlmeans").description != "again"
 
 
 @pytest.mark.parametrize("sigma", [10, 25])

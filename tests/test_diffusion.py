@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from restore.diffusion import checkpoint
-from restore.diffusion.degrade import imresize, imresize_hwc, resize_matrix
 from restore.diffusion.infer import restore_chunk, tiled
 from restore.diffusion.precond import EDMPrecond
 from restore.diffusion.samplers import sample_euler, sample_heun, sigma_ladder
 from restore.diffusion.tasks import TASKS, with_anchors
 from restore.diffusion.unet import VideoUNet
+from restore.ops.resize import imresize, imresize_hwc, resize_matrix
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from restore.io import decode
-from restore.io.frames import to_float
+from restore.ops.frames import to_float
 from restore.methods import classical
 from restore.pipeline import enhance
 from tests.media import make_clip, synthetic_frames
@@ -110,7 +110,7 @@ def test_flow_of_a_pair_is_estimated_once_for_all_its_fractions(tmp_path, clip, 
 
 
 def test_flow_cache_is_scoped_exact_and_bounded():
-    from restore.methods.flow import dis_flow, flow_cache, pair_flow_bytes
+    from restore.ops.flow import dis_flow, flow_cache, pair_flow_bytes
 
     frames = synthetic_frames(4, 64, 48).astype(np.float32) / 255
     plain = dis_flow(frames[0], frames[1])

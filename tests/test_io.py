@@ -30,8 +30,9 @@ from restore.io import (
     probe,
     to_float,
 )
-from restore.io.encode import available_encoders
+from restore.io.codecs import available_encoders
 from restore.io.mux import MediaWarning
+from restore.metrics import psnr as P
 from tests.media import FFMPEG, FFPROBE, add_streams, ffprobe_json, make_audio_only, make_clip, synthetic_frames
 
 needs_ffprobe = pytest.mark.skipif(FFPROBE is None, reason="ffprobe not installed")
@@ -69,8 +70,7 @@ def reencode(src, dst, **kw):
 
 
 def psnr(a, b, peak=255.0):
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(peak * peak / mse)
+    return P.psnr(np.asarray(a), np.asarray(b), peak=peak)
 
 
 def leftovers(directory: Path, keep=()):

@@ -169,7 +169,7 @@ def test_presets_load_and_flags_override(tmp_path):
     ("interpolate: {multiplier: 2, fps: 30}\n", "'interpolate.fps'"),
     ("chunk: [1, 2]\n", "'chunk'"),
     ("upscale: {scale: 2\n", "invalid YAML"),
-    ("output: {pattern: '{name}.mp4'}\n", "'output.pattern'"),
+    ("output: {pattern: '{size}.mp4'}\n", "'output.pattern'"),
 ])
 def test_bad_preset_files_name_file_and_key(tmp_path, text, message):
     p = tmp_path / "foo.yaml"
@@ -178,6 +178,20 @@ def test_bad_preset_files_name_file_and_key(tmp_path, text, message):
         load_config(str(p))
     assert str(err.value).startswith(f"{p}: ") and message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_enhance_and_batch_share_one_output_name_rule(tmp_path):
+    from restore.batch.plan import output_name as batch_name
+    from restore.pipeline import default_output
+
+    p = tmp_path / "named.yaml"
+    p.write_text("output: {pattern: '{name}.{task}x{scale}{ext}'}\n")
+    cfg = load_config(str(p), {"scale": 2})
+    out = default_output(tmp_path / "clip.mov", cfg, ["upscale"])
+    assert out.name == "clip.mov.upscalex2.mov" == batch_name("clip.mov", cfg.output.pattern, task="upscale", scale=2)
+    assert default_output(tmp_path / "bare", load_config("default"), []).name == "bare_restored.mkv"
+    with pytest.raises(ConfigError, match="output.pattern"):
+        load_config("default", {"output_pattern": ".."})
 
 
 def test_bad_overrides_and_presets():

@@ -10,17 +10,19 @@ from importlib.resources import files
 import numpy as np
 import pytest
 
+import restore.methods  # noqa: F401  (registers the built-in methods)
 from restore import registry
 from restore.diffusion import zoo
-from restore.diffusion.degrade import imresize_hwc
 from restore.io import decode
+from restore.metrics import psnr as P
+from restore.ops.resize import imresize_hwc
 from restore.registry import MethodOptions
 
 SAMPLE = str(files("restore.data") / "sample.mp4")
 
 
 def _psnr(a, b):
-    return 10 * np.log10(1.0 / np.mean((np.clip(a, 0, 1) - b) ** 2))
+    return P.psnr(np.clip(a, 0, 1), np.asarray(b), peak=1.0)
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from restore import config
+from restore.config import OutputConfig
 from restore.errors import ConfigError, RestoreError
 
 DEFAULT_PATTERNS = "*.mp4,*.mkv,*.mov,*.avi"
-DEFAULT_NAME_PATTERN = "{stem}_restored{ext}"  # as restore.config's output.pattern
-NAME_FIELDS = ("stem", "ext", "name", "task", "scale")
+DEFAULT_NAME_PATTERN = OutputConfig.pattern  # restore enhance's default output.pattern
 
 
 @dataclass(frozen=True)
@@ -38,24 +39,9 @@ def parse_patterns(patterns: str | None) -> list[str]:
 
 def output_name(input_name: str, name_pattern: str = DEFAULT_NAME_PATTERN, *,
                 task: str = "reencode", scale: int = 1) -> str:
-    """Apply the output name pattern, with the placeholders of `restore enhance`'s
-    output.pattern: {stem} (name without extension), {ext} (extension with its dot), {task}
-    (e.g. denoise-upscale), {scale}; plus {name} (the full input file name)."""
-    from restore.config import check_name_pattern
-
-    def fail(msg):
-        raise ConfigError(f"--name-pattern {msg}")
-
-    check_name_pattern(name_pattern, NAME_FIELDS, fail)
-    p = Path(input_name)
-    try:
-        name = name_pattern.format(stem=p.stem, ext=p.suffix, name=input_name, task=task, scale=scale)
-    except (ValueError, IndexError) as err:
-        raise ConfigError(f"--name-pattern {name_pattern!r}: {err}") from None
-    if not name or name in (".", "..") or "/" in name or os.sep in name:
-        raise ConfigError(f"--name-pattern {name_pattern!r}: gives {name!r} for {input_name!r}, "
-                          "which is not a plain file name")
-    return name
+    """restore.config.output_name (the same placeholders and rules as `restore enhance`), with
+    errors naming --name-pattern."""
+    return config.output_name(input_name, name_pattern, task=task, scale=scale, what="--name-pattern")
 
 
 def _matches(name: str, globs: list[str]) -> bool:

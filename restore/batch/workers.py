@@ -20,7 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from restore.errors import MediaError, RestoreError
-from restore.io._av import local_url
+from restore.io import local_url
 from restore.io.atomic import atomic_output, sweep_stale_temps, temp_glob
 
 
@@ -52,9 +52,9 @@ def enhance_worker(input_path: str, output_path: str, options: dict) -> dict:
 
 
 def _container_format(path) -> str:
-    from restore.io.encode import _format_for
+    from restore.io.codecs import format_for
 
-    return _format_for(Path(path))
+    return format_for(Path(path))
 
 
 def transcode_worker(input_path: str, output_path: str, options: dict) -> dict:

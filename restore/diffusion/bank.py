@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..methods.flow import dis_flow
+from ..ops.flow import dis_flow
 from .data import Sequence
 from .tasks import flow_hints, with_anchors
 

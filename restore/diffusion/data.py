@@ -42,26 +42,12 @@ def _fit(img: np.ndarray, downscale: int) -> np.ndarray:
     return img
 
 
-def _read_video_cv2(path: str, downscale: int, max_frames: int) -> np.ndarray:
-    cap = cv2.VideoCapture(path)
-    frames = []
-    while len(frames) < max_frames:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(_fit(img[..., ::-1], downscale))
-    cap.release()
-    if not frames:
-        raise MediaError("no frames could be decoded", path)
-    return np.stack(frames)
-
-
 def _read_video(path: str, downscale: int, max_frames: int) -> np.ndarray:
     try:
         from ..io import decode
-    except ImportError:  # a bare training box (GPU image) without PyAV: OpenCV's bundled FFmpeg
-        return _read_video_cv2(path, downscale, max_frames)
-    from ..io.frames import from_float, to_float
+    except ImportError as err:  # one decoder for training and inference: no quiet OpenCV stand-in
+        raise ConfigError(f"training on video files needs PyAV (pip install av): {err}", path) from err
+    from ..ops.frames import from_float, to_float
 
     frames = []
     for frame in decode(path):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .checkpoint import inference_block
-from .degrade import imresize
+from ..ops.resize import imresize
 from .infer import restore_chunk
 from .tasks import interp_task_cond, with_anchors
 
@@ -96,7 +96,7 @@ class DiffusionDenoiser(_Base):
                  start_index: int | None = None) -> np.ndarray:
         sigma255 = self.strength
         if sigma255 is None:
-            from ..methods.noise import estimate_noise_sigma
+            from ..ops.noise import estimate_noise_sigma
             sigma255 = float(estimate_noise_sigma(frames))
         sigma = max(2 * sigma255 / 255, float(self.inference["sigma_floor"]))
         y = _to_t(frames)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..methods.flow import dis_flow, interpolate_pair, warp
-from .degrade import imresize
+from ..ops.flow import dis_flow, interpolate_pair, warp
+from ..ops.resize import imresize
 
 
 @dataclass(frozen=True)

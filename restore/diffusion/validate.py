@@ -11,8 +11,9 @@ import functools
 import numpy as np
 
 from ..metrics.psnr import psnr_rgb
+from ..ops.resize import imresize_hwc
 from .data import load_sources
-from .degrade import add_noise, bi_downscale, imresize_hwc
+from .degrade import add_noise, bi_downscale
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

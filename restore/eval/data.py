@@ -65,7 +65,7 @@ def load_clip(folder: Path | str, limit: int | None = None, start: int = 0) -> n
 def load_video(path: Path | str, limit: int | None = None) -> np.ndarray:
     """(T, H, W, 3) uint8 frames of a video file (first video stream), at most `limit`."""
     from restore.io import decode
-    from restore.io.frames import from_float, to_float
+    from restore.ops.frames import from_float, to_float
 
     frames = []
     for f in decode(path):

@@ -90,7 +90,7 @@ class Candidate:
 
 
 def _spatial(restorer) -> Callable[[np.ndarray], np.ndarray]:
-    from restore.io.frames import from_float, to_float
+    from restore.ops.frames import from_float, to_float
 
     def run(frames_u8: np.ndarray) -> np.ndarray:
         return from_float(restorer(to_float(frames_u8)), np.uint8)
@@ -99,7 +99,7 @@ def _spatial(restorer) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _interpolator(interp, t: float = 0.5) -> Callable:
-    from restore.io.frames import from_float, to_float
+    from restore.ops.frames import from_float, to_float
 
     def run(first_u8: np.ndarray, second_u8: np.ndarray) -> np.ndarray:
         return from_float(interp(to_float(first_u8), to_float(second_u8), t), np.uint8)
@@ -120,6 +120,7 @@ def registry_candidates(task: Task, device: str, steps=None, per_frame: bool = F
     (non-classical) models at, each as its own row `name@k` (a steps sweep); None = their default.
     `per_frame`: also run our models on denoise/upscale one frame per call, as rows `name:per-frame`
     (what the clip-joint call gains in E_warp and PSNR over frame-by-frame processing)."""
+    import restore.methods  # noqa: F401  (registers the built-in methods)
     from restore.registry import MethodOptions, methods
 
     out = []

@@ -5,7 +5,7 @@ numbers stay comparable across runs and reports).
   generator seeded by (seed, sigma), added to the 8-bit frames, then clipped to [0, 255] and
   rounded to uint8, so every method sees the same 8-bit noisy frames (as a user's video would be).
 - 'BI' super-resolution (`bi_downscale`): HR cropped to a multiple of the scale (`crop_to_multiple`),
-  MATLAB-style antialiased bicubic downscaling (restore.diffusion.degrade.imresize), rounded to uint8.
+  MATLAB-style antialiased bicubic downscaling (restore.ops.resize.imresize), rounded to uint8.
 - Frame dropping (`drop_frames`): keep every `factor`-th frame; the dropped ones are the targets
   an interpolator must predict.
 - Compression (`encode_crf`): a round trip through libx264 / libx265 at a CRF (PyAV, yuv420p).

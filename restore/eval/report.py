@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from restore.ops.jsonsafe import json_safe
+
 FAMILY_ORDER = {"ours": 0, "classical": 1, "peer": 2}
 FAMILY_LABEL = {"ours": "ours", "classical": "classical (ours)", "peer": "peer"}
 
@@ -16,7 +18,7 @@ def main_psnr(kind: str) -> str:
 
 
 def _f(v, nd=3) -> str:
-    if isinstance(v, str):  # inf / nan as JSON keeps them (the report can be re-rendered from bench.json)
+    if isinstance(v, str):  # "inf" as JSON keeps it (restore.ops.jsonsafe; the report can be re-rendered from bench.json)
         v = float(v)
     if v is None:
         return "-"
@@ -29,21 +31,6 @@ def _f(v, nd=3) -> str:
 
 def _params(p: dict) -> str:
     return "; ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in p.items()) or "-"
-
-
-def clean_json(obj):
-    """JSON has no inf/nan: write them as strings; numpy scalars become Python numbers."""
-    if isinstance(obj, float) and (math.isinf(obj) or math.isnan(obj)):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {str(k): clean_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [clean_json(v) for v in obj]
-    if hasattr(obj, "item"):
-        return clean_json(obj.item())
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def _protocol_line(e: dict) -> str:
@@ -242,6 +229,6 @@ def write_outputs(results: dict, out_dir: Path, *, plots: bool = True, md_path: 
             if scatter(tname, t, p):
                 t["plot"] = Path(os.path.relpath(p, md.parent)).as_posix()
     js = md.with_suffix(".json")
-    js.write_text(json.dumps(clean_json(results), indent=1))
+    js.write_text(json.dumps(json_safe(results), indent=1))
     md.write_text(render(results))
     return md, js

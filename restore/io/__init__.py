@@ -11,12 +11,14 @@ See docs/ARCHITECTURE.md for the contract and each module's docstring for the de
 """
 from __future__ import annotations
 
+from restore.io._av import local_url
 from restore.io.atomic import atomic_output, check_output_path
+from restore.io.codecs import available_encoders
 from restore.io.decode import VideoFrame, decode
-from restore.io.encode import VideoWriter, available_encoders
-from restore.io.frames import from_float, to_float
+from restore.io.encode import VideoWriter
 from restore.io.mux import remux
 from restore.io.probe import MediaInfo, StreamInfo, VideoStreamInfo, probe
+from restore.ops.frames import from_float, to_float
 
 __all__ = [
     "probe",
@@ -32,4 +34,5 @@ __all__ = [
     "VideoFrame",
     "to_float",
     "from_float",
+    "local_url",
 ]

@@ -5,6 +5,7 @@ Kept private to restore.io; the public surface is probe / decode / VideoWriter /
 from __future__ import annotations
 
 import os
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -138,3 +139,14 @@ def first_video_stream(container):
             continue
         return s
     return None
+
+
+def parse_hms(text) -> float | None:
+    """Seconds of an "H:MM:SS.fff" duration tag (Matroska's DURATION); None if absent or malformed."""
+    if not text:
+        return None
+    m = re.match(r"^\s*(\d+):(\d+):(\d+(?:\.\d+)?)\s*$", str(text))
+    if not m:
+        return None
+    h, mnt, sec = m.groups()
+    return int(h) * 3600 + int(mnt) * 60 + float(sec)

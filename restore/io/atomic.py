@@ -28,8 +28,8 @@ from typing import Iterable, Iterator
 
 from restore.errors import RestoreError
 
-__all__ = ["atomic_output", "check_output_path", "temp_path_for", "discard_temp", "release_temp",
-           "sweep_stale_temps", "temp_glob"]
+__all__ = ["atomic_output", "StagedOutput", "check_output_path", "temp_path_for", "discard_temp",
+           "release_temp", "sweep_stale_temps", "temp_glob"]
 
 TEMP_MARK = ".restore-"
 
@@ -214,3 +214,40 @@ def atomic_output(final_path, overwrite: bool = False, *,
     except BaseException:
         discard_temp(tmp)
         raise
+
+
+class StagedOutput:
+    """One output written in up to two stages, as one transaction (VideoWriter's output).
+
+    final_tmp: the temp file that commit() renames over the final name (atomic_output).
+    stage_tmp: with a stage_tag, a second temp file for an intermediate result (the encoded
+        video before the source's other streams are muxed in), always deleted; None without.
+    commit(): rename into place and delete the stage file. abort(exc): delete both and leave the
+    final name as it was. Only the first of these calls does anything.
+    """
+
+    def __init__(self, final_path, *, overwrite: bool = False,
+                 input_path: str | os.PathLike | Iterable | None = None, stage_tag: str | None = None):
+        self._stack: contextlib.ExitStack | None = contextlib.ExitStack()
+        try:
+            self.final_tmp = self._stack.enter_context(
+                atomic_output(final_path, overwrite=overwrite, input_path=input_path))
+            self.stage_tmp: Path | None = None
+            if stage_tag is not None:
+                self.stage_tmp = temp_path_for(final_path, tag=stage_tag)
+                self._stack.callback(discard_temp, self.stage_tmp)
+        except BaseException as err:
+            self._stack.__exit__(type(err), err, err.__traceback__)
+            raise
+
+    def commit(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+
+    def abort(self, exc: BaseException | None = None) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            exc = exc or RuntimeError("aborted")
+            # hand the exception to atomic_output so it deletes instead of renaming
+            stack.__exit__(type(exc), exc, exc.__traceback__)

@@ -28,7 +28,7 @@ import av
 import numpy as np
 
 from restore.errors import MediaError
-from restore.io._av import bit_depth_of, ffmpeg_reason, first_video_stream, fraction, open_input
+from restore.io._av import bit_depth_of, ffmpeg_reason, first_video_stream, fraction, open_input, parse_hms
 
 __all__ = ["VideoFrame", "decode"]
 
@@ -106,10 +106,8 @@ def _expected_end(vstream, container) -> tuple[int | None, float | None]:
     if vstream.duration and tb:
         dur = float(vstream.duration * tb)
     else:  # Matroska: per-stream DURATION tag written by the muxer
-        from restore.io.probe import _parse_hms
-
         tag = next((v for k, v in dict(vstream.metadata).items() if k.upper().startswith("DURATION")), None)
-        dur = _parse_hms(tag)
+        dur = parse_hms(tag)
     if dur is not None and vstream.start_time is not None and tb:
         dur += float(vstream.start_time * tb)
     return frames, dur

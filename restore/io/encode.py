@@ -23,7 +23,10 @@ Design
   ConfigError. Nothing is ever padded or cropped silently.
 - Two stages: the video is encoded to a hidden temp file in the destination directory, then
   remuxed with the source's other streams into a second temp file that is atomically renamed
-  to the final name (restore.io.atomic). On an exception every temp file is removed.
+  to the final name: one transaction, restore.io.atomic.StagedOutput. On an exception every
+  temp file is removed.
+- Codec names, encoder speed presets, CRF ranges and containers are checked against the
+  catalogue in restore.io.codecs.
 """
 from __future__ import annotations
 
@@ -31,7 +34,6 @@ import contextlib
 import logging
 import math
 import os
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -40,102 +42,14 @@ import numpy as np
 
 from restore.errors import ConfigError, RestoreError
 from restore.io._av import bit_depth_of, color_value, ffmpeg_reason, local_url
-from restore.io.atomic import atomic_output, check_output_path, discard_temp, temp_path_for
-from restore.io.frames import from_float
+from restore.io.atomic import StagedOutput, check_output_path
+from restore.io.codecs import format_for, resolve_codec, resolve_crf, resolve_encoder_preset
+from restore.io.mux import copy_container_metadata, remux
+from restore.ops.frames import from_float
 
-__all__ = ["VideoWriter", "available_encoders", "ENCODERS", "resolve_codec"]
+__all__ = ["VideoWriter"]
 
 log = logging.getLogger(__name__)
-
-X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
-                "slower", "veryslow", "placebo")
-# SVT-AV1 presets are numbers (0 slowest .. 12 fastest); map the familiar x264 names onto them.
-SVT_PRESETS = {"placebo": 1, "veryslow": 2, "slower": 4, "slow": 6, "medium": 8, "fast": 9,
-               "faster": 10, "veryfast": 11, "superfast": 12, "ultrafast": 12}
-
-
-@dataclass(frozen=True)
-class EncoderSpec:
-    name: str
-    description: str
-    crf_range: tuple[int, int] | None  # None: lossless, no CRF
-    default_crf: int | None
-    formats: dict  # bit depth -> default pix_fmt
-    formats_444: dict  # bit depth -> pix_fmt without chroma subsampling (odd sizes)
-
-
-ENCODERS: dict[str, EncoderSpec] = {
-    "libx264": EncoderSpec("libx264", "H.264 / AVC (x264)", (0, 51), 18,
-                           {8: "yuv420p", 10: "yuv420p10le"},
-                           {8: "yuv444p", 10: "yuv444p10le"}),
-    "libx265": EncoderSpec("libx265", "H.265 / HEVC (x265)", (0, 51), 20,
-                           {8: "yuv420p", 10: "yuv420p10le", 12: "yuv420p12le"},
-                           {8: "yuv444p", 10: "yuv444p10le", 12: "yuv444p12le"}),
-    "libsvtav1": EncoderSpec("libsvtav1", "AV1 (SVT-AV1)", (1, 63), 30,
-                             {8: "yuv420p", 10: "yuv420p10le"}, {}),
-    "ffv1": EncoderSpec("ffv1", "FFV1 lossless (planar RGB)", None, None,
-                        {8: "bgr0", 10: "gbrp10le", 12: "gbrp12le", 16: "gbrp16le"},
-                        {8: "bgr0", 10: "gbrp10le", 12: "gbrp12le", 16: "gbrp16le"}),
-}
-ALIASES = {"h264": "libx264", "x264": "libx264", "avc": "libx264",
-           "h265": "libx265", "hevc": "libx265", "x265": "libx265",
-           "av1": "libsvtav1", "svtav1": "libsvtav1", "svt-av1": "libsvtav1"}
-
-
-def available_encoders() -> list[str]:
-    """The ENCODERS this PyAV build actually has."""
-    return [name for name in ENCODERS if name in av.codecs_available]
-
-
-def resolve_codec(codec: str) -> EncoderSpec:
-    key = str(codec).strip().lower()
-    key = ALIASES.get(key, key)
-    if key not in ENCODERS:
-        raise ConfigError(f"unknown codec {codec!r} (choose from: {', '.join(ENCODERS)})")
-    if key not in av.codecs_available:
-        raise ConfigError(f"codec {codec!r} is not available in this PyAV/FFmpeg build "
-                          f"(available: {', '.join(available_encoders())})")
-    return ENCODERS[key]
-
-
-def _resolve_preset(spec: EncoderSpec, preset) -> str | None:
-    if preset is None:
-        return None
-    text = str(preset).strip().lower()
-    if spec.name in ("libx264", "libx265"):
-        if text not in X26X_PRESETS:
-            raise ConfigError(f"unknown preset {preset!r} for {spec.name} "
-                              f"(choose from: {', '.join(X26X_PRESETS)})")
-        return text
-    if spec.name == "libsvtav1":
-        if text.isdigit() and 0 <= int(text) <= 13:
-            return text
-        if text in SVT_PRESETS:
-            return str(SVT_PRESETS[text])
-        raise ConfigError(f"unknown preset {preset!r} for libsvtav1 "
-                          f"(0..13 or one of: {', '.join(SVT_PRESETS)})")
-    # FFV1 has no speed presets; accept the common names so one --preset works for every codec
-    if text not in X26X_PRESETS and not text.isdigit():
-        raise ConfigError(f"unknown preset {preset!r} (choose from: {', '.join(X26X_PRESETS)})")
-    return None
-
-
-def _resolve_crf(spec: EncoderSpec, crf) -> int | None:
-    if spec.crf_range is None:
-        return None  # lossless codec: CRF does not apply
-    if crf is None:
-        return spec.default_crf
-    try:
-        value = int(crf)
-        if value != float(crf):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise ConfigError(f"crf must be an integer, got {crf!r}") from None
-    lo, hi = spec.crf_range
-    if not lo <= value <= hi:
-        raise ConfigError(f"crf {value} out of range for {spec.name} ({lo}..{hi})")
-    return value
-
 
 def _subsampled(pix_fmt: str) -> tuple[bool, bool]:
     """(horizontal, vertical) chroma subsampling of a pixel format."""
@@ -221,8 +135,8 @@ class VideoWriter:
 
         self.path = Path(os.fspath(path))
         self.spec = resolve_codec(codec)
-        self.preset = _resolve_preset(self.spec, preset)
-        self.crf = _resolve_crf(self.spec, crf)
+        self.preset = resolve_encoder_preset(self.spec, preset)
+        self.crf = resolve_crf(self.spec, crf)
         self.overwrite = overwrite
         self.copy_audio, self.copy_subtitles, self.copy_attachments = (
             bool(copy_audio), bool(copy_subtitles), bool(copy_attachments))
@@ -298,9 +212,7 @@ class VideoWriter:
 
         self.frames_written = 0
         self.mux_report: list = []
-        self._stack: contextlib.ExitStack | None = None
-        self._final_tmp: Path | None = None
-        self._video_tmp: Path | None = None
+        self._output: StagedOutput | None = None  # the output transaction, from the first frame
         self._out = None
         self._stream = None
         self._last_pts: int | None = None
@@ -314,7 +226,7 @@ class VideoWriter:
         if not ext:
             raise ConfigError("output file needs an extension (.mp4, .mkv, .mov, .webm)", self.path)
         try:
-            fmt = av.ContainerFormat(_format_for(self.path), "w")
+            fmt = av.ContainerFormat(format_for(self.path), "w")
         except (ValueError, av.error.FFmpegError):
             raise ConfigError(f"unknown output container {ext!r} (use .mp4, .mkv, .mov or .webm)",
                               self.path) from None
@@ -357,22 +269,15 @@ class VideoWriter:
 
     def _open_inner(self, width: int, height: int) -> None:
         self._settle_size(width, height)
-        self._stack = contextlib.ExitStack()
-        self._final_tmp = self._stack.enter_context(
-            atomic_output(self.path, overwrite=self.overwrite, input_path=self.source))
-        if self._needs_remux():
-            self._video_tmp = temp_path_for(self.path, tag="video-")
-            self._stack.callback(discard_temp, self._video_tmp)
-            target = self._video_tmp
-        else:
-            target = self._final_tmp
+        # the video goes to a stage file when the source's other streams are muxed in at close()
+        self._output = StagedOutput(self.path, overwrite=self.overwrite, input_path=self.source,
+                                    stage_tag="video-" if self._needs_remux() else None)
+        target = self._output.stage_tmp or self._output.final_tmp
         try:
-            self._out = av.open(local_url(target), "w", format=_format_for(self.path))
+            self._out = av.open(local_url(target), "w", format=format_for(self.path))
         except (av.error.FFmpegError, OSError) as err:
             raise RestoreError(f"cannot write: {ffmpeg_reason(err)}", self.path) from None
-        if target == self._final_tmp:
-            from restore.io.mux import copy_container_metadata
-
+        if self._output.stage_tmp is None:
             copy_container_metadata(self.source, self._out)
         s = self._out.add_stream(self.spec.name, rate=self.fps)
         s.width, s.height = self.width, self.height
@@ -504,12 +409,10 @@ class VideoWriter:
             self._encode(None)
             self._out.close()
             self._out = None
-            if self._video_tmp is not None:
-                from restore.io.mux import remux
-
+            if self._output.stage_tmp is not None:
                 start, end = self._written_range_if_partial()
                 self.mux_report = remux(
-                    self._video_tmp, self.source, self._final_tmp,
+                    self._output.stage_tmp, self.source, self._output.final_tmp,
                     copy_audio=self.copy_audio, copy_subtitles=self.copy_subtitles,
                     copy_attachments=self.copy_attachments, rotation=self.rotation,
                     start=start, end=end)
@@ -523,8 +426,8 @@ class VideoWriter:
         except BaseException as err:
             self._abort(err)
             raise
-        stack, self._stack = self._stack, None
-        stack.close()  # atomic rename, temp video removed
+        output, self._output = self._output, None
+        output.commit()  # atomic rename, temp video removed
 
     def _written_range_if_partial(self) -> tuple[float | None, float | None]:
         """(start, end) seconds to trim the passthrough streams to, when the frames written
@@ -550,12 +453,10 @@ class VideoWriter:
             with contextlib.suppress(Exception):
                 self._out.close()
             self._out = None
-        if self._stack is not None:
-            stack, self._stack = self._stack, None
-            exc = err or RuntimeError("aborted")
-            # hand the exception to atomic_output so it deletes instead of renaming
+        if self._output is not None:
+            output, self._output = self._output, None
             with contextlib.suppress(BaseException):
-                stack.__exit__(type(exc), exc, exc.__traceback__)
+                output.abort(err)
 
     def abort(self) -> None:
         """Give up: remove every temp file, leave nothing under the final name."""
@@ -572,23 +473,6 @@ class VideoWriter:
         return False
 
     def __del__(self):  # a writer dropped without close() must not leave temp files
-        if getattr(self, "_stack", None) is not None and not getattr(self, "_closed", True):
+        if getattr(self, "_output", None) is not None and not getattr(self, "_closed", True):
             with contextlib.suppress(Exception):
                 self._abort()
-
-
-def _unlink_quietly(p: Path) -> None:
-    with contextlib.suppress(OSError):
-        p.unlink()
-
-
-_EXT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska",
-                ".webm": "webm", ".avi": "avi", ".nut": "nut"}
-
-
-def _format_for(path: Path) -> str:
-    ext = path.suffix.lower()
-    if ext in _EXT_FORMATS:
-        return _EXT_FORMATS[ext]
-    raise ConfigError(f"unknown output container {ext or path.name!r} "
-                      f"(use {', '.join(sorted(_EXT_FORMATS))})", path)

@@ -29,6 +29,7 @@ import av
 
 from restore.errors import MediaError, RestoreError
 from restore.io._av import ffmpeg_reason, first_video_stream, local_url, open_input
+from restore.io.codecs import format_for
 
 __all__ = ["remux", "MediaWarning", "MuxAction", "copy_container_metadata"]
 
@@ -108,10 +109,12 @@ def _copy_meta_and_chapters(src, out) -> None:
     for k, v in dict(src.metadata).items():
         if k.lower() not in _SKIP_TAGS and not k.upper().startswith("_STATISTICS"):
             out.metadata[k] = v
-    with contextlib.suppress(Exception):
+    try:
         chapters = src.chapters()
         if chapters:
             out.set_chapters(chapters)
+    except Exception as err:  # noqa: BLE001 - PyAV raises several types; the encode goes on
+        _warn(f"{src.name}: chapters not carried over ({err})")
 
 
 def _copy_stream_tags(src_stream, out_stream) -> None:
@@ -121,8 +124,10 @@ def _copy_stream_tags(src_stream, out_stream) -> None:
                 or key.startswith("_statistics") or key in ("bps",) or key.startswith("bps-"):
             continue
         out_stream.metadata[k] = v
-    with contextlib.suppress(Exception):
+    try:
         out_stream.disposition = src_stream.disposition
+    except Exception as err:  # noqa: BLE001
+        _warn(f"stream #{src_stream.index}: disposition flags (default, forced...) not carried over ({err})")
 
 
 class _Copy:
@@ -147,8 +152,11 @@ class _AudioConvert:
         name = cc.layout.name if cc.layout is not None else ""
         if not name or "channels" in name:
             name = _DEFAULT_LAYOUTS.get(channels, "stereo")
-        with contextlib.suppress(Exception):
+        try:
             self.out.layout = name
+        except Exception as err:  # noqa: BLE001
+            _warn(f"audio stream #{src_stream.index}: channel layout {name!r} not set, the encoder's "
+                  f"default is used ({err})")
         self.out.bit_rate = min(96000 * channels, 512000) if codec == "aac" else 64000 * channels
         self.out.time_base = Fraction(1, cc.sample_rate or 48000)
 
@@ -179,9 +187,12 @@ class _SubtitleConvert:
         # text subtitle encoders need the ASS header when the muxer opens them (before any
         # packet): the source's decoder makes one when opened
         header = None
-        with contextlib.suppress(Exception):
+        try:
             src_stream.codec_context.open(strict=False)
             header = src_stream.codec_context.subtitle_header
+        except Exception as err:  # noqa: BLE001
+            _warn(f"subtitle stream #{src_stream.index}: its style header could not be read ({err}); "
+                  "a default style is used")
         self.out.codec_context.subtitle_header = header or _DEFAULT_ASS_HEADER
 
     def handle(self, packet):
@@ -352,7 +363,6 @@ def remux(
     Writes `out_path` directly (callers wrap it in atomic_output). Returns what happened to each
     source stream; conversions and drops are also reported as MediaWarning."""
     video, out_path = Path(os.fspath(video)), Path(os.fspath(out_path))
-    from restore.io.encode import _format_for
 
     with contextlib.ExitStack() as stack:
         vin = stack.enter_context(open_input(video))
@@ -361,7 +371,7 @@ def remux(
             raise MediaError("no video stream to mux", video)
         src = stack.enter_context(open_input(source)) if source is not None else None
         try:
-            out = stack.enter_context(av.open(local_url(out_path), "w", format=_format_for(out_path)))
+            out = stack.enter_context(av.open(local_url(out_path), "w", format=format_for(out_path)))
         except (av.error.FFmpegError, OSError) as err:
             raise RestoreError(f"cannot write: {ffmpeg_reason(err)}", out_path) from None
         fmt = out.format.name

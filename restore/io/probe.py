@@ -38,26 +38,14 @@ from restore.io._av import (
     first_video_stream,
     fraction,
     open_input,
+    parse_hms,
 )
+from restore.ops.jsonsafe import json_safe
 
 __all__ = ["probe", "MediaInfo", "StreamInfo", "VideoStreamInfo"]
 
 # Tags that describe the old file, not the stream content; never worth showing or copying.
 _STAT_TAG = re.compile(r"^(DURATION|NUMBER_OF_FRAMES|NUMBER_OF_BYTES|BPS|_STATISTICS_.*)(-\w+)?$")
-
-
-def _json_value(v):
-    if isinstance(v, Fraction):
-        return f"{v.numerator}/{v.denominator}"
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, Path):
-        return str(v)
-    if isinstance(v, (list, tuple)):
-        return [_json_value(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _json_value(x) for k, x in v.items()}
-    return v
 
 
 @dataclass(kw_only=True)
@@ -88,7 +76,7 @@ class StreamInfo:
 
     def to_dict(self) -> dict:
         """JSON-able dict (Fractions as "num/den" strings)."""
-        return {f.name: _json_value(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: json_safe(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(kw_only=True)
@@ -189,7 +177,7 @@ class MediaInfo:
         return self.streams_of("attachment")
 
     def to_dict(self) -> dict:
-        d = {f.name: _json_value(getattr(self, f.name)) for f in fields(self) if f.name != "streams"}
+        d = {f.name: json_safe(getattr(self, f.name)) for f in fields(self) if f.name != "streams"}
         d["streams"] = [s.to_dict() for s in self.streams]
         return d
 
@@ -260,7 +248,7 @@ def _stream_info(s) -> StreamInfo:
         duration = float(s.duration * tb)
     else:  # Matroska keeps per-stream durations only as a DURATION tag ("00:00:04.000000000")
         tag = next((v for k, v in meta.items() if k.upper().startswith("DURATION")), None)
-        duration = _parse_hms(tag)
+        duration = parse_hms(tag)
     disp = int(getattr(s, "disposition", 0) or 0)
     common = dict(
         index=s.index,
@@ -322,16 +310,6 @@ def _stream_info(s) -> StreamInfo:
 
 # AVFieldOrder; "progressive" vs the interlaced variants (top/bottom field first)
 _FIELD_ORDER = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
-
-
-def _parse_hms(text) -> float | None:
-    if not text:
-        return None
-    m = re.match(r"^\s*(\d+):(\d+):(\d+(?:\.\d+)?)\s*$", str(text))
-    if not m:
-        return None
-    h, mnt, sec = m.groups()
-    return int(h) * 3600 + int(mnt) * 60 + float(sec)
 
 
 def _norm_angle(deg: float) -> float:

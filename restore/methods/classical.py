@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from ..registry import MethodOptions, register
-from .flow import dis_flow, interpolate_pair
-from .noise import estimate_noise_sigma
+from ..ops.flow import dis_flow, interpolate_pair
+from ..ops.noise import estimate_noise_sigma
 
 
 def _to_u8(frames: np.ndarray) -> np.ndarray:

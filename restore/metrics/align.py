@@ -40,13 +40,11 @@ def parse_align(value) -> str | int:
 
 
 def thumbnail(grey: np.ndarray) -> np.ndarray:
-    import cv2
+    """Area-averaged float32 thumbnail of a luma plane, THUMB_WIDTH wide at most, on its own scale."""
+    from ..ops import thumbs
 
-    g = np.asarray(grey, np.float32)
-    h, w = g.shape[:2]
-    tw = min(THUMB_WIDTH, w)
-    th = max(1, round(h * tw / w))
-    return cv2.resize(g, (tw, th), interpolation=cv2.INTER_AREA)
+    h, w = np.shape(grey)[:2]
+    return thumbs.thumbnail(grey, thumbs.fit_width(h, w, THUMB_WIDTH))
 
 
 def best_offset(ref_thumbs: list[np.ndarray], dist_thumbs: list[np.ndarray], max_offset: int) -> tuple[int, dict]:

@@ -5,8 +5,8 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
+from ..io.transcode import video_bitrate
 from .bdrate import bd
-from .ladder import video_bitrate
 from .score import score
 
 # metric key in a point -> (label, higher is better)

@@ -1,8 +1,8 @@
 """Writers for ScoreReports: terminal table, per-frame CSV, JSON, and per-frame plots (PNG).
 
-JSON has no infinity: a PSNR of identical frames is written as the string "inf" (and read back
-by float("inf")); CSV writes inf, which float() parses too. NaN (e.g. no E_warp for frame 0)
-becomes null / an empty cell.
+JSON follows restore.ops.jsonsafe: a PSNR of identical frames is written as the string "inf" (read
+back by float("inf")), NaN (e.g. no E_warp for frame 0) as null. CSV writes inf, which float()
+parses too, and NaN as an empty cell.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import math
 import os
 from typing import Sequence
 
+from ..ops.jsonsafe import json_safe
 from .score import HIGHER_IS_BETTER, SUMMARY_STATS, ScoreReport
 
 _FMT = {"psnr": "{:.3f}", "ssim": "{:.5f}", "lpips": "{:.4f}", "vmaf": "{:.3f}", "ewarp": "{:.6f}",
@@ -25,21 +26,6 @@ def _fmt(metric: str, value) -> str:
     if isinstance(value, float) and math.isinf(value):
         return "inf"
     return _FMT.get(metric.split("_")[0], "{:.4f}").format(value)
-
-
-def jsonable(obj):
-    """Replace inf / nan floats so the output is strict JSON."""
-    if isinstance(obj, float):
-        if math.isnan(obj):
-            return None
-        if math.isinf(obj):
-            return "inf" if obj > 0 else "-inf"
-        return obj
-    if isinstance(obj, dict):
-        return {k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    return obj
 
 
 def metric_label(report: ScoreReport, metric: str) -> str:
@@ -117,7 +103,7 @@ def write_csv(reports: Sequence[ScoreReport], path) -> None:
 
 
 def write_json(reports: Sequence[ScoreReport], path=None, *, frames: bool = True) -> str:
-    text = json.dumps(jsonable({"reports": [r.to_dict(frames=frames) for r in reports]}), indent=2)
+    text = json.dumps(json_safe({"reports": [r.to_dict(frames=frames) for r in reports]}), indent=2)
     if path is not None:
         with open(path, "w") as fh:
             fh.write(text + "\n")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..methods.flow import occlusion_mask, to_grey_u8, warp
+from ..ops.flow import occlusion_mask, to_grey_u8, warp
 from .psnr import to_unit_rgb
 
 FLICKER_BLOCK = 8
