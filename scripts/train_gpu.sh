@@ -8,7 +8,7 @@
 # a bank of real encodes of it as .carry/bank (scripts/make_codec_bank.py .carry/corpus/*.mp4
 # --out .carry/bank --downscale 2 --frames 32; used by configs whose chain has `encoded`) and 15
 # validation frames as .carry/val/davis-dog; lpips as a wheel in .whl (the GPU image has PyTorch,
-# OpenCV and safetensors but not lpips or PyAV: training videos are read with OpenCV).
+# OpenCV and safetensors but not lpips or PyAV: the sources say `reader: opencv`).
 set -u
 minutes=$1; shift
 out=${OUT:-/tmp/restore-gpu-out}
@@ -23,8 +23,8 @@ export PYTHONUNBUFFERED=1
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 device=${DEVICE:-cuda}   # DEVICE=cpu EXTRA='batch=2 ...' for a dry run of this script on a CPU
-corpus='sources=[{path: .carry/corpus/*.mp4, kind: video}, {path: .carry/corpus/stills/*.jpg, kind: images}]'
-bank='sources=[{path: .carry/bank/*.mkv, kind: encoded, clean: .carry/corpus, clean_downscale: 2}]'
+corpus='sources=[{path: .carry/corpus/*.mp4, kind: video, reader: opencv}, {path: .carry/corpus/stills/*.jpg, kind: images}]'
+bank='sources=[{path: .carry/bank/*.mkv, kind: encoded, clean: .carry/corpus, clean_downscale: 2, reader: opencv}]'
 val='val_source={path: .carry/val/davis-dog, kind: frames}'
 # a hard stop a little after the budget: SIGINT makes a run save its checkpoint and exit
 limit=$(awk "BEGIN {print int($minutes * 60 + 100)}")

@@ -35,17 +35,8 @@ LAYERS = [
 BASE_MAY_IMPORT = {"restore.errors"}
 
 # Known, named exceptions, each with the reason it is not fixed yet. Keep this short.
-PRIVATE_IMPORT_EXCEPTIONS = {
-    # pairs.py is being reworked by the models work; make these names public there.
-    ("restore.diffusion.bank", "restore.diffusion.pairs", "_anchor_count"),
-    ("restore.diffusion.bank", "restore.diffusion.pairs", "_loss_mask"),
-    ("restore.diffusion.bank", "restore.diffusion.pairs", "_start_sigma"),
-}
-CYCLE_EXCEPTIONS = {
-    # validate imports train.inference_of, train calls validate.quick_validation; train.py is
-    # being reworked by the models work: move inference_of to checkpoint.py there.
-    ("restore.diffusion.train", "restore.diffusion.validate"),
-}
+PRIVATE_IMPORT_EXCEPTIONS: set = set()
+CYCLE_EXCEPTIONS: set = set()
 
 
 def _module_files(root: Path) -> dict[str, Path]:

@@ -128,6 +128,9 @@ def test_packed_corpus_round_trip_and_no_silent_decoder_fallback(tmp_path, monke
     monkeypatch.setitem(sys.modules, "restore.io", None)  # as if PyAV could not be imported
     with pytest.raises(ConfigError, match="needs PyAV"):
         _read_video(str(tmp_path / "c.mp4"), 1, 100)
+    # a machine without PyAV names OpenCV as its reader in the config, and gets the same pictures
+    via_cv = _read_video(str(tmp_path / "c.mp4"), 1, 100, reader="opencv")
+    assert via_cv.shape == clip.shape and P.psnr(via_cv, via_av) > 40
 
 
 def test_init_weights_errors_name_the_key(tmp_path):

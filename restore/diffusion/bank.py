@@ -143,7 +143,7 @@ class TripletBank:
 
 def bank_batch(bank: TripletBank, cfg, rng: np.random.Generator) -> dict:
     """The same batch dict as pairs.make_batch, cut from the bank on its device."""
-    from .pairs import SHARED_NOISE_P, _anchor_count, _loss_mask, _start_sigma, stack_items
+    from .pairs import SHARED_NOISE_P, anchor_count, loss_mask, start_sigma, stack_items
 
     # Start noise is drawn on the bank's device: on a GPU, numpy's normals for a whole batch
     # cost more than the training step.
@@ -152,11 +152,11 @@ def bank_batch(bank: TripletBank, cfg, rng: np.random.Generator) -> dict:
     items = []
     for _ in range(cfg.batch):
         cond_task, est, x0 = bank.chunk(cfg.frames, cfg.patch, rng, cfg.bank_stride_p)
-        sigma_s = _start_sigma(rng, cfg.start_sigma_min, cfg.start_sigma_max)
+        sigma_s = start_sigma(rng, cfg.start_sigma_min, cfg.start_sigma_max)
         draws = 1 if rng.random() < SHARED_NOISE_P else est.shape[0]
         eps = torch.randn((draws,) + tuple(est.shape[1:]), generator=gen, device=bank.device)
-        a = _anchor_count(rng, cfg.frames, cfg.p_anchor)
+        a = anchor_count(rng, cfg.frames, cfg.p_anchor)
         items.append(dict(x0=x0, cond=with_anchors(cond_task, x0[:a] if a else None),
                           start=est + sigma_s * eps.expand_as(est), estimate=est, sigma_s=sigma_s,
-                          loss_mask=_loss_mask(cfg.frames, a).to(est.device)))
+                          loss_mask=loss_mask(cfg.frames, a).to(est.device)))
     return stack_items(items)

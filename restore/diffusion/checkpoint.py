@@ -54,6 +54,12 @@ def inference_block(meta: dict) -> dict:
     return block
 
 
+def inference_of(cfg) -> dict:
+    """The `inference:` block a training config (trainconfig.TrainConfig) writes to its checkpoints."""
+    return inference_block({"inference": cfg.inference, "config": {"frames": cfg.frames, "sigma_floor": cfg.sigma_floor},
+                            "sampling": {"steps": cfg.default_steps, "start_sigma": cfg.default_start_sigma}})
+
+
 def git_commit() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,

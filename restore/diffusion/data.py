@@ -42,7 +42,27 @@ def _fit(img: np.ndarray, downscale: int) -> np.ndarray:
     return img
 
 
-def _read_video(path: str, downscale: int, max_frames: int) -> np.ndarray:
+def _read_video_opencv(path: str, downscale: int, max_frames: int) -> np.ndarray:
+    cap = cv2.VideoCapture(path)
+    frames = []
+    while len(frames) < max_frames:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(_fit(np.ascontiguousarray(img[..., ::-1]), downscale))
+    cap.release()
+    if not frames:
+        raise MediaError("OpenCV decoded no frames", path)
+    return np.stack(frames)
+
+
+def _read_video(path: str, downscale: int, max_frames: int, reader: str = "pyav") -> np.ndarray:
+    """Frames of a training video. `reader: opencv` on a source is for machines without PyAV
+    (the GPU image): chosen in the config, never a silent stand-in."""
+    if reader == "opencv":
+        return _read_video_opencv(path, downscale, max_frames)
+    if reader != "pyav":
+        raise ConfigError(f"source reader {reader!r}: expected pyav or opencv", path)
     try:
         from ..io import decode
     except ImportError as err:  # one decoder for training and inference: no quiet OpenCV stand-in
@@ -59,11 +79,12 @@ def _read_video(path: str, downscale: int, max_frames: int) -> np.ndarray:
 
 
 def load_sources(sources: list[dict], max_frames: int = 300) -> list[Sequence]:
-    """sources: [{path: glob, kind: frames|video|images, downscale: 1}] -> sequences."""
+    """sources: [{path: glob, kind: frames|video|images|encoded, downscale: 1, reader: pyav}] -> sequences."""
     seqs: list[Sequence] = []
     encoded_by_clean: dict[tuple, list[str]] = {}
     for src in sources:
         kind, down = src.get("kind", "frames"), int(src.get("downscale", 1))
+        reader = src.get("reader", "pyav")
         for path in sorted(glob.glob(os.path.expanduser(src["path"]))):
             if kind == "frames" and os.path.isdir(path):
                 files = sorted(f for f in os.listdir(path) if f.lower().endswith(IMAGE_EXT))[:max_frames]
@@ -74,16 +95,16 @@ def load_sources(sources: list[dict], max_frames: int = 300) -> list[Sequence]:
                     else:
                         seqs.append(Sequence(os.path.basename(path), np.stack(imgs)))
             elif kind == "video" and path.lower().endswith(VIDEO_EXT):
-                seqs.append(Sequence(os.path.basename(path), _read_video(path, down, max_frames)))
+                seqs.append(Sequence(os.path.basename(path), _read_video(path, down, max_frames, reader)))
             elif kind == "encoded" and path.lower().endswith(VIDEO_EXT):
                 encoded_by_clean.setdefault(_clean_of(path, src), []).append(path)
             elif kind == "images" and path.lower().endswith(IMAGE_EXT):
                 seqs.append(Sequence(os.path.basename(path), _fit(_read_image(path), down)[None], still=True))
-    for (clean, down), paths in encoded_by_clean.items():
-        frames = _read_video(clean, down, max_frames)
+    for (clean, down, reader), paths in encoded_by_clean.items():
+        frames = _read_video(clean, down, max_frames, reader)
         variants = []
         for path in sorted(paths):
-            enc = _read_video(path, 1, max_frames)
+            enc = _read_video(path, 1, max_frames, reader)
             h, w = enc.shape[1:3]
             if h > frames.shape[1] or w > frames.shape[2] or len(enc) > len(frames):
                 raise MediaError(f"not an encode of {clean} at downscale {down} "
@@ -107,7 +128,7 @@ def _clean_of(path: str, src: dict) -> tuple[str, int]:
     clean = os.path.join(os.path.expanduser(src["clean"]), os.path.basename(path).split("~", 1)[0])
     if not os.path.isfile(clean):
         raise MediaError(f"the clean source of this encode, {clean}, is missing", path)
-    return clean, int(src.get("clean_downscale", 1))
+    return clean, int(src.get("clean_downscale", 1)), src.get("reader", "pyav")
 
 
 def augment_flags(rng: np.random.Generator) -> tuple[bool, bool, bool, bool]:

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .degrade import imresize, jpeg
+from ..ops.resize import imresize
+from .degrade import jpeg
 
 Degradation = Callable[..., torch.Tensor]
 DEGRADATIONS: dict[str, Degradation] = {}

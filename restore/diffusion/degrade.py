@@ -1,7 +1,6 @@
 """Degradations used to synthesise training pairs and to build model inputs.
 
-The MATLAB bicubic resize is `restore.ops.resize` (bi_downscale below uses it; degradations.py
-and pairs.py still take imresize_hwc from this module).
+The MATLAB bicubic resize is `restore.ops.resize` (bi_downscale below uses it).
 """
 from __future__ import annotations
 

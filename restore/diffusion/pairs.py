@@ -15,7 +15,7 @@ import torch
 
 from .data import Sequence, random_clip, random_clip_encoded
 from .degradations import Chain, build_chain, randn_like
-from .degrade import imresize
+from ..ops.resize import imresize
 from .tasks import interp_task_cond, with_anchors
 
 
@@ -59,13 +59,13 @@ class HostClips:
         return _u8_to_unit(clean), state
 
 
-def _anchor_count(rng: np.random.Generator, frames: int, p_anchor: float) -> int:
+def anchor_count(rng: np.random.Generator, frames: int, p_anchor: float) -> int:
     if frames < 2 or rng.random() >= p_anchor:
         return 0
     return int(rng.integers(1, min(2, frames - 1) + 1))
 
 
-def _start_sigma(rng: np.random.Generator, lo: float, hi: float) -> float:
+def start_sigma(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
@@ -84,10 +84,10 @@ def denoise_pair(clips, cfg, rng: np.random.Generator, chain: Chain) -> dict:
     x0, y = clean * 2 - 1, noisy * 2 - 1
     # the model is conditioned on the white-noise level; compression damage alone sits at the floor
     sigma_s = max(2 * state.get("sigma255", 0.0) / 255, cfg.sigma_floor)
-    a = _anchor_count(rng, cfg.frames, cfg.p_anchor)
+    a = anchor_count(rng, cfg.frames, cfg.p_anchor)
     cond = with_anchors(y, x0[:a] if a else None)
     return dict(x0=x0, cond=cond, start=y, estimate=y, sigma_s=sigma_s,
-                loss_mask=_loss_mask(cfg.frames, a, x0.device))
+                loss_mask=loss_mask(cfg.frames, a, x0.device))
 
 
 def sr_pair(clips, cfg, rng: np.random.Generator, chain: Chain) -> dict:
@@ -95,12 +95,12 @@ def sr_pair(clips, cfg, rng: np.random.Generator, chain: Chain) -> dict:
     lr, _ = chain(clean, rng, state)  # the config loader checked that the chain downscales by cfg.scale
     upt = imresize(lr, (cfg.patch, cfg.patch)).clamp(0, 1) * 2 - 1
     x0 = clean * 2 - 1
-    sigma_s = _start_sigma(rng, cfg.start_sigma_min, cfg.start_sigma_max)
+    sigma_s = start_sigma(rng, cfg.start_sigma_min, cfg.start_sigma_max)
     start = upt + sigma_s * _start_noise(rng, upt)
-    a = _anchor_count(rng, cfg.frames, cfg.p_anchor)
+    a = anchor_count(rng, cfg.frames, cfg.p_anchor)
     cond = with_anchors(upt, x0[:a] if a else None)
     return dict(x0=x0, cond=cond, start=start, estimate=upt, sigma_s=sigma_s,
-                loss_mask=_loss_mask(cfg.frames, a, x0.device))
+                loss_mask=loss_mask(cfg.frames, a, x0.device))
 
 
 def interp_pair(clips, cfg, rng: np.random.Generator, chain: Chain) -> dict:
@@ -122,14 +122,14 @@ def interp_pair(clips, cfg, rng: np.random.Generator, chain: Chain) -> dict:
     cond_task = torch.from_numpy(np.stack(conds))
     est = torch.from_numpy(np.stack(starts))
     x0 = _to_t(np.stack(targets))
-    sigma_s = _start_sigma(rng, cfg.start_sigma_min, cfg.start_sigma_max)
+    sigma_s = start_sigma(rng, cfg.start_sigma_min, cfg.start_sigma_max)
     start = est + sigma_s * _start_noise(rng, est)
-    a = _anchor_count(rng, cfg.frames, cfg.p_anchor)
+    a = anchor_count(rng, cfg.frames, cfg.p_anchor)
     cond = with_anchors(cond_task, x0[:a] if a else None)
-    return dict(x0=x0, cond=cond, start=start, estimate=est, sigma_s=sigma_s, loss_mask=_loss_mask(cfg.frames, a))
+    return dict(x0=x0, cond=cond, start=start, estimate=est, sigma_s=sigma_s, loss_mask=loss_mask(cfg.frames, a))
 
 
-def _loss_mask(frames: int, anchors: int, device=None) -> torch.Tensor:
+def loss_mask(frames: int, anchors: int, device=None) -> torch.Tensor:
     m = torch.ones(frames, device=device)
     m[:anchors] = 0
     return m

@@ -23,7 +23,7 @@ from ..device import resolve_device
 from ..errors import ConfigError
 from . import checkpoint
 from .bank import TripletBank, bank_batch
-from .checkpoint import build_net, inference_block
+from .checkpoint import build_net, inference_of
 from .data import load_sources
 from .objective import RestorationLoss
 from .pairs import make_batch
@@ -37,11 +37,6 @@ def model_arch(cfg: TrainConfig) -> dict:
     if cfg.model:
         return dict(cfg.model)
     return {"type": "unet", "channels": list(cfg.channels), "blocks": cfg.blocks, "attention": cfg.attention}
-
-
-def inference_of(cfg: TrainConfig) -> dict:
-    return inference_block({"inference": cfg.inference, "config": {"frames": cfg.frames, "sigma_floor": cfg.sigma_floor},
-                            "sampling": {"steps": cfg.default_steps, "start_sigma": cfg.default_start_sigma}})
 
 
 def compact(batch: dict) -> dict:

@@ -37,7 +37,7 @@ def _val_frames(path: str, kind: str, n: int, size: int) -> np.ndarray:
 def quick_validation(model, cfg, device) -> dict:
     from .restorers import DiffusionDenoiser, DiffusionInterpolator, DiffusionUpscaler
 
-    from .train import inference_of
+    from .checkpoint import inference_of
 
     meta = {"scale": cfg.scale, "inference": inference_of(cfg)}
     was_training = model.training
