@@ -161,6 +161,35 @@ def test_lpips_reproduces_official_examples():
     assert abs(float(d[2])) < 1e-6
     # float [0, 1] input gives the same distance (scaled to [-1, 1] internally)
     assert lp(ref / 255.0, p0 / 255.0)[0] == pytest.approx(d[0], abs=1e-5)
+    # stored values of the official forward, lpips.LPIPS(net="alex", version="0.1")(ref, p, normalize
+    # on [-1, 1] input) with the shipped backbone: the rearranged computation keeps them to 1e-6
+    assert float(d[0]) == pytest.approx(0.7218807, abs=1e-6)
+    assert float(d[1]) == pytest.approx(0.1375656, abs=1e-6)
+
+
+def test_lpips_equals_the_official_forward():
+    """features + distance (scaling folded into conv1, fused norms, linear layers as dot products)
+    against lpips.LPIPS.forward itself, on sizes that exercise every padding and pooling border,
+    8-bit and 16-bit input, and the broadcast form tLP uses."""
+    import torch
+
+    from restore.metrics.lpips_metric import LPIPS, _build_model
+
+    official = _build_model()
+    lp = LPIPS(device="cpu", batch_size=2)
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 256, (3, 77, 131, 3), dtype=np.uint8)
+    b = np.clip(a.astype(np.int16) + rng.integers(-40, 41, a.shape), 0, 255).astype(np.uint8)
+    b[2] = rng.integers(0, 256, b[2].shape)   # an unrelated image: a large distance
+    to_t = lambda x: torch.from_numpy(np.array(x)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        want = official(to_t(a), to_t(b)).reshape(-1).numpy()
+    got = lp(a, b)
+    assert want.min() > 0.01 and want.max() > 0.1
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(lp(a.astype(np.uint16) * 257, b.astype(np.uint16) * 257), want, atol=1e-6)
+    fa, fb = lp.features(a), lp.features(b)
+    np.testing.assert_allclose(lp.distance([x[:1] for x in fa], fb), lp(np.repeat(a[:1], 3, 0), b), atol=1e-6)
 
 
 # ---- BD-rate ------------------------------------------------------------------------------------
