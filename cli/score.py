@@ -16,20 +16,22 @@ import click
 @click.argument("distorted", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--lpips/--no-lpips", "use_lpips", default=True, show_default=True,
               help="LPIPS (AlexNet v0.1, bundled weights). Off is faster on CPU.")
-@click.option("--ssim/--no-ssim", "use_ssim", default=True, show_default=True, help="SSIM (Wang 2004) on Y.")
-@click.option("--ssim-mode", type=click.Choice(["wang", "ffmpeg"]), default="wang", show_default=True,
-              help="wang: Gaussian 11x11 on Y (Wang 2004, equal to scikit-image); ffmpeg: ffmpeg's ssim "
-                   "filter (8x8 integer block sums, every plane, its All), much faster; needs --psnr-mode yuv.")
+@click.option("--ssim/--no-ssim", "use_ssim", default=True, show_default=True, help="SSIM (see --ssim-mode).")
+@click.option("--ssim-mode", type=click.Choice(["auto", "wang", "ffmpeg"]), default="auto", show_default=True,
+              help="ffmpeg: ffmpeg's ssim filter (8x8 integer block sums, every plane, its All; needs --psnr-mode "
+                   "yuv); wang: Gaussian 11x11 on Y (Wang 2004, equal to scikit-image), several times slower; "
+                   "auto: ffmpeg with --psnr-mode yuv, wang otherwise.")
 @click.option("--vmaf", "vmaf", is_flag=False, flag_value="both", default=None, metavar="[vmaf|neg|both]",
               help="VMAF on the Y plane: vmaf_v0.6.1, the NEG model (no enhancement gain; the honest "
                    "one for restoration), or both (the default when --vmaf has no value).")
 @click.option("--temporal", is_flag=True,
               help="E_warp and flicker (DIS flow on the reference), TecoGAN's tOF and tLP; slower.")
 @click.option("--psnr-mode", type=click.Choice(["auto", "y", "rgb", "yuv"]), default="auto", show_default=True,
-              help="y: BT.601 Y as SR papers; rgb; yuv: per plane on the code values, as ffmpeg's psnr "
-                   "filter; auto: yuv for 10-bit and HDR references, y otherwise.")
+              help="yuv: per plane on the code values, as ffmpeg's psnr filter; y: BT.601 Y of RGB as SR "
+                   "papers; rgb; auto: yuv, except y for 8-bit RGB references and with --crop-border.")
 @click.option("--crop-border", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Pixels cropped on every side before PSNR/SSIM (y and rgb modes; SR papers use the scale).")
+              help="Pixels cropped on every side before PSNR/SSIM (y and rgb modes, so auto picks y; SR papers "
+                   "use the scale).")
 @click.option("--align", "align", default="auto", show_default=True,
               help="auto (search offsets -5..5), none, or a frame offset N (distorted frame i+N = reference frame i).")
 @click.option("--scale-to-reference", is_flag=True, help="Resize distorted frames to the reference size instead of failing.")
@@ -45,11 +47,14 @@ def command(reference, distorted, use_lpips, use_ssim, ssim_mode, vmaf, temporal
             scale_to_reference, as_json, json_path, csv_path, plot_path, overwrite, device, progress):
     """Score DISTORTED videos against REFERENCE: PSNR, SSIM, LPIPS, optionally VMAF and temporal metrics.
 
+    By default PSNR and SSIM are ffmpeg's (psnr and ssim filters on the YUV code values, the same
+    numbers and about the same speed); --psnr-mode y gives BT.601 Y with Gaussian SSIM, as papers.
+
     \b
     Examples:
       restore score ref.mp4 restored.mp4
       restore score ref.mp4 a.mp4 b.mp4 --no-lpips --csv frames.csv --plot frames.png
-      restore score ref.mp4 enc.mp4 --no-lpips --vmaf --psnr-mode yuv --ssim-mode ffmpeg
+      restore score ref.mp4 enc.mp4 --no-lpips --vmaf
       restore score hr.mp4 sr.mp4 --psnr-mode y --crop-border 4
       restore score src.y4m enc.mp4 --psnr-mode yuv --json | jq '.reports[0].aggregates'
     """

@@ -65,9 +65,10 @@ def test_yuv_psnr_matches_ffmpeg(pairs, bits):
     rep = score(ref, dist, metrics=("psnr",), psnr_mode="yuv", align="none")
     assert rep.settings["psnr_peak"] == 2 ** bits - 1
     assert rep.frames_scored == len(frames) == 10
+    # the sequence line has 6 decimals: the same number, not just close
     for plane in ("y", "u", "v"):
-        assert rep.aggregates[f"psnr_{plane}"] == pytest.approx(seq[plane], abs=0.01)
-    assert rep.aggregates["psnr"] == pytest.approx(seq["average"], abs=0.01)
+        assert rep.aggregates[f"psnr_{plane}"] == pytest.approx(seq[plane], abs=2e-6)
+    assert rep.aggregates["psnr"] == pytest.approx(seq["average"], abs=2e-6)
     # ffmpeg's min/max are per-frame averages; its stats file has 2 decimals
     assert rep.summary["psnr"]["min"] == pytest.approx(seq["min"], abs=0.01)
     assert rep.summary["psnr"]["max"] == pytest.approx(seq["max"], abs=0.01)
@@ -379,3 +380,55 @@ def test_ssim_ffmpeg_mode_equals_ffmpeg_ssim_filter(pairs, bits):
     assert rep.summary["ssim_y"]["mean"] == pytest.approx(float(seq["Y"]), abs=1.5e-6)
     with pytest.raises(ConfigError, match="--psnr-mode yuv"):
         score(ref, dist, psnr_mode="y", ssim_mode="ffmpeg")
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("bits", [8, 10])
+def test_cli_default_is_ffmpegs_psnr_and_ssim(pairs, bits, capsys):
+    """`restore score` with no mode options (psnr and ssim modes 'auto') on YUV files gives ffmpeg's
+    psnr and ssim filters' numbers: the fast default is the reference tool's number, not an
+    approximation of it."""
+    from restore.cli.main import main
+
+    ref, dist = pairs / f"ref{bits}.mkv", pairs / f"dist{bits}.mkv"
+    seq, _ = _ffmpeg_psnr(dist, ref, pairs)
+    err = subprocess.run([FFMPEG, "-nostdin", "-hide_banner", "-i", str(dist), "-i", str(ref),
+                          "-lavfi", "ssim", "-f", "null", "-"], capture_output=True, text=True, check=True).stderr
+    ff_ssim = dict(re.findall(r"(\w+):([\d.]+) \(", re.search(r"SSIM (Y:.*)", err).group(1)))
+    assert main(["score", str(ref), str(dist), "--no-lpips", "--json"]) == 0
+    rep = __import__("json").loads(capsys.readouterr().out)["reports"][0]
+    assert rep["psnr_mode"] == "yuv" and rep["settings"]["ssim"]["mode"] == "ffmpeg"
+    agg = rep["aggregates"]
+    assert agg["psnr"] == pytest.approx(seq["average"], abs=2e-6)
+    for plane in ("y", "u", "v"):
+        assert agg[f"psnr_{plane}"] == pytest.approx(seq[plane], abs=2e-6)
+        assert agg[f"ssim_{plane}"] == pytest.approx(float(ff_ssim[plane.upper()]), abs=1.5e-6)
+    assert agg["ssim"] == pytest.approx(float(ff_ssim["All"]), abs=1.5e-6)
+
+
+def test_auto_modes():
+    """psnr_mode / ssim_mode 'auto' (the CLI's defaults): ffmpeg's numbers on YUV, the papers' BT.601
+    Y and Gaussian SSIM on 8-bit RGB sources and with a crop border; the API's defaults stay y/wang."""
+    import inspect
+
+    from restore.metrics.score import resolve_psnr_mode, resolve_ssim_mode
+    from restore.metrics.sources import SourceInfo
+
+    def info(pix_fmt, bits=8, transfer=None):
+        return SourceInfo("x", 64, 48, pix_fmt, bits, 1, 1.0, 25.0, transfer)
+
+    assert resolve_psnr_mode("auto", info("yuv420p")) == "yuv"
+    assert resolve_psnr_mode("auto", info("nv12")) == "yuv"
+    assert resolve_psnr_mode("auto", info("gray")) == "yuv"
+    assert resolve_psnr_mode("auto", info("yuv420p10le", 10, "smpte2084")) == "yuv"
+    assert resolve_psnr_mode("auto", info("gbrp10le", 10)) == "yuv"      # deep: code values, as before
+    assert resolve_psnr_mode("auto", info("bgr0")) == "y"
+    assert resolve_psnr_mode("auto", info("rgb24")) == "y"
+    assert resolve_psnr_mode("auto", info("pal8")) == "y"
+    assert resolve_psnr_mode("auto", info("yuv420p"), crop_border=4) == "y"
+    assert resolve_psnr_mode("rgb", info("yuv420p")) == "rgb"
+    assert resolve_ssim_mode("auto", "yuv") == "ffmpeg"
+    assert resolve_ssim_mode("auto", "y") == "wang" and resolve_ssim_mode("auto", "rgb") == "wang"
+    assert resolve_ssim_mode("wang", "yuv") == "wang"
+    defaults = inspect.signature(score).parameters
+    assert defaults["psnr_mode"].default == "y" and defaults["ssim_mode"].default == "wang"

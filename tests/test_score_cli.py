@@ -40,6 +40,24 @@ def test_score_table_csv_json_plot(clips, capsys):
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_score_default_modes(tmp_path, capsys):
+    """The default on YUV files is ffmpeg's PSNR and SSIM (test_metrics checks the numbers against
+    ffmpeg); RGB files (the clips above) and --crop-border get the papers' BT.601 Y and Gaussian SSIM."""
+    frames = synthetic_frames(6, 96, 64, seed=6)
+    noisy = np.clip(frames + np.random.default_rng(1).normal(0, 6, frames.shape), 0, 255).astype(np.uint8)
+    ref = make_clip(tmp_path / "ref.mkv", frames, codec="ffv1", pix_fmt="yuv420p")
+    dist = make_clip(tmp_path / "dist.mkv", noisy, codec="ffv1", pix_fmt="yuv420p")
+    assert main(["score", str(ref), str(dist), "--no-lpips"]) == 0
+    text = capsys.readouterr().out
+    assert "PSNR-YUV avg" in text and "SSIM All (ffmpeg)" in text and "8-bit code values" in text
+    assert main(["score", str(ref), str(dist), "--no-lpips", "--crop-border", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "PSNR-Y (BT.601)" in text and "SSIM (Y)" in text
+    assert main(["score", str(ref), str(dist), "--no-lpips", "--psnr-mode", "yuv", "--ssim-mode", "wang"]) == 0
+    text = capsys.readouterr().out
+    assert "PSNR-YUV avg" in text and "SSIM (Y)" in text
+
+
 def test_score_lpips_yuv_and_json_stdout(clips, capsys):
     _, ref, dist = clips
     assert main(["score", str(ref), str(dist), "--psnr-mode", "yuv", "--device", "cpu", "--json"]) == 0

@@ -22,7 +22,7 @@ from .sources import format_bits, planar_format, prefetch, probe_video, rgb_fram
 from .ssim import ssim as _ssim
 from .ssim import ssim_ffmpeg as _ssim_ffmpeg
 
-SSIM_MODES = ("wang", "ffmpeg")
+SSIM_MODES = ("wang", "ffmpeg", "auto")
 
 PSNR_MODES = ("y", "rgb", "yuv")
 KNOWN_METRICS = ("psnr", "ssim", "lpips", "temporal", "vmaf")
@@ -135,12 +135,40 @@ def transfer_of(info) -> str:
     return HDR_TRANSFERS.get(tag) or f"SDR ({tag or 'untagged'})"
 
 
-def resolve_psnr_mode(psnr_mode: str, info) -> str:
-    """'auto': code values ('yuv') for > 8-bit or HDR references, where an 8-bit-scale BT.601 Y of
-    decoded RGB would neither be on the file's own values nor in its transfer; 'y' otherwise."""
+def resolve_psnr_mode(psnr_mode: str, info, crop_border: int = 0) -> str:
+    """'auto' (the default of `restore score`): 'yuv', the file's own code values as ffmpeg's
+    psnr filter measures them, for YUV and grey references, and always for > 8-bit or HDR ones
+    (where an 8-bit-scale BT.601 Y of decoded RGB would neither be on the file's own values nor
+    in its transfer); 'y' (BT.601 Y, as SR papers) for 8-bit RGB references, which have no YUV
+    planes of their own, and whenever a crop border is asked for (the SR protocol; ffmpeg's psnr
+    has no crop). 'yuv' is also the cheap mode: the planes as decoded, no RGB conversion."""
     if psnr_mode != "auto":
         return psnr_mode
-    return "yuv" if info.bit_depth > 8 or info.color_transfer in HDR_TRANSFERS else "y"
+    if crop_border:
+        return "y"
+    if info.bit_depth > 8 or info.color_transfer in HDR_TRANSFERS:
+        return "yuv"
+    return "yuv" if _is_yuv(info.pix_fmt) else "y"
+
+
+def _is_yuv(pix_fmt: str) -> bool:
+    """YUV or grey (planar, semi-planar or packed), not RGB."""
+    import av
+
+    try:
+        fmt = av.VideoFormat(pix_fmt)
+    except (ValueError, av.error.FFmpegError):
+        return False
+    return not fmt.is_rgb and fmt.name != "pal8"   # palette images are RGB
+
+
+def resolve_ssim_mode(ssim_mode: str, psnr_mode: str) -> str:
+    """'auto' (the default of `restore score`): ffmpeg's ssim filter where PSNR is measured as
+    ffmpeg's psnr filter does (yuv: both numbers are ffmpeg's, from integer block sums, as cheap
+    as ffmpeg), Wang's Gaussian SSIM on BT.601 Y otherwise (y, rgb: the papers' number)."""
+    if ssim_mode != "auto":
+        return ssim_mode
+    return "ffmpeg" if psnr_mode == "yuv" else "wang"
 
 
 def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False, temporal: bool = False,
@@ -151,7 +179,8 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
     """Score `distorted` against `reference`; see docs/scoring.md for every convention.
 
     psnr_mode: "y" (BT.601 Y, SR papers; default), "rgb", "yuv" (per plane in the reference's
-    own pixel format, ffmpeg's psnr filter), or "auto" (yuv for > 8-bit or HDR references, else y).
+    own pixel format, ffmpeg's psnr filter), or "auto" (the CLI's default: yuv, except y for 8-bit
+    RGB references and with a crop border; see resolve_psnr_mode).
     SSIM is on Y: BT.601 Y from RGB in y/rgb modes, the source's Y plane in yuv mode.
     align: "auto", "none"/0, or an int offset (see align.py).
     lpips_model: an already built LPIPS instance to reuse across calls (optional).
@@ -160,7 +189,8 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
     temporal: E_warp and flicker, tOF, and tLP (tLP needs the LPIPS network, built if not given).
     ssim_mode: "wang" (Gaussian 11x11, Wang 2004, equal to scikit-image) or "ffmpeg" (ffmpeg's ssim
     filter: 8x8 windows of integer block sums on every plane, its per-plane and "All" numbers;
-    psnr_mode "yuv" only, since it is defined on code values).
+    psnr_mode "yuv" only, since it is defined on code values), or "auto" (the CLI's default:
+    ffmpeg with psnr_mode yuv, wang otherwise).
     """
     t0 = time.perf_counter()
     want_psnr, want_ssim, want_lpips, want_temporal = _check_args(metrics, lpips, temporal, psnr_mode, crop_border)
@@ -175,9 +205,10 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
     if not os.path.exists(dist_path):
         raise MediaError("no such file", dist_path)
     ref_info, dist_info = probe_video(ref_path), probe_video(dist_path)
-    psnr_mode = resolve_psnr_mode(psnr_mode, ref_info)
+    psnr_mode = resolve_psnr_mode(psnr_mode, ref_info, crop_border)
     if ssim_mode not in SSIM_MODES:
         raise ConfigError(f"--ssim-mode {ssim_mode!r}: expected one of {', '.join(SSIM_MODES)}")
+    ssim_mode = resolve_ssim_mode(ssim_mode, psnr_mode)
     if want_ssim and ssim_mode == "ffmpeg" and psnr_mode != "yuv":
         raise ConfigError(f"--ssim-mode ffmpeg is defined on the YUV code values: use it with --psnr-mode yuv "
                           f"(this run measures in {psnr_mode})")
