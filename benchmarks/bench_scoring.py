@@ -1,23 +1,26 @@
-"""Benchmark: `restore score` against ffmpeg's psnr and ssim filters on one 1080p clip, VMAF per
-1080p frame, and LPIPS seconds per 720p frame. Prints a table; not a test (timings depend on the
-machine and on what else runs on it: the load average is printed with the table).
+"""Benchmark: `restore score --no-lpips` against ffmpeg's psnr and ssim filters on 1080p clips,
+LPIPS seconds per 720p frame, VMAF seconds per 1080p frame. Prints a table with the machine
+description; not a test (timings depend on the machine and on what else runs on it, so the load
+average before and after is printed with the table).
 
-    .venv/bin/python benchmarks/bench_score.py [--frames 75] [--source CLIP] [--lpips-frames 8]
+    python benchmarks/bench_scoring.py [--frames 100] [--source CLIP] [--repeat 3] [--cpus 0,1]
 
-The 1080p pair is made once in a temp folder: the source clip (default
-../shared/data/train/clips/01_dog.mp4, else a synthetic clip) upscaled to 1920x1080 and encoded
-near-losslessly as the reference (x264 CRF 10), and a CRF 30 encode of that as the distorted file.
-Every timing includes decoding both files, as ffmpeg's does; "cpu" is the CPU time of all threads
-(and child processes), which on a shared machine says more than the wall clock. Each restore row
-is run through the real command line (`restore score ... --no-lpips --json`) in a fresh process,
-startup included, like ffmpeg; the numbers it prints are checked against ffmpeg's where they
-claim to be the same.
+Clips (made once in a temp folder): a synthetic one (ffmpeg's testsrc2 at 1920x1080, 25 fps) and,
+when --source exists (default ../shared/data/train/clips/01_dog.mp4, real footage), that clip
+scaled to 1920x1080. Each is encoded with x264 at CRF 10 as the reference and re-encoded at CRF 35
+as the distorted file (yuv420p). Every timing decodes both files, as ffmpeg's does, and runs the
+real command line in a fresh process (`restore score REF DIST --no-lpips --json`: start-up and
+imports included, as ffmpeg's start-up is): wall is the best of --repeat runs, cpu the CPU time of
+that run (all threads and child processes; on a shared machine the fairer number). The numbers
+restore prints are checked against ffmpeg's (they must be the same: PSNR average to 0.001 dB, SSIM
+All to 1e-6). --cpus pins everything to those CPUs (e.g. 0,1 for a 2-core comparison).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -66,103 +69,138 @@ def timed_call(fn, repeat=1):
     return best
 
 
-def make_pair(tmp: Path, src: Path | None, frames: int):
-    ref, dist = tmp / "ref1080.mp4", tmp / "dist1080.mp4"
-    inp = ["-i", str(src)] if src and src.is_file() else ["-f", "lavfi", "-i", "testsrc2=s=1280x720:r=25"]
+def make_pair(tmp: Path, name: str, src: Path | None, frames: int):
+    ref, dist = tmp / f"{name}_ref1080.mp4", tmp / f"{name}_dist1080.mp4"
+    inp = ["-i", str(src)] if src else ["-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=25"]
     run(["ffmpeg", "-nostdin", "-y", *inp, "-frames:v", str(frames), "-an", "-sn", "-dn",
          "-vf", "scale=1920:1080:flags=bicubic", "-c:v", "libx264", "-preset", "veryfast", "-crf", "10",
          "-pix_fmt", "yuv420p", str(ref)])
-    run(["ffmpeg", "-nostdin", "-y", "-i", str(ref), "-c:v", "libx264", "-preset", "veryfast", "-crf", "30",
+    run(["ffmpeg", "-nostdin", "-y", "-i", str(ref), "-c:v", "libx264", "-preset", "veryfast", "-crf", "35",
          str(dist)])
     return ref, dist
 
 
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ff = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split("\n")[0]
+    import av
+    import torch
+
+    return (f"{cpu}; {len(os.sched_getaffinity(0))} of {os.cpu_count()} CPUs usable; {ff.split(' Copyright')[0]}; "
+            f"PyAV {av.__version__} (FFmpeg libavcodec {'.'.join(map(str, av.library_versions['libavcodec']))}); "
+            f"torch {torch.__version__}")
+
+
+def bench_clip(name, ref, dist, n, repeat, rows, checks, extra_modes):
+    ff = ["ffmpeg", "-nostdin", "-hide_banner", "-i", str(dist), "-i", str(ref)]
+    wall, cpu, out = timed_proc(ff + ["-lavfi", "[0:v][1:v]psnr;[0:v][1:v]ssim", "-f", "null", "-"], repeat)
+    rows.append((name, n, "ffmpeg psnr + ssim filters", wall, cpu))
+    ff_wall = wall
+    ff_psnr = float(re.search(r"PSNR .* average:([\d.]+)", out.stderr).group(1))
+    ff_ssim = float(re.search(r"SSIM .* All:([\d.]+)", out.stderr).group(1))
+    base = RESTORE + ["score", str(ref), str(dist), "--no-lpips", "--json"]
+    modes = [("restore score --no-lpips (default)", [])] + extra_modes
+    for label, extra in modes:
+        wall, cpu, out = timed_proc(base + extra, repeat)
+        rows.append((name, n, label, wall, cpu, wall / ff_wall))
+        if not extra:
+            agg = json.loads(out.stdout)["reports"][0]["aggregates"]
+            checks.append((name, ff_psnr, agg["psnr"], ff_ssim, agg["ssim"]))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--frames", type=int, default=75, help="frames of the 1080p clip (75 = 3 s at 25 fps)")
-    ap.add_argument("--source", type=Path, default=DEFAULT_SRC)
+    ap.add_argument("--frames", type=int, default=100, help="frames per 1080p clip (100 = 4 s at 25 fps)")
+    ap.add_argument("--source", type=Path, default=DEFAULT_SRC, help="real clip (skipped when missing)")
+    ap.add_argument("--repeat", type=int, default=3, help="best of N runs for each timing")
     ap.add_argument("--lpips-frames", type=int, default=8)
-    ap.add_argument("--vmaf-frames", type=int, default=10)
-    ap.add_argument("--repeat", type=int, default=2, help="best of N runs for each timing")
+    ap.add_argument("--lpips-threads", type=int, default=2)
+    ap.add_argument("--vmaf-frames", type=int, default=0, help="also time VMAF (both models) on N frames")
+    ap.add_argument("--papers-mode", action="store_true",
+                    help="also time --psnr-mode y (BT.601 Y, Gaussian SSIM) and --psnr-mode yuv --ssim-mode wang")
+    ap.add_argument("--cpus", help="pin this process and its children to these CPUs, e.g. 0,1")
     args = ap.parse_args()
     if not shutil.which("ffmpeg"):
         sys.exit("ffmpeg not found")
+    if args.cpus:
+        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
     import torch
 
-    rows = []
+    rows, checks = [], []
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="bench-score-") as tmp:
+    extra = [("restore score --no-lpips --psnr-mode y (papers: BT.601 Y, Gaussian SSIM)", ["--psnr-mode", "y"]),
+             ("restore score --no-lpips --ssim-mode wang (Gaussian SSIM on Y plane)", ["--ssim-mode", "wang"])] \
+        if args.papers_mode else []
+    with tempfile.TemporaryDirectory(prefix="bench-scoring-") as tmp:
         tmp = Path(tmp)
-        ref, dist = make_pair(tmp, args.source, args.frames)
-        n = args.frames
-        ff = ["ffmpeg", "-nostdin", "-hide_banner", "-i", str(dist), "-i", str(ref)]
-        rows.append(("ffmpeg: decode both (no metric)",
-                     *timed_proc(ff + ["-map", "0:v", "-map", "1:v", "-f", "null", "-"], args.repeat)[:2]))
-        rows.append(("ffmpeg: psnr filter", *timed_proc(ff + ["-lavfi", "[0:v][1:v]psnr", "-f", "null", "-"],
-                                                         args.repeat)[:2]))
-        rows.append(("ffmpeg: ssim filter", *timed_proc(ff + ["-lavfi", "[0:v][1:v]ssim", "-f", "null", "-"],
-                                                         args.repeat)[:2]))
-        wall, cpu, out = timed_proc(ff + ["-lavfi", "[0:v]split[a][b];[1:v]split[c][d];[a][c]psnr;[b][d]ssim",
-                                          "-f", "null", "-"], args.repeat)
-        rows.append(("ffmpeg: psnr + ssim (one run)", wall, cpu))
-        ff_psnr = float(re.search(r"PSNR .* average:([\d.]+)", out.stderr).group(1))
-        ff_ssim = float(re.search(r"SSIM .* All:([\d.]+)", out.stderr).group(1))
+        clips = [("testsrc2", None)] + ([("real: " + args.source.name, args.source)] if args.source.is_file() else [])
+        for i, (name, src) in enumerate(clips):
+            ref, dist = make_pair(tmp, f"c{i}", src, args.frames)
+            bench_clip(name, ref, dist, args.frames, args.repeat, rows, checks, extra)
+        vmaf_line = None
+        if args.vmaf_frames:
+            from restore.metrics.score import score
 
-        base = RESTORE + ["score", str(ref), str(dist), "--no-lpips", "--json"]
-        runs = [
-            ("restore score --psnr-mode yuv --ssim-mode ffmpeg", ["--psnr-mode", "yuv", "--ssim-mode", "ffmpeg"]),
-            ("  same, --align none", ["--psnr-mode", "yuv", "--ssim-mode", "ffmpeg", "--align", "none"]),
-            ("restore score --psnr-mode yuv (Gaussian SSIM)", ["--psnr-mode", "yuv"]),
-            ("restore score (default: y, Gaussian SSIM)", []),
-            ("restore score --psnr-mode rgb", ["--psnr-mode", "rgb"]),
-        ]
-        same = None
-        for name, extra in runs:
-            wall, cpu, out = timed_proc(base + extra, args.repeat)
-            rows.append((name, wall, cpu))
-            if same is None:
-                agg = json.loads(out.stdout)["reports"][0]["aggregates"]
-                same = (agg["psnr"], agg["ssim"])
+            k = min(args.vmaf_frames, args.frames)
+            vm = tmp / "ref_short.mp4", tmp / "dist_short.mp4"
+            for s, d in zip(make_pair(tmp, "c0", None, args.frames), vm):
+                run(["ffmpeg", "-nostdin", "-y", "-i", str(s), "-frames:v", str(k), "-c", "copy", str(d)])
+            wall_v, cpu_v, _ = timed_call(lambda: score(*vm, metrics=("psnr",), psnr_mode="yuv", align="none",
+                                                        vmaf="both", device="cpu"))
+            wall_p, cpu_p, _ = timed_call(lambda: score(*vm, metrics=("psnr",), psnr_mode="yuv", align="none"))
+            vmaf_line = (f"VMAF (vmaf_v0.6.1 + NEG, CPU, {k} frames) at 1920x1080: {(wall_v - wall_p) / k:.2f} "
+                         f"s/frame wall, {(cpu_v - cpu_p) / k:.2f} s CPU")
 
-        # VMAF (both models) per 1080p frame, in-process, on the first frames only
-        from restore.metrics.score import score
+    # LPIPS at 720p, model built once (as the CLI builds it), batches of 4 frame pairs
+    from restore.metrics.lpips_metric import LPIPS
 
-        k = min(args.vmaf_frames, n)
-        vm = tmp / "ref_short.mp4", tmp / "dist_short.mp4"
-        for src, dst in zip((ref, dist), vm):
-            run(["ffmpeg", "-nostdin", "-y", "-i", str(src), "-frames:v", str(k), "-c", "copy", str(dst)])
-        wall_v, cpu_v, rep = timed_call(lambda: score(*vm, metrics=("psnr",), psnr_mode="yuv", align="none",
-                                                      vmaf="both", device="cpu"))
-        wall_p, cpu_p, _ = timed_call(lambda: score(*vm, metrics=("psnr",), psnr_mode="yuv", align="none"))
-        vmaf_per_frame = ((wall_v - wall_p) / k, (cpu_v - cpu_p) / k)
-
-        # LPIPS at 720p, model already built (as the CLI builds it once per run)
-        from restore.metrics.lpips_metric import LPIPS
-
-        torch.set_num_threads(2)
-        lp = LPIPS(device="cpu", batch_size=4)
-        rng = np.random.default_rng(0)
-        a = rng.integers(0, 256, (args.lpips_frames, 720, 1280, 3), dtype=np.uint8)
-        b = np.clip(a.astype(np.int16) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
-        lp(a[:1], b[:1])  # warm-up
-        wall_l, cpu_l, _ = timed_call(lambda: lp(a, b), 1)
-
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (args.lpips_frames, 720, 1280, 3), dtype=np.uint8)
+    b = np.clip(a.astype(np.int16) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
+    torch.set_num_threads(args.lpips_threads)
+    lpips_rows = []
+    for dev in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+        lp = LPIPS(device=dev, batch_size=4)
+        lp(a[:4], b[:4])  # warm-up (oneDNN / cuDNN kernel choice)
+        sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+        wall, cpu, _ = timed_call(lambda: (lp(a, b), sync()), 2)
+        name = f"{dev}, {torch.get_num_threads()} threads" if dev == "cpu" else torch.cuda.get_device_name()
+        lpips_rows.append((name, wall / args.lpips_frames, cpu / args.lpips_frames))
     load_after = os.getloadavg()
-    print(f"\n1080p clip: {n} frames; {os.cpu_count()} CPU threads; load average "
-          f"{load_before[0]:.1f} before, {load_after[0]:.1f} after (above {os.cpu_count()} = shared machine)")
-    print(f"ffmpeg  psnr average {ff_psnr:.6f} dB, ssim All {ff_ssim:.6f}")
-    print(f"restore psnr (yuv)   {same[0]:.6f} dB, ssim (ffmpeg mode) {same[1]:.6f}   "
-          f"(same numbers: {abs(same[0] - ff_psnr) < 5e-3 and abs(same[1] - ff_ssim) < 2e-6})")
-    w = max(len(r[0]) for r in rows)
-    print(f"\n{'what (wall: best of ' + str(args.repeat) + ')':<{w}}  {'wall s':>7}  {'cpu s':>6}  {'fps':>6}  {'vs ffmpeg':>9}")
-    print(f"{'-' * w}  {'-' * 7}  {'-' * 6}  {'-' * 6}  {'-' * 9}")
-    ref_wall = next(r[1] for r in rows if r[0] == "ffmpeg: psnr + ssim (one run)")
-    for name, wall, cpu in rows:
-        print(f"{name:<{w}}  {wall:7.2f}  {cpu:6.2f}  {n / wall:6.1f}  {wall / ref_wall:8.2f}x")
-    print(f"\nVMAF (vmaf_v0.6.1 + NEG, CPU, {k} frames) at 1920x1080: {vmaf_per_frame[0]:.2f} s/frame wall, "
-          f"{vmaf_per_frame[1]:.2f} s CPU")
-    print(f"LPIPS (alex, CPU, {torch.get_num_threads()} threads) at 1280x720: {wall_l / args.lpips_frames:.3f} "
-          f"s/frame wall, {cpu_l / args.lpips_frames:.3f} s CPU ({args.lpips_frames} frames, batch 4; aim <= 0.4 wall)")
+
+    print(f"\nmachine: {machine()}")
+    print(f"load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after "
+          f"(above 0 = other jobs were running; timings then vary)")
+    print(f"wall: best of {args.repeat} runs; cpu: CPU time (user + system, all threads) of that run\n")
+    w = max(len(r[2]) for r in rows)
+    c = max(len(r[0]) for r in rows)
+    print(f"{'clip':<{c}}  {'frames':>6}  {'what':<{w}}  {'wall s':>7}  {'cpu s':>6}  {'wall vs ffmpeg':>14}  {'cpu vs ffmpeg':>13}")
+    print(f"{'-' * c}  {'-' * 6}  {'-' * w}  {'-' * 7}  {'-' * 6}  {'-' * 14}  {'-' * 13}")
+    ff_cpu = {}
+    for r in rows:
+        if len(r) == 5:
+            ff_cpu[r[0]] = (r[3], r[4])
+            print(f"{r[0]:<{c}}  {r[1]:>6}  {r[2]:<{w}}  {r[3]:7.2f}  {r[4]:6.2f}  {'1.00x':>14}  {'1.00x':>13}")
+        else:
+            print(f"{r[0]:<{c}}  {r[1]:>6}  {r[2]:<{w}}  {r[3]:7.2f}  {r[4]:6.2f}  {r[5]:13.2f}x  "
+                  f"{r[4] / ff_cpu[r[0]][1]:12.2f}x")
+    print()
+    for name, fp, rp, fs, rs in checks:
+        same = abs(fp - rp) < 5e-4 and abs(fs - rs) < 1e-6
+        print(f"{name}: ffmpeg PSNR average {fp:.6f} dB, SSIM All {fs:.6f}; restore default {rp:.6f} dB, "
+              f"{rs:.6f} -> {'same numbers' if same else 'DIFFERENT'}")
+    for name, wall, cpu in lpips_rows:
+        print(f"LPIPS (alex v0.1) at 1280x720 on {name}: {wall:.3f} s/frame wall, {cpu:.3f} s CPU "
+              f"({args.lpips_frames} frame pairs, batches of 4)")
+    if vmaf_line:
+        print(vmaf_line)
 
 
 if __name__ == "__main__":
