@@ -37,7 +37,9 @@ def probe_video(path) -> SourceInfo:
     from restore.io import probe
 
     path = os.fspath(path)
-    info = probe(path)
+    # vfr_packets=0: scoring pairs frames by index and never uses the VFR flag, so the probe
+    # need not read the first 300 packets; the first frame is still decoded (bitstream colour tags)
+    info = probe(path, vfr_packets=0)
     v = info.video
     if v is None:
         raise MediaError("no video stream", path)
