@@ -430,5 +430,7 @@ def test_auto_modes():
     assert resolve_ssim_mode("auto", "yuv") == "ffmpeg"
     assert resolve_ssim_mode("auto", "y") == "wang" and resolve_ssim_mode("auto", "rgb") == "wang"
     assert resolve_ssim_mode("wang", "yuv") == "wang"
+    assert resolve_ssim_mode("auto", "yuv", (14, 12)) == "wang"      # too small for 8x8 chroma windows
+    assert resolve_ssim_mode("auto", "yuv", (16, 16)) == "ffmpeg"
     defaults = inspect.signature(score).parameters
     assert defaults["psnr_mode"].default == "y" and defaults["ssim_mode"].default == "wang"

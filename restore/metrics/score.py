@@ -37,6 +37,7 @@ HIGHER_IS_BETTER = {"psnr": True, "psnr_y": True, "psnr_u": True, "psnr_v": True
 # PSNR on them means something only as "PSNR of the PQ/HLG signal", which the report states.
 HDR_TRANSFERS = {"smpte2084": "PQ (SMPTE ST 2084)", "arib-std-b67": "HLG (ARIB STD-B67)"}
 MIN_SSIM_SIZE = 11   # the SSIM window
+MIN_FFMPEG_SSIM_SIZE = 16   # ffmpeg's 8x8 windows on 2x-subsampled chroma
 SSIM_THREADS = max(1, min(4, os.cpu_count() or 1))
 SSIM_AHEAD = 2 * SSIM_THREADS   # frames whose SSIM may still be computing (bounds the memory held)
 
@@ -162,13 +163,17 @@ def _is_yuv(pix_fmt: str) -> bool:
     return not fmt.is_rgb and fmt.name != "pal8"   # palette images are RGB
 
 
-def resolve_ssim_mode(ssim_mode: str, psnr_mode: str) -> str:
+def resolve_ssim_mode(ssim_mode: str, psnr_mode: str, size: tuple[int, int] | None = None) -> str:
     """'auto' (the default of `restore score`): ffmpeg's ssim filter where PSNR is measured as
     ffmpeg's psnr filter does (yuv: both numbers are ffmpeg's, from integer block sums, as cheap
-    as ffmpeg), Wang's Gaussian SSIM on BT.601 Y otherwise (y, rgb: the papers' number)."""
+    as ffmpeg), Wang's Gaussian SSIM on BT.601 Y otherwise (y, rgb: the papers' number), and on
+    frames too small for ffmpeg's 8x8 windows on subsampled chroma (under 16 pixels) but not
+    for Wang's 11x11 one."""
     if ssim_mode != "auto":
         return ssim_mode
-    return "ffmpeg" if psnr_mode == "yuv" else "wang"
+    if psnr_mode != "yuv" or (size is not None and min(size) < MIN_FFMPEG_SSIM_SIZE):
+        return "wang"
+    return "ffmpeg"
 
 
 def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False, temporal: bool = False,
@@ -208,7 +213,7 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
     psnr_mode = resolve_psnr_mode(psnr_mode, ref_info, crop_border)
     if ssim_mode not in SSIM_MODES:
         raise ConfigError(f"--ssim-mode {ssim_mode!r}: expected one of {', '.join(SSIM_MODES)}")
-    ssim_mode = resolve_ssim_mode(ssim_mode, psnr_mode)
+    ssim_mode = resolve_ssim_mode(ssim_mode, psnr_mode, (ref_info.width, ref_info.height))
     if want_ssim and ssim_mode == "ffmpeg" and psnr_mode != "yuv":
         raise ConfigError(f"--ssim-mode ffmpeg is defined on the YUV code values: use it with --psnr-mode yuv "
                           f"(this run measures in {psnr_mode})")
@@ -228,7 +233,7 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
         raise MediaError(f"frames of {W - 2 * crop_border}x{H - 2 * crop_border} pixels"
                          f"{' after --crop-border' if crop_border else ''} are smaller than SSIM's "
                          f"{MIN_SSIM_SIZE}x{MIN_SSIM_SIZE} window; use --no-ssim", ref_path)
-    if want_ssim and ssim_mode == "ffmpeg" and min(W, H) < 16:
+    if want_ssim and ssim_mode == "ffmpeg" and min(W, H) < MIN_FFMPEG_SSIM_SIZE:
         raise MediaError(f"frames of {W}x{H} pixels are too small for ffmpeg's SSIM (8x8 windows on "
                          f"every plane, chroma included: at least 16x16); use --no-ssim", ref_path)
     if vmaf_models:
