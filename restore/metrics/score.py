@@ -152,15 +152,15 @@ def resolve_psnr_mode(psnr_mode: str, info, crop_border: int = 0) -> str:
     return "yuv" if _is_yuv(info.pix_fmt) else "y"
 
 
-def _is_yuv(pix_fmt: str) -> bool:
-    """YUV or grey (planar, semi-planar or packed), not RGB."""
-    import av
+# FFmpeg's RGB(A) and palette pixel formats, by name prefix (metrics read media only through
+# restore.io, so no PyAV here); everything else is YUV or grey: yuv*, yuvj*, nv12, p010, gray*,
+# ya8, yuyv422, ...
+_RGB_PREFIXES = ("rgb", "bgr", "gbr", "argb", "abgr", "0rgb", "0bgr", "x2rgb", "x2bgr", "pal8", "bayer")
 
-    try:
-        fmt = av.VideoFormat(pix_fmt)
-    except (ValueError, av.error.FFmpegError):
-        return False
-    return not fmt.is_rgb and fmt.name != "pal8"   # palette images are RGB
+
+def _is_yuv(pix_fmt: str | None) -> bool:
+    """YUV or grey (planar, semi-planar or packed), not RGB."""
+    return bool(pix_fmt) and not pix_fmt.lower().startswith(_RGB_PREFIXES)
 
 
 def resolve_ssim_mode(ssim_mode: str, psnr_mode: str, size: tuple[int, int] | None = None) -> str:
