@@ -1,4 +1,4 @@
-"""`restore enhance INPUT`: denoise, upscale and/or interpolate into a new file.
+"""`restore enhance INPUT`: deblock, denoise, upscale and/or interpolate into a new file.
 
 A thin layer over restore.enhance(): every flag left out keeps the preset's value, every flag
 given overrides it.
@@ -16,7 +16,8 @@ class NegativeValues(click.Command):
     so click never takes a token starting with "-" as its value, not even as `--denoise=-5`):
     say what is really wrong, the sign."""
 
-    value_options = ("--denoise",)
+    value_options = ("--denoise", "--deblock")
+    ranges = {"--denoise": "noise sigma must be between 0 and 255", "--deblock": "deblock strength must be between 0 and 1"}
 
     def parse_args(self, ctx, args):
         fixed, i = [], 0
@@ -29,7 +30,7 @@ class NegativeValues(click.Command):
                 value = None
             if value is not None and value.startswith("-") and _is_number(value):
                 if float(value) != 0:
-                    raise click.BadParameter(f"noise sigma must be between 0 and 255, got {value}",
+                    raise click.BadParameter(f"{self.ranges[name]}, got {value}",
                                              ctx=ctx, param_hint=f"'{name}'")
                 fixed += [name, "0"]  # -0 is 0
                 i += 1 if "=" in args[i] else 2
@@ -66,6 +67,24 @@ class DenoiseStrength(click.ParamType):
         return sigma
 
 
+class DeblockStrength(click.ParamType):
+    """`--deblock` alone (or `--deblock auto`) estimates the damage; `--deblock 0.5` sets it."""
+
+    name = "strength"
+
+    def convert(self, value, param, ctx):
+        if value is None or value == "auto" or isinstance(value, (int, float)):
+            return value
+        try:
+            s = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a strength. --deblock takes auto or a number from 0 to 1; "
+                      "put INPUT before --deblock, e.g. `restore enhance clip.mp4 --deblock`", param, ctx)
+        if not 0 <= s <= 1:  # also refuses nan
+            self.fail(f"deblock strength must be between 0 and 1, got {value}", param, ctx)
+        return s
+
+
 def format_profile(p: dict) -> str:
     """One line: wall time, the models' share, and what the rest went to."""
     wall = p.get("wall", 0.0) or 1e-9
@@ -81,6 +100,8 @@ def format_profile(p: dict) -> str:
 EPILOG = """\b
 Examples:
   restore enhance clip.mp4 --denoise                 # estimate the noise, remove it
+  restore enhance web.mp4 --deblock                  # compression artefacts, strength estimated
+  restore enhance web.mp4 --deblock 0.6 --scale 2    # fixed strength, then 2x upscale
   restore enhance clip.mp4 --denoise 20 --scale 2    # sigma 20, then 2x upscale
   restore enhance clip.mp4 --fps-multiplier 2 -o smooth.mp4
   restore enhance clip.mp4 --fps 60 --model classical
@@ -101,6 +122,11 @@ Methods: `restore models` lists them.
 @click.argument("input", type=click.Path(path_type=str))
 @click.option("-o", "--output", type=click.Path(path_type=str), default=None,
               help="Output file (default: the preset's name pattern next to INPUT).")
+@click.option("--deblock", type=DeblockStrength(), is_flag=False, flag_value="auto", default=None,
+              metavar="[auto|STRENGTH]",
+              help="Remove compression artefacts (blocking, ringing, mosquito noise) first; STRENGTH "
+                   "from 0 (untouched) to 1 (full), or auto (the default when given alone): estimated "
+                   "from the stream's quantisers / bitrate, nothing done on a clean input.")
 @click.option("--denoise", type=DenoiseStrength(), is_flag=False, flag_value="auto", default=None,
               metavar="[SIGMA]", help="Remove noise; SIGMA is its strength on the 0-255 scale "
                                       "(estimated from the video when omitted).")
@@ -113,6 +139,7 @@ Methods: `restore models` lists them.
                    "source frames).")
 @click.option("--model", default=None, metavar="NAME",
               help="Method family (classical, diffusion) or method name used for every task.")
+@click.option("--deblock-method", default=None, metavar="NAME", help="Deblocker for this run only.")
 @click.option("--denoise-method", default=None, metavar="NAME", help="Denoiser for this run only.")
 @click.option("--upscale-method", default=None, metavar="NAME", help="Upscaler for this run only.")
 @click.option("--interp-method", default=None, metavar="NAME", help="Interpolator for this run only.")
@@ -149,19 +176,20 @@ Methods: `restore models` lists them.
 @click.option("--no-copy-subtitles", is_flag=True, help="Drop the subtitle streams.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no summary line.")
-def command(input, output, denoise, scale, fps_multiplier, fps, model, denoise_method, upscale_method,
+def command(input, output, deblock, denoise, scale, fps_multiplier, fps, model, deblock_method, denoise_method,
+            upscale_method,
             interp_method, preset, device, codec, crf, encoder_preset, bit_depth, steps, start_sigma, seed, tile,
             overwrite, resume, keep_temp, report_seams, show_profile, no_copy_audio, no_copy_subtitles,
             as_json, quiet):
-    """Denoise, upscale and/or interpolate INPUT into a new video file.
+    """Deblock, denoise, upscale and/or interpolate INPUT into a new video file.
 
-    Tasks run in the order denoise, upscale, interpolate, chunk by chunk, with chunks cut at
+    Tasks run in the order deblock, denoise, upscale, interpolate, chunk by chunk, with chunks cut at
     scene changes and source key frames.
     """
     if fps is not None and fps_multiplier is not None:
         raise click.UsageError("use either --fps-multiplier or --fps, not both")
     overrides = {
-        "denoise": denoise, "scale": None if scale is None else int(scale),
+        "deblock": deblock, "deblock_method": deblock_method, "denoise": denoise, "scale": None if scale is None else int(scale),
         "fps_multiplier": fps_multiplier, "fps": fps, "model": model,
         "denoise_method": denoise_method, "upscale_method": upscale_method,
         "interp_method": interp_method, "device": device, "codec": codec, "crf": crf,
@@ -177,7 +205,8 @@ def command(input, output, denoise, scale, fps_multiplier, fps, model, denoise_m
     if keep_temp and not resume:
         raise click.UsageError("--keep-temp keeps the --resume work folder: give --resume too")
     result = enhance(input, output, preset=preset, overwrite=overwrite, progress=show_bar,
-                     resume=resume, keep_temp=keep_temp, report_seams=report_seams, **overrides)
+                     resume=resume, keep_temp=keep_temp, report_seams=report_seams,
+                     log=None if quiet or as_json else (lambda msg: click.echo(msg, err=True)), **overrides)
     if not quiet and not as_json:
         if result.cleaned:
             click.echo(f"removed {len(result.cleaned)} leftover(s) of an interrupted run", err=True)
@@ -197,7 +226,10 @@ def command(input, output, denoise, scale, fps_multiplier, fps, model, denoise_m
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     elif not quiet:
-        methods = ", ".join(f"{t} {m}" for t, m in result.methods.items()) or "re-encode only"
+        methods = ", ".join(f"{t} {m}" for t, m in result.methods.items())
+        if result.deblock and not result.deblock.get("ran", True):
+            methods = ", ".join(filter(None, ["deblock skipped (strength 0)", methods]))
+        methods = methods or "re-encode only"
         click.echo(f"wrote {result.output}: {result.frames_in} -> {result.frames_out} frames, "
                    f"{result.width}x{result.height}, {result.chunks} chunks, {methods}; "
                    f"{result.seconds:.1f} s ({result.fps:.1f} frames/s on {result.device})")

@@ -43,11 +43,11 @@ def rows() -> list[dict]:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def command(as_json):
-    """List the restoration methods per task (denoise, upscale, interpolate).
+    """List the restoration methods per task (deblock, denoise, upscale, interpolate).
 
     '*' marks the method `restore enhance` uses when none is chosen; pick another with
-    --model NAME (or a family: --model classical), or per task with --denoise-method,
-    --upscale-method, --interp-method.
+    --model NAME (or a family: --model classical), or per task with --deblock-method,
+    --denoise-method, --upscale-method, --interp-method.
 
     \b
     Examples:
@@ -60,7 +60,9 @@ def command(as_json):
         click.echo(json.dumps(data, indent=2))
         return
     width = max((len(r["name"]) for r in data), default=4)
-    for task in ("denoise", "upscale", "interpolate"):
+    from restore import registry
+
+    for task in registry.TASKS:
         click.echo(f"{task}:")
         for r in (r for r in data if r["task"] == task):
             mark = "*" if r["default"] else " "

@@ -24,6 +24,13 @@ from .errors import ConfigError
 
 
 @dataclass
+class DeblockConfig:
+    enabled: bool = False
+    strength: float | None = None   # 0 (untouched) to 1 (full correction); None = estimate from the stream
+    method: str | None = None
+
+
+@dataclass
 class DenoiseConfig:
     enabled: bool = False
     strength: float | None = None   # noise sigma on the 0-255 scale; None = estimate per chunk
@@ -81,6 +88,7 @@ class OutputConfig:
 
 @dataclass
 class EnhanceConfig:
+    deblock: DeblockConfig = field(default_factory=DeblockConfig)
     denoise: DenoiseConfig = field(default_factory=DenoiseConfig)
     upscale: UpscaleConfig = field(default_factory=UpscaleConfig)
     interpolate: InterpolateConfig = field(default_factory=InterpolateConfig)
@@ -163,6 +171,8 @@ def validate(cfg: EnhanceConfig, source: str) -> EnhanceConfig:
     def bad(key, msg):
         raise ConfigError(f"bad value for '{key}': {msg}", source)
 
+    if cfg.deblock.strength is not None and not 0 <= cfg.deblock.strength <= 1:
+        bad("deblock.strength", f"a strength between 0 and 1 (or null: estimate), got {cfg.deblock.strength}")
     if cfg.denoise.strength is not None and not 0 <= cfg.denoise.strength <= 255:
         bad("denoise.strength", f"a noise sigma between 0 and 255, got {cfg.denoise.strength}")
     if cfg.upscale.scale not in (1, 2, 4):
@@ -335,6 +345,8 @@ def load_config(preset: str | os.PathLike = "default", overrides: dict | None = 
 # Keyword overrides (the CLI's flags) -> dotted config keys. Dotted keys ("chunk.max_len") are
 # accepted directly too.
 ALIASES = {
+    "deblock_strength": "deblock.strength",
+    "deblock_method": "deblock.method",
     "denoise_strength": "denoise.strength",
     "denoise_method": "denoise.method",
     "scale": "upscale.scale",
@@ -362,7 +374,8 @@ ALIASES = {
 def apply_overrides(cfg: EnhanceConfig, overrides: dict, source: str = "command line") -> EnhanceConfig:
     """A validated copy of cfg with overrides applied; None values mean "not given".
 
-    `denoise` takes True/False, or a number (enable with that sigma), or "auto" (enable, estimate).
+    `denoise` takes True/False, or a number (enable with that sigma), or "auto" (enable, estimate);
+    `deblock` the same, its number a strength in [0, 1].
     Giving `fps` clears the preset's multiplier and vice versa: the command line wins as a whole.
     """
     cfg = copy.deepcopy(cfg)
@@ -370,15 +383,15 @@ def apply_overrides(cfg: EnhanceConfig, overrides: dict, source: str = "command 
     for key, value in overrides.items():
         if value is None:
             continue
-        if key == "denoise":
+        if key in ("denoise", "deblock"):
             if isinstance(value, bool):
-                nested["denoise.enabled"] = value
+                nested[f"{key}.enabled"] = value
             elif isinstance(value, str) and value.lower() == "auto":
-                nested["denoise.enabled"] = True
-                nested["denoise.strength"] = None
+                nested[f"{key}.enabled"] = True
+                nested[f"{key}.strength"] = None
             else:
-                nested["denoise.enabled"] = True
-                nested["denoise.strength"] = value
+                nested[f"{key}.enabled"] = True
+                nested[f"{key}.strength"] = value
             continue
         dotted = ALIASES.get(key, key)
         nested[dotted] = value

@@ -1,11 +1,11 @@
-"""enhance(): decode -> plan chunks -> denoise -> upscale -> interpolate -> encode.
+"""enhance(): decode -> plan chunks -> deblock -> denoise -> upscale -> interpolate -> encode.
 
 Two streaming passes over the input, so memory stays bounded by one chunk whatever the length:
 
 1. analysis: small grey thumbnails and key-frame flags (restore.chunks.analyse) plus the
    timestamps, then the chunk plan;
-2. restoration: frames are decoded again and gathered one chunk at a time; each chunk is denoised
-   then upscaled (each stage gets the anchors the plan names: its own restored outputs of the
+2. restoration: frames are decoded again and gathered one chunk at a time; each chunk is deblocked,
+   denoised, then upscaled (each stage gets the anchors the plan names: its own restored outputs of the
    frames just before the chunk, kept from the previous chunk), then frames are interpolated
    between consecutive outputs, across chunk boundaries too, but never across a scene cut, where
    the earlier frame is repeated instead.
@@ -67,6 +67,7 @@ class EnhanceResult:
     cleaned: list[str] = field(default_factory=list)  # leftovers of killed runs that were removed
     warnings: list[str] = field(default_factory=list)  # also issued as MediaWarning
     seams: dict | None = None        # restore.seams.SeamReport.to_dict() with report_seams=True
+    deblock: dict | None = None      # the deblock strength used and, for auto, the estimate behind it
     profile: dict = field(default_factory=dict)  # seconds: wall, model (model_<task>), overhead, ...
 
     def to_dict(self) -> dict:
@@ -78,6 +79,8 @@ class EnhanceResult:
 # ------------------------------------------------------------------------------------------
 def wanted_tasks(cfg: EnhanceConfig) -> list[str]:
     tasks = []
+    if cfg.deblock.enabled:
+        tasks.append("deblock")
     if cfg.denoise.enabled:
         tasks.append("denoise")
     if cfg.upscale.scale > 1:
@@ -301,9 +304,32 @@ def _work_settings(cfg: EnhanceConfig, device: str, specs, out_dtype) -> dict:
             "dtype": np.dtype(out_dtype).name, "restore": __version__, "weights": weights}
 
 
+def resolve_deblock(src: Path, strength: float | None, log: Callable[[str], None] | None = None) -> tuple[float | None, dict]:
+    """The deblock strength of a run: the given one, or (None = auto) the estimate from the
+    stream (restore.methods.damage): once per video, so it cannot flicker from chunk to chunk."""
+    if strength is not None:
+        info = {"strength": float(strength), "auto": False}
+        if log:
+            log(f"deblock: strength {strength:g}")
+        return float(strength), info
+    from .methods.damage import estimate_from_stream
+
+    try:
+        est = estimate_from_stream(src)
+    except Exception as err:  # noqa: BLE001 - the probe only informs a default: fall back to the frames
+        if log:
+            log(f"deblock: auto -> estimated from the frames ({type(err).__name__} reading the stream)")
+        return None, {"strength": None, "auto": True, "basis": "frames"}
+    if log:
+        log(f"deblock: auto -> {est.describe()}" + ("; nothing to remove, frames left untouched"
+                                                   if est.strength <= 0 else ""))
+    return est.strength, {"auto": True, **est.to_dict()}
+
+
 def enhance(input, output=None, *, preset="default", overwrite: bool = False,
             progress: bool | Callable[[int, int], None] = False, resume: bool = False,
-            keep_temp: bool = False, report_seams: bool = False, **overrides) -> EnhanceResult:
+            keep_temp: bool = False, report_seams: bool = False,
+            log: Callable[[str], None] | None = None, **overrides) -> EnhanceResult:
     """Restore `input` into `output` (default: the preset's name pattern next to the input).
 
     preset: a configs/ name or a YAML path; overrides: the flat keys of restore.config.ALIASES
@@ -315,6 +341,10 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
     settings was interrupted; the folder is removed on success unless keep_temp.
     report_seams: measure how visible the chunk boundaries are (restore.seams) into
     result.seams.
+    log: called with one-line notes for the user (the deblock estimate), or None.
+    deblock (override): True / "auto" estimates the damage from the stream (bits per pixel and
+    the decoder's quantisers; restore.methods.damage) and does nothing on a clean input; a number
+    in [0, 1] sets the strength. Strength 0 does not run the method: frames pass bit-exactly.
     """
     from .device import resolve_device
     from .io import VideoWriter, check_output_path, decode, probe
@@ -351,9 +381,20 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
     # those of a live run hold a lock and stay.
     cleaned = sweep_stale_temps(out)
 
+    deblock_info = None
+    if "deblock" in specs:
+        strength, deblock_info = resolve_deblock(src, cfg.deblock.strength, log)
+        if strength is not None and strength <= 0:
+            del specs["deblock"]  # nothing to remove: the method is not even built
+            deblock_info["ran"] = False
+        else:
+            deblock_info["ran"] = True
+    strengths = {"denoise": cfg.denoise.strength,
+                 "deblock": deblock_info["strength"] if deblock_info else None}
+
     def build(task):
         opts = registry.MethodOptions(
-            strength=cfg.denoise.strength if task == "denoise" else None,
+            strength=strengths.get(task),
             scale=scale if task == "upscale" else 1, device=device, steps=cfg.model.steps,
             start_sigma=cfg.model.start_sigma, seed=cfg.model.seed, tile=cfg.model.tile)
         return specs[task].factory(opts)
@@ -439,7 +480,7 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
         output_fps=out_fps, resumed_chunks=done_chunks,
         work_dir=None if work is None else str(work.path), work_bytes=work_bytes,
         kept_work_dir=bool(work is not None and keep_temp), cleaned=cleaned, warnings=notes,
-        seams=None if seams is None else seams.report().to_dict(), profile=profile)
+        seams=None if seams is None else seams.report().to_dict(), profile=profile, deblock=deblock_info)
 
 
 # Frames the decoder may run ahead of the restorer, and output frames the restorer may run ahead
@@ -607,7 +648,8 @@ def _restore_chunks(src, plan, times, schedule, stages, writer, work, done_chunk
         profile["encode_wait"] = profile.get("encode_wait", 0.0) + time.perf_counter() - t0
 
     runner = _ChunkRunner(plan, stages.get("denoise"), stages.get("upscale"),
-                          stages.get("interpolate"), schedule, emit, seams=seams, profile=profile)
+                          stages.get("interpolate"), schedule, emit, seams=seams, profile=profile,
+                          deblocker=stages.get("deblock"))
     if done_chunks:
         t0 = time.perf_counter()
         _replay(work, done_chunks, writer, decode)
@@ -693,19 +735,18 @@ class _ChunkRunner:
     """Runs the spatial stages on a chunk, keeps anchors, and emits interpolated output frames."""
 
     def __init__(self, plan: ChunkPlan, denoiser, upscaler, interpolator, schedule, emit, *,
-                 seams=None, profile: dict | None = None):
+                 seams=None, profile: dict | None = None, deblocker=None):
         self.plan = plan
-        self._indexed = {name: fn is not None and _takes_start_index(fn) for name, fn in
-                         (("denoise", denoiser), ("upscale", upscaler), ("interpolate", interpolator))}
+        named = (("deblock", deblocker), ("denoise", denoiser), ("upscale", upscaler), ("interpolate", interpolator))
+        self._indexed = {name: fn is not None and _takes_start_index(fn) for name, fn in named}
         self.profile = profile if profile is not None else {}
-        self.denoiser, self.upscaler, self.interpolator = (
-            None if fn is None else _Timed(fn, self.profile, name) for name, fn in
-            (("denoise", denoiser), ("upscale", upscaler), ("interpolate", interpolator)))
+        self.deblocker, self.denoiser, self.upscaler, self.interpolator = (
+            None if fn is None else _Timed(fn, self.profile, name) for name, fn in named)
         self.schedule = schedule
         self.emit = emit
         self.seams = seams  # restore.seams.SeamMeter, or None
         self.keep = max(plan.overlap, 0)
-        self.tails: dict[str, dict[int, np.ndarray]] = {"denoise": {}, "upscale": {}}
+        self.tails: dict[str, dict[int, np.ndarray]] = {"deblock": {}, "denoise": {}, "upscale": {}}
         self.prev: tuple[int, np.ndarray] | None = None  # last restored frame not yet emitted
 
     def state(self) -> dict[str, np.ndarray]:
@@ -744,6 +785,7 @@ class _ChunkRunner:
 
     def run(self, chunk, frames: np.ndarray) -> None:
         inputs = frames
+        frames = self._stage("deblock", self.deblocker, chunk, frames)
         frames = self._stage("denoise", self.denoiser, chunk, frames)
         frames = self._stage("upscale", self.upscaler, chunk, frames)
         if self.seams is not None:

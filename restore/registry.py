@@ -5,12 +5,14 @@ classical baselines plug in the same way and new ones need no pipeline change.
 
 Tasks and the callables their factories return:
 
-- "denoise" and "upscale": SpatialRestorer
+- "deblock", "denoise" and "upscale": SpatialRestorer
       restorer(frames, anchors=None) -> frames_out
       frames:  float32 array (T, H, W, 3) in [0, 1], consecutive frames of one chunk (one shot)
       anchors: None or float32 (A, H*s, W*s, 3), already-restored frames that immediately precede
                frames[0] (the chunk planner's anchors); methods may ignore them.
-      returns  float32 (T, H*s, W*s, 3) in [0, 1], s = restorer.scale (1 for denoise)
+      returns  float32 (T, H*s, W*s, 3) in [0, 1], s = restorer.scale (1 for deblock, denoise)
+      deblock methods take MethodOptions.strength in [0, 1] (None = estimate from the frames):
+      output = input + strength * (restored - input), and strength 0 returns the input unchanged.
 - "interpolate": Interpolator
       interp(first, second, t) -> middle
       first, second: float32 (N, H, W, 3) in [0, 1], N consecutive pairs; t: float in (0, 1)
@@ -29,12 +31,15 @@ from typing import Callable
 
 from .errors import ConfigError
 
-TASKS = ("denoise", "upscale", "interpolate")
+# In pipeline order: compression artefacts first (they are a property of the stored video, and
+# the denoiser and upscaler were trained on artefact-free noise / downscaling), then noise, size,
+# frame rate.
+TASKS = ("deblock", "denoise", "upscale", "interpolate")
 
 
 @dataclass
 class MethodOptions:
-    strength: float | None = None  # denoise: noise sigma on the 0-255 scale; None = estimate
+    strength: float | None = None  # denoise: noise sigma on the 0-255 scale; deblock: 0-1; None = estimate
     scale: int = 1                 # upscale factor
     device: str = "cpu"            # resolved device ("cpu", "cuda", "cuda:1")
     steps: int | None = None       # diffusion sampling steps; None = the model's default

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..errors import ConfigError
 
 SHIPPED = {
+    "deblock": "deblock",
     "denoise": "denoise",
     "sr-x2": "sr-x2",
     "sr-x4": "sr-x4",

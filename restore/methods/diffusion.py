@@ -9,6 +9,20 @@ def _kw(opts: MethodOptions) -> dict:
     return dict(steps=opts.steps, start_sigma=opts.start_sigma, seed=opts.seed, tile=opts.tile)
 
 
+if zoo.available("deblock"):
+    @register("deblock", "diffusion", family="diffusion", default=True, card=str(zoo.card_path("deblock")),
+              description="Blind video diffusion model for compression artefacts (x264/x265, MPEG-2/4, JPEG); "
+                          "strength 0-1 blends it with the input, estimated from the stream when not given.")
+    def _deblock(opts: MethodOptions):
+        from ..diffusion.restorers import DiffusionDenoiser
+        from .deblock import Blended
+
+        model, meta = zoo.load("deblock", opts.device)
+        # Blind: the noise-level map sits at the floor (strength=0), as in training, where the
+        # codec chain adds no white-noise level to condition on.
+        return Blended(DiffusionDenoiser(model, meta, strength=0.0, **_kw(opts)), opts.strength)
+
+
 if zoo.available("denoise"):
     @register("denoise", "diffusion", family="diffusion", default=True, card=str(zoo.card_path("denoise")),
               description="Conditional video diffusion denoiser over chunks of frames (noise std 0-55, light compression).")
