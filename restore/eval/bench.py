@@ -46,6 +46,7 @@ class Dataset:
     load: Callable[[], object]
     full_length: Callable[[], int] | None = None       # clips: frames available (for tuning)
     load_range: Callable[[int, int], np.ndarray] | None = None  # clips: frames [start, end)
+    others: list = field(default_factory=list)         # the task's other clips (peers tune on them)
 
 
 @dataclass
@@ -92,6 +93,9 @@ def datasets_for(task: Task, sources: list[bdata.DataSource], frames: int | None
         if task.kind == "interpolate" and src.triplets is not None:
             out.append(Dataset(src.triplets.name if src.triplets.name != "interp" else "triplets", "triplets",
                                lambda t=src.triplets: bdata.load_triplets(t, frames)))
+    clips = [d for d in out if d.kind == "clip"]
+    for d in clips:
+        d.others = [o for o in clips if o is not d]
     return out
 
 
@@ -177,6 +181,20 @@ def run_candidate(task: Task, ds: Dataset, refs, inputs, cand: Candidate, ctx: B
 def prepare(task: Task, ds: Dataset, ctx: BenchContext):
     """(refs, inputs, protocol description, input score or None) of a task on a data set."""
     loaded = ds.load()
+    if task.kind == "deblock":
+        if ds.kind != "clip":
+            raise BenchError(f"compression tasks run on clips, not {ds.kind}")
+        import io
+
+        from restore.methods.damage import estimate_from_stream
+
+        clip = protocols.crop_to_multiple(loaded, 2)  # yuv420p needs even sizes
+        coded, stream = protocols.encode_crf_stream(clip, task.codec, task.crf)
+        est = estimate_from_stream(io.BytesIO(stream))
+        proto = {"protocol": "crf", "codec": task.codec, "crf": task.crf, "frames": len(clip),
+                 "size": list(clip.shape[1:3]), "kbps": round(len(stream) * 8 * 25 / len(clip) / 1000, 1),
+                 "auto": est.to_dict(), "auto_text": est.describe()}
+        return clip, coded, proto, (clip, coded)
     if task.kind == "denoise" and task.codec:
         if ds.kind != "clip":
             raise BenchError(f"compression tasks run on clips, not {ds.kind}")
@@ -218,7 +236,10 @@ def bench_task(task: Task, ds: Dataset, ctx: BenchContext, wanted: set[str] | No
         ref, deg = input_pair
         entry["input"] = score_pairs(zip(ref, deg), mode="sequence", lpips=ctx.lpips)
         entry["input"]["ewarp"] = ewarp(ref, deg)
-    cands = (registry_candidates(task, ctx.device, ctx.steps, ctx.per_frame)
+    auto = proto.get("auto", {}).get("strength") if task.kind == "deblock" else None
+    if auto is not None:
+        ctx.log(f"  deblock auto: {proto['auto_text']}")
+    cands = (registry_candidates(task, ctx.device, ctx.steps, ctx.per_frame, deblock_strength=auto)
              + peer_candidates(task, ctx, ds, wanted))
     for cand in cands:
         if not selected(cand.name, wanted):

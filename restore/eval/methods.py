@@ -19,6 +19,9 @@ import numpy as np
 from restore.errors import RestoreError
 
 DEFAULT_TASKS = ("denoise15", "denoise25", "denoise50", "sr2", "sr4", "interp")
+# `--tasks deblock`: the compression-artefact protocols of issue #14 (x264 CRF 18 is the no-harm row).
+DEBLOCK_TASKS = ("deblock-x264crf18", "deblock-x264crf23", "deblock-x264crf30", "deblock-x264crf37",
+                 "deblock-x265crf32")
 
 
 class BenchError(RestoreError):
@@ -28,7 +31,7 @@ class BenchError(RestoreError):
 @dataclass(frozen=True)
 class Task:
     name: str                 # as given on the command line: denoise25, sr4, interp
-    kind: str                 # registry task: denoise, upscale, interpolate
+    kind: str                 # registry task: deblock, denoise, upscale, interpolate
     sigma: float | None = None
     scale: int = 1
     codec: str | None = None  # compression tasks: libx264 / libx265 at `crf`, restored blind
@@ -36,6 +39,9 @@ class Task:
 
     @property
     def label(self) -> str:
+        if self.kind == "deblock":
+            return (f"compression artefacts, {self.codec} CRF {self.crf} (blind: strength estimated from the "
+                    "stream, as --deblock auto)")
         if self.codec:
             return f"compression artefacts, {self.codec} CRF {self.crf} (blind: strength estimated)"
         if self.kind == "denoise":
@@ -59,19 +65,28 @@ def parse_task(name: str) -> Task:
         return Task(name, "upscale", scale=scale)
     if name in ("interp", "interp2"):
         return Task("interp", "interpolate")
+    if m := re.fullmatch(r"deblock-(x264|x265)crf(\d+)", name):
+        crf = int(m.group(2))
+        if not 0 <= crf <= 51:
+            raise BenchError(f"--tasks {name}: CRF must be in 0..51")
+        return Task(name, "deblock", codec="lib" + m.group(1), crf=crf)
     if m := re.fullmatch(r"(x264|x265)crf(\d+)", name):
         crf = int(m.group(2))
         if not 0 <= crf <= 51:
             raise BenchError(f"--tasks {name}: CRF must be in 0..51")
         return Task(name, "denoise", codec="lib" + m.group(1), crf=crf)
-    raise BenchError(f"--tasks: unknown task {name!r} (denoise<sigma>, sr2, sr4, interp, x264crf<N>, x265crf<N>; "
+    raise BenchError(f"--tasks: unknown task {name!r} (denoise<sigma>, sr2, sr4, interp, x264crf<N>, x265crf<N>, "
+                     f"deblock-x264crf<N>, deblock-x265crf<N>, deblock = {','.join(DEBLOCK_TASKS)}; "
                      f"default {','.join(DEFAULT_TASKS)})")
 
 
 def parse_tasks(names) -> list[Task]:
     if isinstance(names, str):
         names = names.split(",")
-    tasks = [parse_task(n) for n in names if n.strip()]
+    expanded = []
+    for n in names:
+        expanded += list(DEBLOCK_TASKS) if n.strip().lower() == "deblock" else [n]
+    tasks = [parse_task(n) for n in expanded if n.strip()]
     if not tasks:
         raise BenchError("--tasks: no task given")
     return list(dict.fromkeys(tasks))
@@ -115,11 +130,15 @@ def _per_frame(method: Callable) -> Callable:
     return run
 
 
-def registry_candidates(task: Task, device: str, steps=None, per_frame: bool = False) -> list[Candidate]:
+def registry_candidates(task: Task, device: str, steps=None, per_frame: bool = False,
+                        deblock_strength: float | None = None) -> list[Candidate]:
     """Every registry method of the task (at its scale). `steps`: sampling step counts to run our
     (non-classical) models at, each as its own row `name@k` (a steps sweep); None = their default.
     `per_frame`: also run our models on denoise/upscale one frame per call, as rows `name:per-frame`
-    (what the clip-joint call gains in E_warp and PSNR over frame-by-frame processing)."""
+    (what the clip-joint call gains in E_warp and PSNR over frame-by-frame processing).
+    `deblock_strength`: the deblock tasks' blind estimate from the encoded stream, given to every
+    deblock method (as `restore enhance --deblock` does); our models also get a row `name:full`
+    at strength 1 (what the model does at full strength, whatever the estimate)."""
     import restore.methods  # noqa: F401  (registers the built-in methods)
     from restore.registry import MethodOptions, methods
 
@@ -130,19 +149,25 @@ def registry_candidates(task: Task, device: str, steps=None, per_frame: bool = F
         family = "classical" if spec.family == "classical" else "ours"
         variants = [(spec.name, None)] if family == "classical" or not steps else [(f"{spec.name}@{k}", int(k)) for k in steps]
         for name, k in variants:
-            opts = MethodOptions(strength=task.sigma if task.kind == "denoise" else None, scale=task.scale,
-                                 device=device, steps=k)
+            strength = task.sigma if task.kind == "denoise" else deblock_strength if task.kind == "deblock" else None
+            opts = MethodOptions(strength=strength, scale=task.scale, device=device, steps=k)
 
             def make(spec=spec, opts=opts):
                 fn = spec.factory(opts)
                 return _interpolator(fn) if task.kind == "interpolate" else _spatial(fn)
 
             params = {}
+            if task.kind == "deblock":
+                params = {"strength (auto)": deblock_strength} if deblock_strength is not None else {"strength": "estimated"}
             if task.kind == "denoise":
                 params = {"strength (true sigma)": task.sigma} if task.sigma is not None else {"strength": "estimated"}
             if k is not None:
                 params["steps"] = k
             out.append(Candidate(name, family, spec.description, make, params))
+            if task.kind == "deblock" and family == "ours":
+                full = MethodOptions(strength=1.0, device=device, steps=k)
+                out.append(Candidate(f"{name}:full", family, spec.description + " (strength 1)",
+                                     lambda spec=spec, full=full: _spatial(spec.factory(full)), {"strength": 1.0}))
             if per_frame and family == "ours" and task.kind != "interpolate":
                 out.append(Candidate(f"{name}:per-frame", family, spec.description + " (one frame per call)",
                                      lambda make=make: _per_frame(make()), {**params, "frames per call": 1}))

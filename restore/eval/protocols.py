@@ -8,7 +8,8 @@ numbers stay comparable across runs and reports).
   MATLAB-style antialiased bicubic downscaling (restore.ops.resize.imresize), rounded to uint8.
 - Frame dropping (`drop_frames`): keep every `factor`-th frame; the dropped ones are the targets
   an interpolator must predict.
-- Compression (`encode_crf`): a round trip through libx264 / libx265 at a CRF (PyAV, yuv420p).
+- Compression (`encode_crf`, `encode_crf_stream`): a round trip through libx264 / libx265 at a CRF
+  (PyAV, yuv420p); the deblock tasks also keep the encoded stream for the blind strength estimate.
 
 All functions are pure functions of their inputs and seed: the same call gives the same bytes.
 """
@@ -48,6 +49,13 @@ def encode_crf(frames_u8: np.ndarray, codec: str = "libx264", crf: int = 28, *, 
     """Round trip of uint8 (T, H, W, 3) RGB frames through `codec` (libx264 or libx265) at `crf`,
     yuv420p, encoded in memory with PyAV; returns the decoded RGB frames. Deterministic: both
     encoders run single-threaded here (frame threading makes x264's output depend on timing)."""
+    return encode_crf_stream(frames_u8, codec, crf, preset=preset, fps=fps)[0]
+
+
+def encode_crf_stream(frames_u8: np.ndarray, codec: str = "libx264", crf: int = 28, *, preset: str = "medium",
+                      fps: int = 25) -> tuple[np.ndarray, bytes]:
+    """encode_crf, also returning the encoded file (Matroska bytes): the deblock task's blind
+    strength estimate reads the stream, as `restore enhance --deblock` does on a user's file."""
     import io
 
     import av
@@ -73,9 +81,9 @@ def encode_crf(frames_u8: np.ndarray, codec: str = "libx264", crf: int = 28, *, 
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
-    buf.seek(0)
-    with av.open(buf, mode="r") as inp:
+    data = buf.getvalue()
+    with av.open(io.BytesIO(data), mode="r") as inp:
         decoded = [fr.to_ndarray(format="rgb24") for fr in inp.decode(video=0)]
     if len(decoded) != t:
         raise RuntimeError(f"{codec} round trip returned {len(decoded)} frames for {t}")
-    return np.stack(decoded)
+    return np.stack(decoded), data

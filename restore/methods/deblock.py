@@ -146,7 +146,7 @@ class DCTDeblocker(_AutoStrength):
 
 
 @register("deblock", "dct", family="classical",
-          description="Shifted 8x8 DCT hard thresholding (the idea of ffmpeg's spp), threshold from the "
-                      "strength's quantiser step; strength estimated when not given")
+          description="Shifted 8x8 DCT hard thresholding on YCbCr (the idea of ffmpeg's spp), threshold "
+                      "6-12 (0-255) by strength; strength estimated when not given")
 def _dct(options: MethodOptions):
     return DCTDeblocker(options.strength)

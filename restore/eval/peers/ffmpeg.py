@@ -139,9 +139,12 @@ def _psnr_rgb(ref_u8: np.ndarray, out_u8: np.ndarray) -> float:
 
 
 class FFmpegDenoiser(FFmpegPeer):
-    tasks = ("denoise",)
+    tasks = ("denoise", "deblock")
 
     def unsuited(self, task) -> str | None:
+        if task.kind == "deblock":
+            # hqdn3d is a classic compression-noise cleaner (issue #14's peer list); the others are not
+            return None if self.name in DEBLOCK_DENOISERS else "not a deblocking peer (hqdn3d is)"
         if task.sigma is None:
             return "its strength is tuned per noise sigma; a compression task has none"
         return None
@@ -170,6 +173,10 @@ class FFmpegDenoiser(FFmpegPeer):
                     retune=ctx.retune, log=ctx.log)
 
     def build(self, task, ctx, dataset):
+        if task.kind == "deblock":
+            spec = self.spec
+            return build_codec_tuned(self.name, spec.graph, spec.param, spec.lo, spec.hi,
+                                     DEBLOCK_DENOISERS[self.name] * task.crf, task, ctx, dataset)
         entry = self.tuned(task.sigma, ctx, dataset)
         value = float(entry["value"])
         graph = self.spec.graph(value)
@@ -182,6 +189,109 @@ class FFmpegDenoiser(FFmpegPeer):
         if value >= self.spec.hi or value <= self.spec.lo:
             run.params["note"] = "at the filter's limit"
         return run
+
+
+# ---- compression artefacts (the deblock task) -----------------------------------------------------
+# Peers of issue #14: ffmpeg's deblock, spp, pp7 and hqdn3d, each with one parameter tuned per codec
+# and CRF for best Y-PSNR on *other clips* of the benchmark's data encoded the same way (the middle
+# frames of the clip itself when the data has one clip only, which the settings column says).
+# Filters run in full-range yuv444p (accurate conversions, as hqdn3d above): the 8x8 luma grid of
+# the decoded frames is where the codec put it; spp / pp7 get a fixed qp (rawvideo has no QP table).
+
+DEBLOCK_DENOISERS = {"hqdn3d": 0.1}   # first guess of luma_spatial per CRF unit
+DEBLOCK_TUNE_FRAMES = 6
+
+_YUV_IN = f"[0:v]scale=flags={SWS}:out_color_matrix=bt601:out_range=pc,format=yuv444p,"
+_YUV_OUT = f",scale=flags={SWS}:in_color_matrix=bt601:in_range=pc,format=rgb24[out]"
+
+
+@dataclass(frozen=True)
+class DeblockFilter:
+    param: str
+    lo: float
+    hi: float
+    per_crf: float     # first guess per CRF unit
+    template: str      # filter with {v}
+    integer: bool
+    description: str
+
+    def graph(self, value: float | str) -> str:
+        if isinstance(value, str):
+            v = value
+        else:
+            v = f"{int(round(float(value)))}" if self.integer else f"{float(value):g}"
+        if "{a}" in self.template:  # deblock: one multiplier on ffmpeg's default thresholds
+            if isinstance(value, str):
+                core = self.template.format(a=f"0.098*{v}", b=f"0.05*{v}")
+            else:
+                m = float(value)
+                core = self.template.format(a=f"{min(1.0, 0.098 * m):.4g}", b=f"{min(1.0, 0.05 * m):.4g}")
+        else:
+            core = self.template.format(v=v)
+        return _YUV_IN + core + _YUV_OUT
+
+
+DEBLOCKERS = {
+    "ffmpeg-deblock": DeblockFilter("threshold multiplier", 0.1, 20.0, 0.1,
+                                    "deblock=filter=strong:block=8:alpha={a}:beta={b}:gamma={b}:delta={b}", False,
+                                    "ffmpeg deblock (strong, 8x8 blocks); one multiplier on its default alpha "
+                                    "0.098 / beta, gamma, delta 0.05 tuned per CRF"),
+    "spp": DeblockFilter("qp", 1, 63, 0.3, "spp=quality=4:qp={v}:mode=hard", True,
+                         "ffmpeg spp (shifted 8x8 DCT hard thresholding, quality 4); qp tuned per CRF"),
+    "pp7": DeblockFilter("qp", 1, 63, 0.3, "pp7=qp={v}:mode=medium", True,
+                         "ffmpeg pp7 (7x7 DCT thresholding, medium mode); qp tuned per CRF"),
+}
+
+
+def _psnr_y(ref_u8: np.ndarray, out_u8: np.ndarray) -> float:
+    from restore.metrics.psnr import psnr_y
+
+    return psnr_y(ref_u8.reshape(-1, *ref_u8.shape[-2:]), out_u8.reshape(-1, *out_u8.shape[-2:]))
+
+
+def build_codec_tuned(name: str, graph_of, param: str, lo: float, hi: float, guess: float, task, ctx, dataset):
+    """The filter `graph_of(value)` with its value tuned for `task` (codec, CRF) on another clip."""
+    from ..protocols import crop_to_multiple, encode_crf
+
+    tune_ds = dataset.others[0] if getattr(dataset, "others", None) else dataset
+    total = tune_ds.full_length()
+    k = min(DEBLOCK_TUNE_FRAMES, total)
+    start = (total - k) // 2
+    ref = crop_to_multiple(tune_ds.load_range(start, start + k), 2)
+    coded = encode_crf(ref, task.codec, task.crf)
+    ff = ffmpeg_path()
+    recipe = {"clip": tune_ds.name, "frames": [start, start + k], "size": list(ref.shape[1:3]), "codec": task.codec,
+              "crf": task.crf, "search": SEARCH, "param": param, "metric": "psnr_y", "graph": graph_of("{v}"),
+              "ffmpeg": ff}
+    entry = tune(f"{name}/{task.codec}", float(task.crf),
+                 lambda v: _psnr_y(ref, run_graph(coded, graph_of(v), ffmpeg=ff)),
+                 guess=min(max(guess, lo), hi), lo=lo, hi=hi, recipe=recipe, cache=TuningCache(ctx.tuning_cache),
+                 retune=ctx.retune, log=ctx.log)
+    value = float(entry["value"])
+    graph = graph_of(value)
+
+    def run(frames_u8):
+        return run_graph(frames_u8, graph, ffmpeg=ff)
+
+    where = "other clip" if tune_ds is not dataset else "same clip, middle frames (no other clip in the data)"
+    run.params = {param: value, "tuned on": f"{tune_ds.name} frames {start}-{start + k - 1} ({where})"}
+    if value >= hi or value <= lo:
+        run.params["note"] = "at the filter's limit"
+    return run
+
+
+class FFmpegDeblocker(FFmpegPeer):
+    tasks = ("deblock",)
+
+    def __init__(self, name: str):
+        self.name = name
+        self.spec = DEBLOCKERS[name]
+        self.description = self.spec.description
+
+    def build(self, task, ctx, dataset):
+        spec = self.spec
+        return build_codec_tuned(self.name, spec.graph, spec.param, spec.lo, spec.hi, spec.per_crf * task.crf,
+                                 task, ctx, dataset)
 
 
 # ---- scaling and interpolation ------------------------------------------------------------------
@@ -227,4 +337,5 @@ class FFmpegMinterpolate(FFmpegPeer):
 
 
 def ffmpeg_peers() -> list[Peer]:
-    return [FFmpegDenoiser(n) for n in DENOISERS] + [FFmpegLanczos(), FFmpegMinterpolate()]
+    return ([FFmpegDenoiser(n) for n in DENOISERS] + [FFmpegDeblocker(n) for n in DEBLOCKERS]
+            + [FFmpegLanczos(), FFmpegMinterpolate()])
