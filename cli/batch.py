@@ -8,7 +8,7 @@ import re
 
 import click
 
-from restore.cli.enhance import DenoiseStrength, NegativeValues
+from restore.cli.enhance import DeblockStrength, DenoiseStrength, NegativeValues
 from restore.errors import ConfigError
 
 HELP = """Restore whole folders, resumably, locally or on a Ray cluster.
@@ -82,6 +82,9 @@ def _print_summary(s) -> None:
 @click.option("--out", "-o", "out", required=True, type=click.Path(file_okay=False),
               help="Output folder: outputs mirror the source tree here; holds the manifest.")
 @click.option("--config", "preset", default="default", show_default=True, help="Preset (configs/*.yaml).")
+@click.option("--deblock", type=DeblockStrength(), is_flag=False, flag_value="auto", default=None,
+              metavar="[auto|S]", help="Remove compression artefacts first; S = strength 0-1 (estimated per "
+                                       "file from its stream when omitted; 0 on clean files).")
 @click.option("--denoise", type=DenoiseStrength(), is_flag=False, flag_value="auto", default=None,
               metavar="[S]", help="Denoise; S = noise sigma on the 0-255 scale (estimated when omitted).")
 @click.option("--scale", type=int, default=None, help="Upscale factor.")
@@ -117,13 +120,15 @@ def _print_summary(s) -> None:
               help="Also export the manifest as CSV to this file.")
 @click.option("--worker", "worker_spec", default="restore.batch.workers:enhance_worker", hidden=True)
 @click.pass_context
-def run_cmd(ctx, sources, out, preset, denoise, scale, fps_multiplier, model, device, codec, crf,
+def run_cmd(ctx, sources, out, preset, deblock, denoise, scale, fps_multiplier, model, device, codec, crf,
             pattern, name_pattern, engine, workers, ray_address, cpus_per_task, gpus_per_task,
             max_tries, retry_failed, min_free, space_factor, dry_run, as_json, csv_path, worker_spec):
     """Restore every matching file under SRC into --out (resumable)."""
     from restore.batch.runner import BatchSettings, run_batch
 
     overrides = {}
+    if deblock is not None:
+        overrides["deblock"] = True if deblock == "auto" else float(deblock)
     if denoise is not None:
         overrides["denoise"] = True if denoise == "auto" else float(denoise)
     for key, value in (("scale", scale), ("fps_multiplier", fps_multiplier), ("model", model),

@@ -14,6 +14,8 @@ import warnings
 
 import click
 
+from restore.cli.enhance import DeblockStrength
+
 
 def _labels(option_values, n_files):
     labels = [x.strip() for v in option_values for x in v.split(",") if x.strip()]
@@ -31,6 +33,13 @@ def _labels(option_values, n_files):
                                                "files with the same label form one curve. Default: codec name.")
 @click.option("--encode", "encode_specs", multiple=True,
               help="Encode a ladder here, e.g. 'libx264:18,23,28,33' (repeat for more codecs).")
+@click.option("--restore-ladder", "restore_specs", multiple=True, metavar="CODEC:CRF,...",
+              help="Encode a ladder, restore every encode (--deblock) and report what restoration buys: "
+                   "BD-rate of (encode, then restore) against (encode only), both scored on REFERENCE.")
+@click.option("--deblock", "deblock", type=DeblockStrength(), is_flag=False, flag_value="auto", default=None,
+              metavar="[auto|STRENGTH]", help="With --restore-ladder: the deblock strength (default auto).")
+@click.option("--deblock-method", default=None, metavar="NAME",
+              help="With --restore-ladder: the deblock method (restore models; default: the default one).")
 @click.option("--preset", default="medium", show_default=True, help="Encoder preset for --encode.")
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), help="Keep --encode outputs in this folder.")
 @click.option("--psnr-mode", type=click.Choice(["yuv", "y", "rgb"]), default="yuv", show_default=True)
@@ -48,7 +57,7 @@ def _labels(option_values, n_files):
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write one row per encode (rate and quality) as CSV.")
 @click.option("--overwrite", is_flag=True, help="Replace existing --json-file/--csv/--plot files (never an input).")
 @click.option("--device", default="auto", show_default=True, help="LPIPS device.")
-def command(reference, encodes, labels, encode_specs, preset, keep_dir, psnr_mode, ssim_mode, use_lpips, vmaf, method, align,
+def command(reference, encodes, labels, encode_specs, restore_specs, deblock, deblock_method, preset, keep_dir, psnr_mode, ssim_mode, use_lpips, vmaf, method, align,
             plot_path, as_json, json_path, csv_path, overwrite, device):
     """Bitrate against quality for encodes of REFERENCE, and BD-rate / BD-PSNR between them.
 
@@ -58,6 +67,7 @@ def command(reference, encodes, labels, encode_specs, preset, keep_dir, psnr_mod
                               b_crf18.mp4 b_crf23.mp4 b_crf28.mp4 b_crf33.mp4 --labels a,a,a,a,b,b,b,b
       restore compare src.mp4 --encode libx264:18,23,28,33 --encode libx265:20,25,30,35 --plot rq.png
       restore compare src.mp4 --encode libx264:18,23,28,33 --encode libsvtav1:30,36,42,48 --vmaf --json
+      restore compare src.mp4 --restore-ladder libx264:23,27,32,37 --deblock
     """
     from restore.cli._output import check_outputs, legacy_json_argument, write_file, write_text
     from restore.errors import ConfigError
@@ -67,8 +77,13 @@ def command(reference, encodes, labels, encode_specs, preset, keep_dir, psnr_mod
     from restore.metrics.vmaf import parse_models
 
     legacy_json_argument(encodes)
-    if not encodes and not encode_specs:
-        raise ConfigError("nothing to compare: give encoded files or --encode CODEC:CRF,...")
+    if not encodes and not encode_specs and not restore_specs:
+        raise ConfigError("nothing to compare: give encoded files, --encode CODEC:CRF,... or --restore-ladder CODEC:CRF,...")
+    if (deblock is not None or deblock_method) and not restore_specs:
+        raise ConfigError("--deblock and --deblock-method go with --restore-ladder CODEC:CRF,...")
+    if restore_specs and (encodes or encode_specs):
+        raise ConfigError("--restore-ladder compares restored against plain encodes of one ladder: "
+                          "give it alone, without encoded files or --encode")
     vmaf_models = parse_models(vmaf)
     inputs = [reference, *encodes]
     check_outputs({"--json-file": json_path, "--csv": csv_path, "--plot": plot_path},
@@ -82,10 +97,28 @@ def command(reference, encodes, labels, encode_specs, preset, keep_dir, psnr_mod
             # one curve per --encode: the codec name, or the whole spec when a codec repeats
             label = specs[0].label if all(lab != specs[0].label for lab, _ in items) else spec_text
             items += [(label, str(p)) for p in paths]
+        if restore_specs:
+            from restore.eval.ladder import restore_ladder
+
+            overrides = {"deblock": deblock if deblock is not None else "auto", "deblock_method": deblock_method,
+                         "device": None if device == "auto" else device}
+            overrides = {k: v for k, v in overrides.items() if v is not None}
+            for spec_text in restore_specs:
+                items += restore_ladder(reference, spec_text, keep_dir or tmp, overrides=overrides, preset=preset,
+                                        log=None if as_json else (lambda m: click.echo(m, err=True)))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = cmp.compare(reference, items, psnr_mode=psnr_mode, lpips=use_lpips, method=method,
                                  align=align, device=device, vmaf=vmaf_models or None, ssim_mode=ssim_mode)
+    if restore_specs:
+        # Both curves of a restore ladder are lossless RGB files, converted to the reference's pixel
+        # format alike: one note instead of a warning per file.
+        expected = "converted to the reference's"
+        for p in result.points:
+            p.warnings = [w for w in p.warnings if expected not in w]
+        caught = [w for w in caught if expected not in str(w.message)]
+        result.notes.append("restore ladder: the plain and the restored encodes went through restore enhance into "
+                            "FFV1 (RGB) alike and were scored in the reference's pixel format; rates are the encodes'")
     from restore.ops.jsonsafe import json_safe
 
     keep = dict(inputs=inputs, overwrite=overwrite)

@@ -17,10 +17,12 @@ def encode_decode(frames: np.ndarray, codec: str, *, crf: int | None = None, bit
     """(T, H, W, 3) uint8 RGB (even H, W) -> the same frames after `codec` at `crf` or `bitrate` (bit/s)."""
     t, h, w, _ = frames.shape
     opts: dict[str, str] = {}
+    # One thread, no x265 thread pool: with frame threading the bits depend on timing, and a
+    # degradation must be a function of its seed (training data reproducible from the config).
     if codec in CRF_CODECS:
-        opts = {"crf": str(int(crf if crf is not None else 23)), "preset": "veryfast"}
+        opts = {"crf": str(int(crf if crf is not None else 23)), "preset": "veryfast", "threads": "1"}
         if codec == "libx265":
-            opts["x265-params"] = "log-level=none"
+            opts["x265-params"] = "log-level=none:pools=none:frame-threads=1"
     elif codec in BITRATE_CODECS:
         opts = {"b": str(int(bitrate or 1_000_000))}
     else:
@@ -30,6 +32,7 @@ def encode_decode(frames: np.ndarray, codec: str, *, crf: int | None = None, bit
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
         stream.options = opts
+        stream.thread_count = 1
         for f in frames:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")))
         out.mux(stream.encode())

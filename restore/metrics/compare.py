@@ -47,17 +47,18 @@ class CompareResult:
 
 def compare(reference, items, *, psnr_mode="yuv", lpips=False, method="pchip", align="none",
             device="auto", vmaf=None, ssim_mode="wang") -> CompareResult:
-    """items: [(label or None, path)]. Scores each encode, measures its video bitrate, and computes
-    BD-rate and BD-quality of every curve against the first one. vmaf: models as in score()
-    (pooled mean VMAF per encode, BD-rate and BD-VMAF on it)."""
+    """items: [(label or None, path)] or [(label, path, rate_path)]. Scores each file, measures the
+    video bitrate (of rate_path when given: a restored encode is scored but costs its encode's bits),
+    and computes BD-rate and BD-quality of every curve against the first one. vmaf: models as in
+    score() (pooled mean VMAF per encode, BD-rate and BD-VMAF on it)."""
     lpips_model = None
     if lpips:
         from .lpips_metric import LPIPS
 
         lpips_model = LPIPS(device=device)
     points = []
-    for label, path in items:
-        bps, _, codec = video_bitrate(path)
+    for label, path, *rate_path in items:
+        bps, _, codec = video_bitrate(rate_path[0] if rate_path else path)
         rep = score(reference, path, metrics=("psnr", "ssim"), lpips=lpips, align=align, psnr_mode=psnr_mode,
                     device=device, lpips_model=lpips_model, vmaf=vmaf, ssim_mode=ssim_mode)
         q = {"psnr": rep.aggregates["psnr"], "ssim": rep.aggregates["ssim"]}
