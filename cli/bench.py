@@ -21,6 +21,8 @@ def _command_line(params: dict) -> str:
             parts += [f"--{name.replace('_', '-')}", str(v)]
     for p in params["peers_dir"]:
         parts += ["--peers-dir", p]
+    for p in params.get("tune_data") or ():
+        parts += ["--tune-data", p]
     for flag in ("retune", "per_frame"):
         if params.get(flag):
             parts.append(f"--{flag.replace('_', '-')}")
@@ -35,7 +37,12 @@ def _command_line(params: dict) -> str:
                    "repeatable. Default: the bundled sample clip.")
 @click.option("--tasks", default=None, metavar="LIST",
               help="Comma-separated: denoise<sigma>, sr2, sr4, interp, x264crf<N>, x265crf<N> (compressed clip restored "
-                   "by the denoisers, blind). Default: denoise15,denoise25,denoise50,sr2,sr4,interp.")
+                   "by the denoisers, blind), deblock-x264crf<N>, deblock-x265crf<N> (compressed clip, the deblock "
+                   "methods and peers), deblock (= x264 CRF 18, 23, 30, 37 and x265 CRF 32). "
+                   "Default: denoise15,denoise25,denoise50,sr2,sr4,interp.")
+@click.option("--tune-data", multiple=True, type=click.Path(), metavar="DIR",
+              help="Clips the deblock peers (ffmpeg deblock, spp, pp7, hqdn3d) are tuned on per CRF, never scored "
+                   "(default: the other clips of --data). Repeatable.")
 @click.option("--frames", type=int, default=None, metavar="N",
               help="Frames per clip (default 10; 4 on the bundled sample); also caps images and triplets.")
 @click.option("--methods", default=None, metavar="LIST",
@@ -60,7 +67,7 @@ def _command_line(params: dict) -> str:
 @click.option("--per-frame", is_flag=True,
               help="Also run our denoise/SR models one frame per call (rows name:per-frame): what the clip-joint call gains.")
 @click.option("--lpips/--no-lpips", "use_lpips", default=True, show_default=True, help="LPIPS (slower on CPU).")
-def command(data, tasks, frames, methods, out, md, device, dvdnet, peers_dir, tuning_cache, retune, seed, threads,
+def command(data, tune_data, tasks, frames, methods, out, md, device, dvdnet, peers_dir, tuning_cache, retune, seed, threads,
             steps, per_frame, use_lpips):
     """Benchmark our models against the classical methods and the peers: Y-PSNR, RGB-PSNR, SSIM,
     LPIPS, E_warp and seconds per frame, with the machine. Prints the table and writes
@@ -76,7 +83,7 @@ def command(data, tasks, frames, methods, out, md, device, dvdnet, peers_dir, tu
     from restore.eval.protocols import NOISE_SEED
     from restore.eval.report import render
 
-    params = dict(data=data, tasks=tasks, frames=frames, methods=methods, out=out, md=md, device=device,
+    params = dict(data=data, tune_data=tune_data, tasks=tasks, frames=frames, methods=methods, out=out, md=md, device=device,
                   dvdnet=dvdnet, peers_dir=peers_dir, tuning_cache=tuning_cache, retune=retune, seed=seed,
                   threads=threads, steps=steps, per_frame=per_frame, use_lpips=use_lpips)
     from restore.eval.methods import BenchError
@@ -90,6 +97,7 @@ def command(data, tasks, frames, methods, out, md, device, dvdnet, peers_dir, tu
     results = run_bench(list(data) or None, tasks or ",".join(DEFAULT_TASKS), frames=frames, methods=methods, out=out,
                         device=device, dvdnet=dvdnet, peers_dir=list(peers_dir), tuning_cache=tuning_cache,
                         retune=retune, seed=NOISE_SEED if seed is None else seed, lpips=use_lpips, threads=threads,
-                        steps=step_list, per_frame=per_frame, md=md, command=_command_line(params))
+                        steps=step_list, per_frame=per_frame, md=md, command=_command_line(params),
+                        tune_data=list(tune_data))
     sys.stdout.write(render(results))
     return 0

@@ -19,8 +19,13 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "data" / "weights"
-NAMES = ("denoise", "sr-x2", "sr-x4", "interp-x2")
+NAMES = ("deblock", "denoise", "sr-x2", "sr-x4", "interp-x2")
 TASK_TEXT = {
+    "deblock": "Blind compression-artefact removal (`--deblock`): x264 / x265 at CRF 18-45, MPEG-2 / "
+               "MPEG-4 Part 2 at low bitrates, light JPEG and noise, 4:2:0, 8 bit (configs/train/deblock.yaml). "
+               "Same structure as the denoiser, run at the noise-level floor (blind); `--deblock STRENGTH` "
+               "blends its output with the input, `auto` takes the strength from the stream "
+               "(restore/methods/damage.py).",
     "denoise": "Video denoising: additive Gaussian noise (std 0-55 on the 0-255 scale, 8-bit clipped) "
                "and light JPEG damage. Sampling starts at the input itself, at its noise level "
                "(given with --denoise SIGMA or estimated).",
@@ -57,7 +62,9 @@ def _fmt(v, nd=3):
 
 
 # which bench tasks each shipped model answers (docs/validation.json is `restore bench --md` output)
-BENCH_TASKS = {"denoise": ("denoise15", "denoise25", "denoise50"), "sr-x2": ("sr2",), "sr-x4": ("sr4",),
+BENCH_TASKS = {"deblock": ("deblock-x264crf18", "deblock-x264crf23", "deblock-x264crf30", "deblock-x264crf37",
+                           "deblock-x265crf32"),
+               "denoise": ("denoise15", "denoise25", "denoise50"), "sr-x2": ("sr2",), "sr-x4": ("sr4",),
                "interp-x2": ("interp",)}
 
 
@@ -122,6 +129,7 @@ def card(name: str, meta: dict, results: dict | None, size: int) -> str:
         "",
         TASK_TEXT[name],
         "",
+        *([f"**Placeholder:** {meta['placeholder']}", ""] if meta.get("placeholder") else []),
         "| | |",
         "|---|---|",
         f"| architecture | {_arch_text(meta['arch'])} |",
@@ -145,6 +153,10 @@ def card(name: str, meta: dict, results: dict | None, size: int) -> str:
         lines += ["## Validation (docs/validation.md, `restore bench --data ../shared/data/val`)", "",
                   "Ours, and the best classical method and peer by RGB-PSNR and by LPIPS:", ""]
         lines += validation_rows(name, results)
+    if meta.get("placeholder"):
+        lines += ["## Licence and data", "", "Trained on the bundled sample clip only (Big Buck Bunny, "
+                  "(c) Blender Foundation, CC BY 3.0; see data/CREDITS.md).", ""]
+        return "\n".join(lines)
     lines += ["## Licence and data", "",
               "Trained on DAVIS-2016 (CC BY 4.0), Vimeo-90K septuplets (non-commercial research use), "
               "BSD100, Urban100 and short handheld clips. Because of Vimeo-90K's terms, check the data "
@@ -180,6 +192,8 @@ def main(argv=None) -> int:
     from safetensors.torch import load_file
 
     for name in NAMES:
+        if not (WEIGHTS / f"{name}.yaml").exists():
+            continue
         meta = yaml.safe_load((WEIGHTS / f"{name}.yaml").read_text())
         size = sum(t.numel() for t in load_file(str(WEIGHTS / f"{name}.safetensors")).values())
         (WEIGHTS / f"{name}.md").write_text(card(name, meta, results, size))

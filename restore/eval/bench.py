@@ -302,7 +302,7 @@ def run_bench(data=None, tasks=DEFAULT_TASKS, *, frames: int | None = None, meth
               device: str = "auto", dvdnet=None, peers_dir=(), tuning_cache=None, retune: bool = False,
               seed: int = protocols.NOISE_SEED, lpips: bool = True, threads: int | None = None,
               steps=None, per_frame: bool = False, peers: list | None = None, extra_peers: list = (),
-              plots: bool = True,
+              plots: bool = True, tune_data=None,
               md=None, command: str | None = None,
               log: Callable[[str], None] | None = None) -> dict:
     """Run the benchmark; returns the results dict (also written to `out` unless it is None).
@@ -313,6 +313,8 @@ def run_bench(data=None, tasks=DEFAULT_TASKS, *, frames: int | None = None, meth
     methods: names to run (registry names and peer names); None = all.
     steps: sampling step counts for our models, each a row `name@k` (a steps sweep); None = default.
     per_frame: also run our denoise/SR models one frame per call (rows `name:per-frame`).
+    tune_data: folders or videos whose clips the deblock peers are tuned on (never scored); without
+    it they tune on the other clips of `data`, or the middle frames of the clip itself if it is alone.
     out: folder for the plots, and bench.md / bench.json unless `md` names the markdown path (its JSON
     goes beside it); None writes nothing.
     peers: the peer list (default: restore.eval.peers.builtin_peers()); extra_peers are added to it.
@@ -328,6 +330,7 @@ def run_bench(data=None, tasks=DEFAULT_TASKS, *, frames: int | None = None, meth
     sample = not data
     paths = [bdata.sample_clip()] if sample else [Path(p) for p in ([data] if isinstance(data, (str, Path)) else data)]
     sources = [bdata.discover(p) for p in paths]
+    tune_sources = [bdata.discover(Path(p)) for p in ([tune_data] if isinstance(tune_data, (str, Path)) else tune_data or [])]
     dev = resolve_device(device)
     if threads:
         torch.set_num_threads(int(threads))
@@ -360,6 +363,7 @@ def run_bench(data=None, tasks=DEFAULT_TASKS, *, frames: int | None = None, meth
     t_start = time.perf_counter()
     results: dict = {"meta": {"command": command, "started": started, "machine": machine_info(dev),
                               "data": [str(p) for p in paths], "frames": frames,
+                              "tune_data": [str(s.path) for s in tune_sources],
                               "default_frames": SAMPLE_FRAMES if sample else DEFAULT_FRAMES,
                               "seed": seed, "tasks": [t.name for t in task_list],
                               "methods": sorted(wanted) if wanted else "all", "lpips": bool(lpips),
@@ -367,7 +371,9 @@ def run_bench(data=None, tasks=DEFAULT_TASKS, *, frames: int | None = None, meth
                      "tasks": {}}
     for task in task_list:
         entries = []
+        tuning = [d for d in datasets_for(task, tune_sources, frames, False) if d.kind == "clip"]
         for ds in datasets_for(task, sources, frames, sample):
+            ds.others = tuning + ds.others
             log(f"== {task.name} on {ds.name}")
             entries.append(bench_task(task, ds, ctx, wanted))
         if not entries:
