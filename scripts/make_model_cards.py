@@ -149,10 +149,11 @@ def card(name: str, meta: dict, results: dict | None, size: int) -> str:
         "quick validation: PSNR, the degraded input's PSNR and LPIPS on a 192 px crop of davis-dog).",
         "",
     ]
-    if results:
+    rows = validation_rows(name, results) if results else []
+    if rows:
         lines += ["## Validation (docs/validation.md, `restore bench --data ../shared/data/val`)", "",
                   "Ours, and the best classical method and peer by RGB-PSNR and by LPIPS:", ""]
-        lines += validation_rows(name, results)
+        lines += rows
     if meta.get("placeholder"):
         lines += ["## Licence and data", "", "Trained on the bundled sample clip only (Big Buck Bunny, "
                   "(c) Blender Foundation, CC BY 3.0; see data/CREDITS.md).", ""]
