@@ -98,7 +98,7 @@ def command(reference, encodes, labels, encode_specs, restore_specs, deblock, de
             label = specs[0].label if all(lab != specs[0].label for lab, _ in items) else spec_text
             items += [(label, str(p)) for p in paths]
         if restore_specs:
-            from restore.eval.ladder import restore_ladder
+            from restore.pipeline import restore_ladder
 
             overrides = {"deblock": deblock if deblock is not None else "auto", "deblock_method": deblock_method,
                          "device": None if device == "auto" else device}

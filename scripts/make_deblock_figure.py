@@ -33,7 +33,7 @@ def main() -> None:
     from restore import registry
     from restore.eval.protocols import encode_crf_stream
     from restore.io import decode
-    from restore.io.frames import from_float, to_float
+    from restore.ops.frames import from_float, to_float
     from restore.methods.damage import estimate_from_stream
     from restore.metrics.psnr import psnr_y
 

@@ -43,7 +43,7 @@ def make(task, name, **kw):
 
 def test_registry_lists_the_classical_methods():
     got = {(s.task, s.name): s for s in registry.methods() if s.family == "classical"}
-    assert set(got) == {("denoise", "nlmeans"), ("upscale", "bicubic"), ("upscale", "lanczos"),
+    assert set(got) == {("deblock", "dct"), ("denoise", "nlmeans"), ("upscale", "bicubic"), ("upscale", "lanczos"),
                         ("interpolate", "blend"), ("interpolate", "dis")}
     assert got[("upscale", "lanczos")].scales == (2, 4)
 

@@ -6,6 +6,8 @@ fails the import of this package. A model whose weights are not shipped register
 (methods/diffusion.py asks the model zoo), which is not an error.
 
 - classical.py  non-learned baselines (nlmeans; lanczos, bicubic; dis, blend)
+- damage.py     the blind compression-damage estimate behind `--deblock auto` (registers nothing)
+- deblock.py    the deblock strength contract and its classical method (dct)
 - diffusion.py  the shipped conditional video diffusion models (the defaults when present)
 """
 from __future__ import annotations
