@@ -109,19 +109,20 @@ class TuningCache:
 
 
 def tune(peer: str, sigma: float, evaluate: Callable[[float], float], *, guess: float, lo: float, hi: float,
-         recipe: dict, cache: TuningCache, retune: bool = False, log=print) -> dict:
-    """Best value of the peer's parameter at noise `sigma` (cached). Returns the cache entry:
+         recipe: dict, cache: TuningCache, retune: bool = False, log=print, level: str = "sigma") -> dict:
+    """Best value of the peer's parameter at noise `sigma` (cached; `level` names it in the log, e.g.
+    "CRF" for the deblock peers, which pass the CRF as `sigma`). Returns the cache entry:
     {"value", "psnr", "tried": {value: psnr}, "seconds", "recipe", ...}."""
     if not retune:
         hit = cache.get(peer, sigma, recipe)
         if hit is not None:
-            log(f"  tuning {peer} sigma {sigma:g}: cached {hit['value']:g} ({hit['psnr']:.3f} dB)")
+            log(f"  tuning {peer} {level} {sigma:g}: cached {hit['value']:g} ({hit['psnr']:.3f} dB)")
             return hit
     t0 = time.perf_counter()
 
     def logged(v: float) -> float:
         p = evaluate(v)
-        log(f"  tuning {peer} sigma {sigma:g}: {v:g} -> {p:.3f} dB")
+        log(f"  tuning {peer} {level} {sigma:g}: {v:g} -> {p:.3f} dB")
         return p
 
     best, tried = search_log(logged, guess, lo, hi)

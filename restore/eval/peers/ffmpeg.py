@@ -266,9 +266,11 @@ def build_codec_tuned(name: str, graph_of, param: str, lo: float, hi: float, gue
     entry = tune(f"{name}/{task.codec}", float(task.crf),
                  lambda v: _psnr_y(ref, run_graph(coded, graph_of(v), ffmpeg=ff)),
                  guess=min(max(guess, lo), hi), lo=lo, hi=hi, recipe=recipe, cache=TuningCache(ctx.tuning_cache),
-                 retune=ctx.retune, log=ctx.log)
+                 retune=ctx.retune, log=ctx.log, level="CRF")
     value = float(entry["value"])
     graph = graph_of(value)
+    if "{v}" in graph_of("{v}") and graph_of(round(value)) == graph:  # integer parameters (spp, pp7 qp)
+        value = float(round(value))
 
     def run(frames_u8):
         return run_graph(frames_u8, graph, ffmpeg=ff)
