@@ -35,7 +35,9 @@ def _labels(option_values, n_files):
               help="Encode a ladder here, e.g. 'libx264:18,23,28,33' (repeat for more codecs).")
 @click.option("--restore-ladder", "restore_specs", multiple=True, metavar="CODEC:CRF,...",
               help="Encode a ladder, restore every encode (--deblock) and report what restoration buys: "
-                   "BD-rate of (encode, then restore) against (encode only), both scored on REFERENCE.")
+                   "BD-rate of (encode, then restore) against (encode only), both scored on REFERENCE. "
+                   "Give a full-chroma REFERENCE (RGB or 4:4:4 master): against a 4:2:0 one, chroma the "
+                   "restoration brings back counts as error.")
 @click.option("--deblock", "deblock", type=DeblockStrength(), is_flag=False, flag_value="auto", default=None,
               metavar="[auto|STRENGTH]", help="With --restore-ladder: the deblock strength (default auto).")
 @click.option("--deblock-method", default=None, metavar="NAME",
