@@ -1,6 +1,7 @@
 """Export trained checkpoints as the shipped models and write their model cards.
 
-    python scripts/make_model_cards.py --from runs --validation docs/validation.json
+    python scripts/make_model_cards.py --from runs --validation docs/validation.json \
+        --validation docs/deblock-validation.json
     python scripts/make_model_cards.py --steps sr-x2=1           # set a model's default steps
 
 Weights are stored as float16 safetensors (half the size; inference computes in float32) with
@@ -151,7 +152,9 @@ def card(name: str, meta: dict, results: dict | None, size: int) -> str:
     ]
     rows = validation_rows(name, results) if results else []
     if rows:
-        lines += ["## Validation (docs/validation.md, `restore bench --data ../shared/data/val`)", "",
+        where = ("docs/deblock-validation.md, `restore bench --tasks deblock`" if name == "deblock"
+                 else "docs/validation.md, `restore bench --data ../shared/data/val`")
+        lines += [f"## Validation ({where})", "",
                   "Ours, and the best classical method and peer by RGB-PSNR and by LPIPS:", ""]
         lines += rows
     if meta.get("placeholder"):
@@ -170,7 +173,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--from", dest="src", type=Path, help="training runs folder (runs/<name>/<name>.*) to export")
     p.add_argument("--models", default=",".join(NAMES), help="which models --from exports (default: all)")
-    p.add_argument("--validation", type=Path, default=REPO / "docs" / "validation.json")
+    p.add_argument("--validation", type=Path, action="append", default=None,
+                   help="bench JSON(s) whose rows go into the cards (repeatable; default docs/validation.json "
+                        "and docs/deblock-validation.json)")
     p.add_argument("--steps", action="append", default=[], help="NAME=N default sampling steps")
     p.add_argument("--start-sigma", action="append", default=[], help="NAME=S default start level")
     args = p.parse_args(argv)
@@ -187,9 +192,10 @@ def main(argv=None) -> int:
             if meta.get("inference"):  # restorers read the inference block first
                 meta["inference"][key] = cast(value)
             path.write_text(yaml.safe_dump(meta, sort_keys=False))
-    results = None
-    if args.validation.exists():
-        results = json.loads(args.validation.read_text()).get("tasks")
+    results = {}
+    for path in args.validation or [REPO / "docs" / "validation.json", REPO / "docs" / "deblock-validation.json"]:
+        if path.exists():
+            results.update(json.loads(path.read_text()).get("tasks", {}))
     from safetensors.torch import load_file
 
     for name in NAMES:
