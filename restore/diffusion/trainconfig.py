@@ -77,7 +77,34 @@ class TrainConfig:
 INFERENCE_KEYS = {"window", "anchors", "lookahead", "overlap", "steps", "start_sigma", "sampler", "sigma_floor", "tile"}
 
 
+def _set(raw: dict, key: str, value, known: dict, path) -> None:
+    """One override: a top-level key (`patch`), or a dotted key into a mapping-valued key
+    (`inference.steps`, `model.factor`). Unknown top-level keys raise ConfigError naming the key."""
+    top, dot, rest = key.partition(".")
+    if top not in known:
+        raise ConfigError(f"unknown key {key!r}", path)
+    if not dot:
+        raw[key] = value
+        return
+    node = raw.get(top)
+    if node is None:
+        default = known[top].default_factory if known[top].default_factory is not dataclasses.MISSING else None
+        node = default() if default else None
+    if not isinstance(node, dict):
+        raise ConfigError(f"key {key!r}: {top!r} is not a mapping of keys to values", path)
+    node = raw[top] = dict(node)  # never edits the YAML's nor the dataclass's mapping in place
+    *parents, leaf = rest.split(".")
+    for p in parents:
+        child = node.get(p, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"key {key!r}: {top}.{p} is not a mapping of keys to values", path)
+        node[p] = node = dict(child)
+    node[leaf] = value
+
+
 def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
+    """The training YAML at `path`, with `overrides` ({key or dotted.key: value}, e.g. from
+    `--set`) over it; ConfigError naming the key for an unknown key or a bad value."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -87,8 +114,9 @@ def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainC
         raise ConfigError(f"invalid YAML: {err}", path) from None
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping at the top level", path)
-    raw.update(overrides or {})
     known = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for key, value in (overrides or {}).items():
+        _set(raw, key, value, known, path)
     for key, value in raw.items():
         if key not in known:
             raise ConfigError(f"unknown key {key!r}", path)
