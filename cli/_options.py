@@ -113,7 +113,7 @@ def enhance_options(help: dict[str, str] | None = None):
     help = help or {}
 
     def decorate(fn):
-        opts = [click.option("-c", "--config", "preset", default="default", show_default=True,
+        opts = [click.option("-c", "--config", "config", default="default", show_default=True,
                              metavar="CONFIG",
                              help=help.get("config", "Config name (configs/*.yaml) or YAML file; "
                                                      "the flags here override it."))]
@@ -132,7 +132,7 @@ def enhance_options(help: dict[str, str] | None = None):
 def overrides_from(params: dict) -> tuple[str, dict]:
     """(config, keyword overrides for restore.enhance) from the values of enhance_options(),
     popped from `params`. Flags left out are not in the overrides, so the config's values stand."""
-    preset = params.pop("preset")
+    config = params.pop("config")
     settings = parse_settings(params.pop("settings"))
     overrides = {}
     for f in FLAGS:
@@ -150,4 +150,4 @@ def overrides_from(params: dict) -> tuple[str, dict]:
         if key in keys:
             raise click.UsageError(f"{keys[key]} and --set {key} set the same key: give one")
     overrides.update(settings)
-    return preset, overrides
+    return config, overrides

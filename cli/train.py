@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from restore.diffusion.zoo import NAMES
+
 
 def _config_path(value: str) -> Path:
     path = Path(value)
@@ -17,7 +19,8 @@ def _config_path(value: str) -> Path:
 
 @click.command("train")
 @click.option("--config", "config", required=True, metavar="FILE|NAME",
-              help="Training YAML (e.g. configs/train/sr-x2.yaml) or a bundled name: denoise, sr-x2, sr-x4, interp-x2.")
+              help="Training YAML (e.g. configs/train/sr-x2.yaml) or a bundled name (configs/train/NAME.yaml): "
+                   f"{', '.join(NAMES)}.")
 @click.option("--data", "data", multiple=True, metavar="PATH",
               help="Train on your own footage instead of the config's sources: a video file, a folder of frames, "
                    "or a folder/glob of still images (repeatable).")

@@ -1,8 +1,8 @@
-"""Enhancement settings: YAML presets (configs/*.yaml) validated into typed dataclasses.
+"""Enhancement settings: YAML configs (configs/*.yaml) validated into typed dataclasses.
 
-A preset is a built-in name (`default`, `archive-vhs`, `sr-x2`, `sr-x4`, `fps-x2`) or a path to a
-YAML file. Every preset is laid over the dataclass defaults below (configs/default.yaml spells them
-out), then keyword overrides (the command-line flags) are laid over the preset. Unknown keys and
+A config is a built-in name (`default`, `archive-vhs`, `sr-x2`, `sr-x4`, `fps-x2`) or a path to a
+YAML file. Every config is laid over the dataclass defaults below (configs/default.yaml spells them
+out), then keyword overrides (the command-line flags and `--set`) are laid over the config. Unknown keys and
 bad values raise ConfigError naming the file and the key, e.g.
 `configs/foo.yaml: unknown key 'chunk.maxlen'`.
 """
@@ -190,7 +190,7 @@ def validate(cfg: EnhanceConfig, source: str) -> EnhanceConfig:
     if c.max_len < c.min_len:
         bad("chunk.max_len", f"must be at least chunk.min_len ({c.min_len}), got {c.max_len}")
     # A chunk is held in memory as float32 frames (and the planner's search is quadratic in it):
-    # the cap keeps both bounded whatever the preset says.
+    # the cap keeps both bounded whatever the config says.
     if c.max_len > MAX_CHUNK_LEN:
         bad("chunk.max_len", f"must be at most {MAX_CHUNK_LEN} frames, got {c.max_len}")
     if c.cut_window > MAX_CHUNK_LEN:
@@ -294,32 +294,32 @@ def check_name_pattern(pattern: str, allowed, fail) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# presets
+# configs (the YAML files; `preset` elsewhere is the encoder's speed)
 # ------------------------------------------------------------------------------------------
-def builtin_presets() -> list[str]:
+def builtin_configs() -> list[str]:
     return sorted(p.name[:-5] for p in files("restore.configs").iterdir()
                   if p.name.endswith(".yaml") and p.is_file())
 
 
-def _read_preset(preset: str | os.PathLike) -> tuple[dict, str]:
+def _read_config_file(config: str | os.PathLike) -> tuple[dict, str]:
     import yaml
 
-    text_path = os.fspath(preset)
+    text_path = os.fspath(config)
     is_path = text_path.endswith((".yaml", ".yml")) or os.sep in text_path or "/" in text_path
     if is_path:
         source = text_path
         p = Path(text_path)
         if not p.is_file():
-            raise ConfigError("preset file not found" if not p.exists() else "preset is not a file", source)
+            raise ConfigError("config file not found" if not p.exists() else "config is not a file", source)
         try:
             text = p.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
-            raise ConfigError(f"cannot read preset ({err.__class__.__name__})", source) from None
+            raise ConfigError(f"cannot read config ({err.__class__.__name__})", source) from None
     else:
         res = files("restore.configs").joinpath(f"{text_path}.yaml")
         source = f"configs/{text_path}.yaml"
         if not res.is_file():
-            raise ConfigError(f"unknown preset {text_path!r} (available: {', '.join(builtin_presets())}; "
+            raise ConfigError(f"unknown config {text_path!r} (available: {', '.join(builtin_configs())}; "
                               "or give a path to a .yaml file)")
         text = res.read_text(encoding="utf-8")
     try:
@@ -331,9 +331,9 @@ def _read_preset(preset: str | os.PathLike) -> tuple[dict, str]:
     return (data if data is not None else {}), source
 
 
-def load_config(preset: str | os.PathLike = "default", overrides: dict | None = None) -> EnhanceConfig:
-    """The preset (name or YAML path) over the defaults, then `overrides` over that, validated."""
-    data, source = _read_preset(preset)
+def load_config(config: str | os.PathLike = "default", overrides: dict | None = None) -> EnhanceConfig:
+    """The config (name or YAML path) over the defaults, then `overrides` over that, validated."""
+    data, source = _read_config_file(config)
     cfg = EnhanceConfig()
     _merge(cfg, data, source)
     validate(cfg, source)
@@ -454,7 +454,7 @@ def apply_overrides(cfg: EnhanceConfig, overrides: dict, source: str = "command 
 
     `denoise` takes True/False, or a number (enable with that sigma), or "auto" (enable, estimate);
     `deblock` the same, its number a strength in [0, 1].
-    Giving `fps` clears the preset's multiplier and vice versa: the command line wins as a whole.
+    Giving `fps` clears the config's multiplier and vice versa: the command line wins as a whole.
     """
     cfg = copy.deepcopy(cfg)
     nested: dict[str, Any] = {}

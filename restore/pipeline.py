@@ -253,7 +253,7 @@ def _check_memory(src: Path, cfg: EnhanceConfig, width: int, height: int, scale:
         return
     fits = int((0.8 * avail - (queued + 2 * cfg.chunk.overlap + 2) * per_out)
                // max(1, 4 * per_in + mult * per_out))
-    hint = (f"lower chunk.max_len to {fits} or less (a preset key)" if fits >= max(1, cfg.chunk.min_len)
+    hint = (f"lower chunk.max_len to {fits} or less (a config key)" if fits >= max(1, cfg.chunk.min_len)
             else "these frames are too large for this machine; scale the input down first")
     raise RestoreError(f"{width}x{height} frames (x{scale} -> {width * scale}x{height * scale}) in chunks "
                        f"of {n} need about {_human(need)} of memory, {_human(avail)} available: {hint}", src)
@@ -330,9 +330,9 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
             progress: bool | Callable[[int, int], None] = False, resume: bool = False,
             keep_temp: bool = False, report_seams: bool = False,
             log: Callable[[str], None] | None = None, **overrides) -> EnhanceResult:
-    """Restore `input` into `output` (default: the preset's name pattern next to the input).
+    """Restore `input` into `output` (default: the config's output.pattern next to the input).
 
-    preset: a configs/ name or a YAML path; overrides: the flat keys of restore.config.ALIASES
+    preset: the config, a configs/ name or a YAML path; overrides: the flat keys of restore.config.ALIASES
     (denoise, scale, fps_multiplier, fps, model, device, codec, crf, encoder_preset, ...) or
     dotted config keys ("chunk.max_len"). progress: True for a tqdm bar on a terminal, or a
     callable(done_frames, total_frames).
