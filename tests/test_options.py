@@ -102,3 +102,34 @@ def test_python_m_train_refuses_what_it_does_not_know(tmp_path):
     path = str(files("restore.configs").joinpath("train", "sr-x2.yaml"))
     r = m(path, "--set", "patchsize=96")
     assert r.returncode != 0 and "patchsize" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("sources, val, named", [
+    ("[{kind: video}]", "{}", "'sources', entry 1: needs a 'path'"),
+    ("[{path: a.mp4, kind: video}, {path: b, kind: movie}]", "{}", "'sources', entry 2: unknown kind 'movie'"),
+    ("[{path: a.mp4, kind: video, downsale: 2}]", "{}", "'sources', entry 1: unknown key(s) downsale"),
+    ("[{path: a.mp4, kind: video, downscale: 0}]", "{}", "'downscale' must be an integer"),
+    ("[{path: bank/*.mkv, kind: encoded}]", "{}", "needs 'clean'"),
+    ("[a.mp4]", "{}", "'sources', entry 1: expected a mapping"),
+    ("{path: a.mp4}", "{}", "'sources': expected a list"),
+    ("[{path: a.mp4, kind: video}]", "{kind: frames}", "'val_source': needs a 'path'"),
+    ("[{path: a.mp4, kind: video}]", "{path: v, reader: cv}", "'val_source': unknown reader 'cv'"),
+])
+def test_train_sources_are_checked_when_loaded(tmp_path, sources, val, named):
+    from restore.diffusion.trainconfig import load_train_config
+
+    p = tmp_path / "t.yaml"
+    p.write_text(f"task: denoise\nsources: {sources}\nval_source: {val}\n")
+    with pytest.raises(ConfigError) as err:
+        load_train_config(p)
+    assert named in str(err.value) and str(p) in str(err.value)
+
+
+def test_train_sources_that_load(tmp_path):
+    from restore.diffusion.trainconfig import load_train_config
+
+    p = tmp_path / "t.yaml"
+    p.write_text("sources:\n  - {path: a.mp4, kind: video, downscale: 2, reader: opencv}\n"
+                 "  - {path: bank/*.mkv, kind: encoded, clean: clips, clean_downscale: 4}\n"
+                 "  - {path: 'frames/*'}\nval_source: {}\n")
+    assert len(load_train_config(p).sources) == 3

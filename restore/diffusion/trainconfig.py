@@ -16,7 +16,7 @@ class TrainConfig:
     name: str = "denoise"              # model name (file stem of the checkpoint)
     scale: int = 1                     # sr: 2 or 4
     out_dir: str = "runs/denoise"
-    sources: list = field(default_factory=list)   # [{path, kind: frames|video|images, downscale}]
+    sources: list = field(default_factory=list)   # [{path, kind, downscale, ...}]: see SOURCE_KEYS, check_source()
     max_frames_per_source: int = 200
     # architecture: `model: {type: window, factor: 2, ...}` (windownet.WindowNet); empty = the
     # v1 VideoUNet built from channels / blocks / attention
@@ -74,6 +74,41 @@ class TrainConfig:
     default_start_sigma: float = 0.2
 
 
+# A training source: {path: glob, kind, downscale, reader} (data.load_sources); kind `encoded` also
+# names its clean frames ({clean: folder, clean_downscale}, scripts/make_codec_bank.py).
+SOURCE_KINDS = ("frames", "video", "images", "encoded")
+SOURCE_KEYS = ("path", "kind", "downscale", "reader", "clean", "clean_downscale")
+READERS = ("pyav", "opencv")
+
+
+def check_source(entry, where: str, path) -> None:
+    """ConfigError naming `where` (e.g. "sources, entry 2") for a source the loader cannot read:
+    not a mapping, no path, an unknown kind, reader or key, a bad downscale."""
+    def bad(msg):
+        raise ConfigError(f"key {where}: {msg}", path)
+
+    if not isinstance(entry, dict):
+        bad(f"expected a mapping like {{path: clips/*.mp4, kind: video}}, got {entry!r}")
+    unknown = sorted(set(map(str, entry)) - set(SOURCE_KEYS))
+    if unknown:
+        bad(f"unknown key(s) {', '.join(unknown)} (known: {', '.join(SOURCE_KEYS)})")
+    if not isinstance(entry.get("path"), str) or not entry["path"].strip():
+        bad(f"needs a 'path' (a file, folder or glob), got {entry!r}")
+    kind = entry.get("kind", "frames")
+    if kind not in SOURCE_KINDS:
+        bad(f"unknown kind {kind!r} ({', '.join(SOURCE_KINDS)})")
+    if entry.get("reader", "pyav") not in READERS:
+        bad(f"unknown reader {entry['reader']!r} ({', '.join(READERS)})")
+    for key in ("downscale", "clean_downscale"):
+        value = entry.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            bad(f"'{key}' must be an integer of at least 1, got {value!r}")
+    if kind == "encoded" and not isinstance(entry.get("clean"), str):
+        bad("a source of kind 'encoded' needs 'clean': the folder of its clean videos")
+    if kind != "encoded" and ("clean" in entry or "clean_downscale" in entry):
+        bad("'clean' / 'clean_downscale' belong to sources of kind 'encoded' only")
+
+
 INFERENCE_KEYS = {"window", "anchors", "lookahead", "overlap", "steps", "start_sigma", "sampler", "sigma_floor", "tile"}
 
 
@@ -126,6 +161,12 @@ def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainC
                     isinstance(default, (int, float)) and not isinstance(value, (int, float))):
                 raise ConfigError(f"key {key!r}: expected {type(default).__name__}, got {value!r}", path)
     cfg = TrainConfig(**raw)
+    if not isinstance(cfg.sources, list):
+        raise ConfigError(f"key 'sources': expected a list of sources, got {cfg.sources!r}", path)
+    for i, entry in enumerate(cfg.sources):
+        check_source(entry, f"'sources', entry {i + 1}", path)
+    if cfg.val_source:  # {} (or null): no validation clip
+        check_source(cfg.val_source, "'val_source'", path)
     if cfg.task not in ("denoise", "sr", "interp"):
         raise ConfigError(f"key 'task': unknown task {cfg.task!r} (denoise, sr, interp)", path)
     if cfg.loss not in ("charbonnier", "l1", "l2"):
