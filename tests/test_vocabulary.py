@@ -36,3 +36,16 @@ def test_train_help_and_model_cards_take_the_names_from_the_table(capsys):
     assert main(["train", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert ", ".join(zoo.NAMES) in out
+
+
+def test_restore_models_names_the_shipped_models(capsys):
+    import json
+
+    from restore.cli.main import main
+
+    assert main(["models", "--json"]) == 0
+    rows = {(r["task"], r["name"]): r for r in json.loads(capsys.readouterr().out)}
+    for m in zoo.MODELS:
+        if zoo.available(m.name):
+            assert m.name in [x["name"] for x in rows[(m.task, "diffusion")]["models"]]
+    assert rows[("upscale", "lanczos")]["models"] == []
