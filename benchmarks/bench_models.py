@@ -67,7 +67,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     w, h = (int(v) for v in args.size.split("x"))
     models = [m.split("=", 1) for m in args.model] or [[n, str(zoo.model_path(n).with_suffix(""))]
-                                                        for n in ("denoise", "sr-x2", "sr-x4")]
+                                                        for n in (m.name for m in zoo.MODELS if m.task in ("denoise", "upscale"))]
     rng = np.random.default_rng(0)
     frames = rng.random((args.frames, h, w, 3), dtype=np.float32)
     peak = conv_peak(args.threads, args.device)

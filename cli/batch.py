@@ -8,7 +8,7 @@ import re
 
 import click
 
-from restore.cli.enhance import DeblockStrength, DenoiseStrength, NegativeValues
+from restore.cli._options import NegativeValues, enhance_options, overrides_from
 from restore.errors import ConfigError
 
 HELP = """Restore whole folders, resumably, locally or on a Ray cluster.
@@ -81,23 +81,17 @@ def _print_summary(s) -> None:
 @click.argument("sources", nargs=-1, required=True, type=click.Path())
 @click.option("--out", "-o", "out", required=True, type=click.Path(file_okay=False),
               help="Output folder: outputs mirror the source tree here; holds the manifest.")
-@click.option("--config", "preset", default="default", show_default=True, help="Preset (configs/*.yaml).")
-@click.option("--deblock", type=DeblockStrength(), is_flag=False, flag_value="auto", default=None,
-              metavar="[auto|S]", help="Remove compression artefacts first; S = strength 0-1 (estimated per "
-                                       "file from its stream when omitted; 0 on clean files).")
-@click.option("--denoise", type=DenoiseStrength(), is_flag=False, flag_value="auto", default=None,
-              metavar="[S]", help="Denoise; S = noise sigma on the 0-255 scale (estimated when omitted).")
-@click.option("--scale", type=int, default=None, help="Upscale factor.")
-@click.option("--fps-multiplier", type=int, default=None, help="Frame-rate multiplier (interpolation).")
-@click.option("--model", default=None, help="Method or model name (e.g. classical).")
-@click.option("--device", default=None, help="auto, cpu or cuda[:N]; with --engine ray, cuda asks Ray for GPUs.")
-@click.option("--codec", default=None, help="Output video encoder (e.g. libx264).")
-@click.option("--crf", type=int, default=None, help="Encoder constant rate factor.")
+@enhance_options(help={
+    "config": "Config name (configs/*.yaml) or YAML file, for every input; the flags here override it.",
+    "deblock": "Remove compression artefacts first; STRENGTH from 0 to 1, or auto (the default when "
+               "given alone): estimated per file from its stream, nothing done on a clean file.",
+    "device": "Where models run: auto, cpu or cuda[:N]; with --engine ray, cuda asks Ray for GPUs.",
+})
 @click.option("--pattern", default="*.mp4,*.mkv,*.mov,*.avi", show_default=True,
               help="Comma-separated globs (case-insensitive) picked from source folders.")
 @click.option("--name-pattern", default=None,
               help="Output file name: {stem}, {ext} (with its dot), {name}, {task}, {scale}; "
-                   "default: the preset's output.pattern ({stem}_restored{ext}).")
+                   "default: the config's output.pattern ({stem}_restored{ext}).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--workers", type=int, default=None,
               help="local: worker processes (0 = in this process; default 1). ray: tasks in flight "
@@ -120,22 +114,15 @@ def _print_summary(s) -> None:
               help="Also export the manifest as CSV to this file.")
 @click.option("--worker", "worker_spec", default="restore.batch.workers:enhance_worker", hidden=True)
 @click.pass_context
-def run_cmd(ctx, sources, out, preset, deblock, denoise, scale, fps_multiplier, model, device, codec, crf,
-            pattern, name_pattern, engine, workers, ray_address, cpus_per_task, gpus_per_task,
-            max_tries, retry_failed, min_free, space_factor, dry_run, as_json, csv_path, worker_spec):
+def run_cmd(ctx, sources, out, pattern, name_pattern, engine, workers, ray_address, cpus_per_task,
+            gpus_per_task, max_tries, retry_failed, min_free, space_factor, dry_run, as_json, csv_path,
+            worker_spec, **settings):
     """Restore every matching file under SRC into --out (resumable)."""
     from restore.batch.runner import BatchSettings, run_batch
 
-    overrides = {}
-    if deblock is not None:
-        overrides["deblock"] = True if deblock == "auto" else float(deblock)
-    if denoise is not None:
-        overrides["denoise"] = True if denoise == "auto" else float(denoise)
-    for key, value in (("scale", scale), ("fps_multiplier", fps_multiplier), ("model", model),
-                       ("device", device), ("codec", codec), ("crf", crf)):
-        if value is not None:
-            overrides[key] = value
-    # Validate the preset and flags once, up front, rather than failing every item with them.
+    preset, overrides = overrides_from(settings)
+    device = overrides.get("device", overrides.get("model.device"))
+    # Validate the config and flags once, up front, rather than failing every item with them.
     from restore.config import load_config
     from restore.pipeline import wanted_tasks
 
@@ -146,8 +133,8 @@ def run_cmd(ctx, sources, out, preset, deblock, denoise, scale, fps_multiplier, 
     options = {"preset": preset, "overrides": overrides}
     # The device changes where, not what: switching it must not redo finished items.
     config = {"worker": worker_spec, "preset": preset,
-              "overrides": {k: v for k, v in overrides.items() if k != "device"}}
-    wants_gpu = (device or "").startswith("cuda")
+              "overrides": {k: v for k, v in overrides.items() if k not in ("device", "model.device")}}
+    wants_gpu = str(device or "").startswith("cuda")
     if gpus_per_task is None:
         gpus_per_task = 1.0 if engine == "ray" and wants_gpu else 0.0
     settings = BatchSettings(

@@ -14,7 +14,7 @@ import warnings
 
 import click
 
-from restore.cli.enhance import DeblockStrength
+from restore.cli._options import DeblockStrength
 
 
 def _labels(option_values, n_files):

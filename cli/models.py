@@ -16,6 +16,16 @@ def _card(spec) -> str | None:
     return None
 
 
+def _shipped(task: str, spec) -> list[dict]:
+    """The shipped models behind a diffusion method (restore.diffusion.zoo.MODELS), with cards."""
+    if spec.family != "diffusion":
+        return []
+    from restore.diffusion import zoo
+
+    return [{"name": m.name, "card": str(zoo.card_path(m.name))} for m in zoo.models_for(task)
+            if zoo.available(m.name) and (task != "upscale" or m.scale in spec.scales)]
+
+
 def rows() -> list[dict]:
     import restore.methods  # noqa: F401  (registers the built-in methods)
     from restore import registry
@@ -35,7 +45,7 @@ def rows() -> list[dict]:
                 "task": task, "name": spec.name, "family": spec.family,
                 "scales": list(spec.scales), "default": bool(default_scales),
                 "default_scales": default_scales, "description": spec.description,
-                "card": _card(spec),
+                "card": _card(spec), "models": _shipped(task, spec),
             })
     return out
 
@@ -68,5 +78,8 @@ def command(as_json):
             mark = "*" if r["default"] else " "
             scales = "" if r["scales"] == [1] else f" x{'/x'.join(map(str, r['scales']))}"
             click.echo(f"  {mark} {r['name'].ljust(width)}  {r['family']:<9} {r['description']}{scales}")
-            if r["card"]:
+            if r["models"]:
+                for m in r["models"]:
+                    click.echo(f"    {''.ljust(width)}  model {m['name']}, card: {m['card']}")
+            elif r["card"]:
                 click.echo(f"    {''.ljust(width)}  card: {r['card']}")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from restore.diffusion.zoo import NAMES
+
 
 def _config_path(value: str) -> Path:
     path = Path(value)
@@ -17,7 +19,8 @@ def _config_path(value: str) -> Path:
 
 @click.command("train")
 @click.option("--config", "config", required=True, metavar="FILE|NAME",
-              help="Training YAML (e.g. configs/train/sr-x2.yaml) or a bundled name: denoise, sr-x2, sr-x4, interp-x2.")
+              help="Training YAML (e.g. configs/train/sr-x2.yaml) or a bundled name (configs/train/NAME.yaml): "
+                   f"{', '.join(NAMES)}.")
 @click.option("--data", "data", multiple=True, metavar="PATH",
               help="Train on your own footage instead of the config's sources: a video file, a folder of frames, "
                    "or a folder/glob of still images (repeatable).")
@@ -27,8 +30,9 @@ def _config_path(value: str) -> Path:
 @click.option("--max-minutes", type=click.FloatRange(min=0.01), help="Stop after this much wall time.")
 @click.option("--device", default=None, help="auto, cpu or cuda[:N] (default: the config's, usually auto).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Override any config key (YAML value), e.g. --set patch=96 --set noise_power=0.7; "
-                   "with --resume this starts a new training phase, recorded in the checkpoint's history.")
+              help="Set any config key (YAML value; dotted into a mapping), e.g. --set patch=96 "
+                   "--set inference.steps=4; an unknown key is an error. With --resume this starts a "
+                   "new training phase, recorded in the checkpoint's history.")
 def command(config, data, out_dir, resume, iters, max_minutes, device, settings):
     """Train a restoration model (denoise, sr, interp) with on-the-fly degradations.
 
@@ -42,18 +46,11 @@ def command(config, data, out_dir, resume, iters, max_minutes, device, settings)
       restore train --config configs/train/sr-x2.yaml --resume
       restore train --config interp-x2 --resume --max-minutes 154 --set patch=96 --set interp_max_stride=3
     """
-    import yaml
-
+    from restore.config import parse_settings
     from restore.diffusion.train import train
     from restore.diffusion.trainconfig import load_train_config
-    from restore.errors import ConfigError
 
-    overrides = {}
-    for item in settings:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}", _config_path(config))
-        overrides[key.strip()] = yaml.safe_load(value)
+    overrides = parse_settings(settings, _config_path(config))
     if data:
         overrides["sources"] = [_source_for(p) for p in data]
     for key, value in (("out_dir", out_dir), ("iters", iters), ("max_minutes", max_minutes), ("device", device)):

@@ -1,8 +1,8 @@
-"""Enhancement settings: YAML presets (configs/*.yaml) validated into typed dataclasses.
+"""Enhancement settings: YAML configs (configs/*.yaml) validated into typed dataclasses.
 
-A preset is a built-in name (`default`, `archive-vhs`, `sr-x2`, `sr-x4`, `fps-x2`) or a path to a
-YAML file. Every preset is laid over the dataclass defaults below (configs/default.yaml spells them
-out), then keyword overrides (the command-line flags) are laid over the preset. Unknown keys and
+A config is a built-in name (`default`, `archive-vhs`, `sr-x2`, `sr-x4`, `fps-x2`) or a path to a
+YAML file. Every config is laid over the dataclass defaults below (configs/default.yaml spells them
+out), then keyword overrides (the command-line flags and `--set`) are laid over the config. Unknown keys and
 bad values raise ConfigError naming the file and the key, e.g.
 `configs/foo.yaml: unknown key 'chunk.maxlen'`.
 """
@@ -190,7 +190,7 @@ def validate(cfg: EnhanceConfig, source: str) -> EnhanceConfig:
     if c.max_len < c.min_len:
         bad("chunk.max_len", f"must be at least chunk.min_len ({c.min_len}), got {c.max_len}")
     # A chunk is held in memory as float32 frames (and the planner's search is quadratic in it):
-    # the cap keeps both bounded whatever the preset says.
+    # the cap keeps both bounded whatever the config says.
     if c.max_len > MAX_CHUNK_LEN:
         bad("chunk.max_len", f"must be at most {MAX_CHUNK_LEN} frames, got {c.max_len}")
     if c.cut_window > MAX_CHUNK_LEN:
@@ -294,32 +294,32 @@ def check_name_pattern(pattern: str, allowed, fail) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# presets
+# configs (the YAML files; `preset` elsewhere is the encoder's speed)
 # ------------------------------------------------------------------------------------------
-def builtin_presets() -> list[str]:
+def builtin_configs() -> list[str]:
     return sorted(p.name[:-5] for p in files("restore.configs").iterdir()
                   if p.name.endswith(".yaml") and p.is_file())
 
 
-def _read_preset(preset: str | os.PathLike) -> tuple[dict, str]:
+def _read_config_file(config: str | os.PathLike) -> tuple[dict, str]:
     import yaml
 
-    text_path = os.fspath(preset)
+    text_path = os.fspath(config)
     is_path = text_path.endswith((".yaml", ".yml")) or os.sep in text_path or "/" in text_path
     if is_path:
         source = text_path
         p = Path(text_path)
         if not p.is_file():
-            raise ConfigError("preset file not found" if not p.exists() else "preset is not a file", source)
+            raise ConfigError("config file not found" if not p.exists() else "config is not a file", source)
         try:
             text = p.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
-            raise ConfigError(f"cannot read preset ({err.__class__.__name__})", source) from None
+            raise ConfigError(f"cannot read config ({err.__class__.__name__})", source) from None
     else:
         res = files("restore.configs").joinpath(f"{text_path}.yaml")
         source = f"configs/{text_path}.yaml"
         if not res.is_file():
-            raise ConfigError(f"unknown preset {text_path!r} (available: {', '.join(builtin_presets())}; "
+            raise ConfigError(f"unknown config {text_path!r} (available: {', '.join(builtin_configs())}; "
                               "or give a path to a .yaml file)")
         text = res.read_text(encoding="utf-8")
     try:
@@ -331,9 +331,9 @@ def _read_preset(preset: str | os.PathLike) -> tuple[dict, str]:
     return (data if data is not None else {}), source
 
 
-def load_config(preset: str | os.PathLike = "default", overrides: dict | None = None) -> EnhanceConfig:
-    """The preset (name or YAML path) over the defaults, then `overrides` over that, validated."""
-    data, source = _read_preset(preset)
+def load_config(config: str | os.PathLike = "default", overrides: dict | None = None) -> EnhanceConfig:
+    """The config (name or YAML path) over the defaults, then `overrides` over that, validated."""
+    data, source = _read_config_file(config)
     cfg = EnhanceConfig()
     _merge(cfg, data, source)
     validate(cfg, source)
@@ -342,46 +342,124 @@ def load_config(preset: str | os.PathLike = "default", overrides: dict | None = 
     return cfg
 
 
-# Keyword overrides (the CLI's flags) -> dotted config keys. Dotted keys ("chunk.max_len") are
-# accepted directly too.
-ALIASES = {
-    "deblock_strength": "deblock.strength",
-    "deblock_method": "deblock.method",
-    "denoise_strength": "denoise.strength",
-    "denoise_method": "denoise.method",
-    "scale": "upscale.scale",
-    "upscale_method": "upscale.method",
-    "fps_multiplier": "interpolate.multiplier",
-    "fps": "interpolate.fps",
-    "interp_method": "interpolate.method",
-    "model": "model.name",
-    "device": "model.device",
-    "steps": "model.steps",
-    "start_sigma": "model.start_sigma",
-    "seed": "model.seed",
-    "tile": "model.tile",
-    "codec": "encode.codec",
-    "crf": "encode.crf",
-    "encoder_preset": "encode.preset",
-    "pix_fmt": "encode.pix_fmt",
-    "bit_depth": "encode.bit_depth",
-    "copy_audio": "encode.copy_audio",
-    "copy_subtitles": "encode.copy_subtitles",
-    "output_pattern": "output.pattern",
-}
+@dataclass(frozen=True)
+class Flag:
+    """One enhance setting as a keyword override and a command-line flag: the one table from
+    which `restore enhance` and `restore batch run` build their options (cli/_options.py) and
+    enhance(**overrides) maps its keywords (ALIASES).
+
+    name: the keyword (`fps_multiplier`); the flag is --name with dashes unless `flag` says
+    otherwise. key: the dotted config key. style: "value" (takes a value), "optional" (the value
+    may be left out: auto), "off" (a --no-... switch that sets the key false). choices: allowed
+    values, as written on the command line. lo / hi: the range the command line accepts (the
+    config's own checks in validate() still apply)."""
+
+    name: str
+    key: str
+    help: str
+    metavar: str | None = None
+    flag: str | None = None
+    style: str = "value"
+    choices: tuple[str, ...] | None = None
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+
+    @property
+    def option(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    @property
+    def type(self):
+        """The Python type of the config key (int, float, str, bool)."""
+        obj: Any = EnhanceConfig()
+        *parents, leaf = self.key.split(".")
+        for p in parents:
+            obj = getattr(obj, p)
+        tp = typing.get_type_hints(type(obj))[leaf]
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0] if args else tp
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("deblock", "deblock.strength", style="optional", metavar="[auto|STRENGTH]", lo=0, hi=1,
+         help="Remove compression artefacts (blocking, ringing, mosquito noise) first; STRENGTH "
+              "from 0 (untouched) to 1 (full), or auto (the default when given alone): estimated "
+              "from the stream's quantisers / bitrate, nothing done on a clean input."),
+    Flag("denoise", "denoise.strength", style="optional", metavar="[SIGMA]", lo=0, hi=255,
+         help="Remove noise; SIGMA is its strength on the 0-255 scale (estimated from the video "
+              "when omitted)."),
+    Flag("scale", "upscale.scale", choices=("1", "2", "4"),
+         help="Upscale by this factor (1 turns a config's upscaling off)."),
+    Flag("fps_multiplier", "interpolate.multiplier", metavar="N", lo=1, hi=16,
+         help="Make N frames of every frame by interpolation (scene cuts repeat a frame)."),
+    Flag("fps", "interpolate.fps", metavar="F", lo=0, hi=1000, lo_open=True,
+         help="Resample to a constant F frames per second instead (interpolating between "
+              "source frames)."),
+    Flag("model", "model.name", metavar="NAME",
+         help="Method family (classical, diffusion) or method name used for every task."),
+    Flag("deblock_method", "deblock.method", metavar="NAME", help="Deblocker for this run only."),
+    Flag("denoise_method", "denoise.method", metavar="NAME", help="Denoiser for this run only."),
+    Flag("upscale_method", "upscale.method", metavar="NAME", help="Upscaler for this run only."),
+    Flag("interp_method", "interpolate.method", metavar="NAME", help="Interpolator for this run only."),
+    Flag("device", "model.device", metavar="auto|cpu|cuda[:N]", help="Where models run [default: auto]."),
+    Flag("codec", "encode.codec", help="Video encoder: libx264, libx265, libsvtav1 or ffv1."),
+    Flag("crf", "encode.crf", metavar="N", help="Constant rate factor (lower = better, bigger)."),
+    Flag("encoder_preset", "encode.preset", flag="--preset", metavar="NAME",
+         help="Encoder speed preset (ultrafast ... veryslow; SVT-AV1 also 0-13)."),
+    Flag("bit_depth", "encode.bit_depth", choices=("8", "10"),
+         help="Output bit depth [default: the source's]."),
+    Flag("steps", "model.steps", metavar="N", lo=1, help="Diffusion sampling steps."),
+    Flag("start_sigma", "model.start_sigma", metavar="S", lo=0, hi=1,
+         help="Diffusion start noise level for upscaling/interpolation (data in [-1, 1]; "
+              "the model's tuned default when omitted). Higher: more freedom, less fidelity."),
+    Flag("seed", "model.seed", metavar="N", help="Random seed for diffusion sampling."),
+    Flag("tile", "model.tile", metavar="PX", lo=16,
+         help="Process frames in tiles of this many pixels (less memory)."),
+    Flag("copy_audio", "encode.copy_audio", flag="--no-copy-audio", style="off",
+         help="Drop the audio streams."),
+    Flag("copy_subtitles", "encode.copy_subtitles", flag="--no-copy-subtitles", style="off",
+         help="Drop the subtitle streams."),
+)
+
+# Keyword overrides of enhance(**overrides) -> dotted config keys. Dotted keys ("chunk.max_len")
+# are accepted directly too. `deblock` / `denoise` also switch their task on (apply_overrides).
+ALIASES = {f.name: f.key for f in FLAGS if f.style != "optional"}
+ALIASES.update({"pix_fmt": "encode.pix_fmt", "deblock_strength": "deblock.strength", "denoise_strength": "denoise.strength",
+                "output_pattern": "output.pattern"})
+
+
+def parse_settings(items, source: str | os.PathLike | None = None) -> dict:
+    """`--set` items, "dotted.key=VALUE" each, into {dotted.key: value}; values are YAML
+    (`12`, `null`, `[16, 32]`, `libx265`). ConfigError for an item that is not KEY=VALUE.
+    The keys are checked by the config they are laid over."""
+    import yaml
+
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set expects KEY=VALUE (e.g. chunk.max_len=16), got {item!r}", source)
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {key}: {value!r} is not a YAML value", source) from None
+    return out
 
 
 def apply_overrides(cfg: EnhanceConfig, overrides: dict, source: str = "command line") -> EnhanceConfig:
-    """A validated copy of cfg with overrides applied; None values mean "not given".
+    """A validated copy of cfg with overrides applied. None means "not given" for a keyword
+    (a flag left out); a dotted key set to None sets the value null (`--set interpolate.fps=null`).
 
     `denoise` takes True/False, or a number (enable with that sigma), or "auto" (enable, estimate);
     `deblock` the same, its number a strength in [0, 1].
-    Giving `fps` clears the preset's multiplier and vice versa: the command line wins as a whole.
+    Giving `fps` clears the config's multiplier and vice versa: the command line wins as a whole.
     """
     cfg = copy.deepcopy(cfg)
     nested: dict[str, Any] = {}
     for key, value in overrides.items():
-        if value is None:
+        if value is None and "." not in key:
             continue
         if key in ("denoise", "deblock"):
             if isinstance(value, bool):

@@ -25,4 +25,4 @@ class MediaError(RestoreError):
 
 
 class ConfigError(RestoreError):
-    """A preset or option has an unknown key or a bad value."""
+    """A config (YAML) or option has an unknown key or a bad value."""

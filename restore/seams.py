@@ -158,7 +158,7 @@ def _ratio(boundary: list[float], interior: list[float]):
 
 def check_files(input, output, *, preset="default", **overrides) -> SeamReport:
     """The seam check on files: `input` and a restored `output` with the same frames (no frame
-    rate change), the chunk plan recomputed as restore.enhance makes it with the same preset and
+    rate change), the chunk plan recomputed as restore.enhance makes it with the same config (`preset`) and
     overrides (chunk.* and the cut detector decide it). A lossy output adds its codec's own
     temporal noise to both kinds of pairs alike."""
     from .chunks import THUMB_SIZE, Analyser, CutDetector, plan_chunks

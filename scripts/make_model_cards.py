@@ -19,8 +19,10 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from restore.diffusion.zoo import NAMES  # noqa: E402  (the shipped models' names: one table)
+
 WEIGHTS = REPO / "data" / "weights"
-NAMES = ("deblock", "denoise", "sr-x2", "sr-x4", "interp-x2")
 TASK_TEXT = {
     "deblock": "Blind compression-artefact removal (`--deblock`): x264 / x265 at CRF 18-45, MPEG-2 / "
                "MPEG-4 Part 2 at low bitrates, light JPEG and noise, 4:2:0, 8 bit (configs/train/deblock.yaml). "

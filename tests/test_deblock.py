@@ -165,7 +165,7 @@ def test_deblock_runs_first_then_denoise_then_upscale(tmp_path, capsys):
 
 def test_stage_order_inside_the_chunk_runner():
     from restore.chunks import THUMB_SIZE, Analyser, CutDetector, plan_chunks
-    from restore.pipeline import _ChunkRunner
+    from restore.pipeline.runner import ChunkRunner
 
     seen = []
 
@@ -180,7 +180,7 @@ def test_stage_order_inside_the_chunk_runner():
         analyser.add(np.full((THUMB_SIZE[1], THUMB_SIZE[0]), 100, np.uint8), i == 0)
     plan = plan_chunks(analyser.result(), 1, 4, 0)
     emitted = []
-    runner = _ChunkRunner(plan, stage("denoise"), stage("upscale", 2), None,
+    runner = ChunkRunner(plan, stage("denoise"), stage("upscale", 2), None,
                           [[(0.0, float(i))] for i in range(4)], lambda img, t: emitted.append(img.shape),
                           deblocker=stage("deblock"))
     runner.run(plan.chunks[0], np.zeros((4, 8, 8, 3), np.float32))

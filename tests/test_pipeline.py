@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from restore import registry
-from restore.config import EnhanceConfig, builtin_presets, load_config
+from restore.config import EnhanceConfig, builtin_configs, load_config
 from restore.errors import ConfigError
 from restore.io import decode, probe
 from restore.pipeline import build_schedule, enhance, select_methods, wanted_tasks
@@ -142,9 +142,9 @@ def test_progress_callback_and_name_pattern(tmp_path):
 
 
 def test_presets_load_and_flags_override(tmp_path):
-    assert set(builtin_presets()) >= {"default", "archive-vhs", "sr-x2", "sr-x4", "fps-x2"}
+    assert set(builtin_configs()) >= {"default", "archive-vhs", "sr-x2", "sr-x4", "fps-x2"}
     assert load_config("default") == EnhanceConfig()  # default.yaml spells out the defaults
-    for name in builtin_presets():
+    for name in builtin_configs():
         load_config(name)
     cfg = load_config("fps-x2", {"fps": 30, "scale": 4, "crf": 20, "chunk.max_len": 12})
     assert (cfg.interpolate.multiplier, cfg.interpolate.fps) == (1, 30.0)
@@ -199,9 +199,9 @@ def test_bad_overrides_and_presets():
         load_config("default", {"chunk.maxlen": 4})
     with pytest.raises(ConfigError, match="unknown key 'sharpen'"):
         load_config("default", {"sharpen": 1})
-    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+    with pytest.raises(ConfigError, match="unknown config 'nope'"):
         load_config("nope")
-    with pytest.raises(ConfigError, match="preset file not found"):
+    with pytest.raises(ConfigError, match="config file not found"):
         load_config("missing/preset.yaml")
 
 

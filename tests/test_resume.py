@@ -128,7 +128,7 @@ def test_cli_signal_removes_temp_files_and_resume_finishes(tmp_path, clip_and_re
     out, marker = tmp_path / "out.mp4", tmp_path / "marker"
     cli = ["enhance", str(src), "-o", str(out), "--resume", "--denoise", "--scale", "2",
            "--fps-multiplier", "2", "--model", "classical", "-q"]
-    # chunk sizes come from a preset file: the CLI has no flags for them
+    # chunk sizes come from a config file: the CLI has no flags for them
     preset = tmp_path / "small.yaml"
     preset.write_text("chunk: {min_len: 3, max_len: 6}\n")
     cli += ["--config", str(preset)]

@@ -140,7 +140,7 @@ def test_inference_block_from_the_checkpoint_and_its_legacy_form(tmp_path):
     model = _window_model()
     checkpoint.save(tmp_path / "m", model, meta)
     loaded, meta2 = checkpoint.load(tmp_path / "m")
-    r = DiffusionDenoiser(loaded, meta2, strength=10.0)
+    r = DiffusionDenoiser(loaded, meta2, sigma255=10.0)
     assert (r.window, r.inner_anchors, r.lookahead, r.steps, r.tile) == (6, 2, 2, 1, 64)
 
 
@@ -164,7 +164,7 @@ def test_windows_carry_anchors_and_look_ahead():
                                                          "start_sigma": 0.0, "sampler": "euler",
                                                          "sigma_floor": 0.004}}
     frames = np.stack([np.full((8, 8, 3), i / 20, np.float32) for i in range(10)])
-    out = DiffusionDenoiser(model, meta, strength=5.0, tile=None)(frames)
+    out = DiffusionDenoiser(model, meta, sigma255=5.0, tile=None)(frames)
     assert np.allclose(out, frames, atol=1e-6)  # every frame restored once, in order
     seen = [[round((v + 1) / 2 * 20) for v in call] for call in model.calls]
     assert seen[0] == [0, 1, 2, 3, 4, 5, 6]           # 5 outputs + 2 frames of lookahead

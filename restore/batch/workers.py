@@ -6,7 +6,7 @@ its output atomically with restore.io.atomic (so the driver can find and delete 
 a killed attempt) and returns a JSON-able dict; `frames_in`, `frames_out`, `seconds` and
 `metrics` are recorded in the manifest when present.
 
-- `enhance_worker`: the real one, `restore.enhance` with the batch's preset and overrides.
+- `enhance_worker`: the real one, `restore.enhance` with the batch's config (`preset`) and overrides.
 - `transcode_worker`: decode with PyAV and re-encode (optionally resized); a cheap real worker for
   tests and benchmarks of the batch machinery itself.
 """

@@ -88,13 +88,16 @@ class _Base:
 
 
 class DiffusionDenoiser(_Base):
-    def __init__(self, model, meta, *, strength: float | None = None, **kw):
+    """sigma255: the input's noise sigma on the 0-255 scale (None = estimate per chunk); the
+    sampler's start level is that sigma in model units (data in [-1, 1])."""
+
+    def __init__(self, model, meta, *, sigma255: float | None = None, **kw):
         super().__init__(model, meta, **kw)
-        self.strength = strength
+        self.sigma255 = sigma255
 
     def __call__(self, frames: np.ndarray, anchors: np.ndarray | None = None, *,
                  start_index: int | None = None) -> np.ndarray:
-        sigma255 = self.strength
+        sigma255 = self.sigma255
         if sigma255 is None:
             from ..ops.noise import estimate_noise_sigma
             sigma255 = float(estimate_noise_sigma(frames))

@@ -312,9 +312,33 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     return stem.with_suffix(".safetensors")
 
 
-if __name__ == "__main__":  # python -m restore.diffusion.train CONFIG [--resume] [key=value ...]
+if __name__ == "__main__":  # python -m restore.diffusion.train CONFIG [--resume] [--set KEY=VALUE ...]
+    from ..config import parse_settings
+    from ..errors import ConfigError
     from .trainconfig import load_train_config
 
-    extra = dict(a.split("=", 1) for a in sys.argv[2:] if "=" in a)
-    train(load_train_config(sys.argv[1], {k: yaml.safe_load(v) for k, v in extra.items()}),
-          resume="--resume" in sys.argv)
+    def _main(argv: list[str]) -> None:
+        # The same --set as `restore train`; a bare KEY=VALUE is still read as one. Anything else
+        # is an error naming it, not a typo silently ignored.
+        usage = "usage: python -m restore.diffusion.train CONFIG [--resume] [--set KEY=VALUE ...]"
+        if not argv or argv[0].startswith("-"):
+            raise SystemExit(usage)
+        items, resume, rest = [], False, iter(argv[1:])
+        for arg in rest:
+            if arg == "--resume":
+                resume = True
+            elif arg == "--set":
+                items.append(next(rest, ""))
+            elif arg.startswith("--set="):
+                items.append(arg[len("--set="):])
+            elif "=" in arg and not arg.startswith("-"):
+                items.append(arg)
+            else:
+                raise SystemExit(f"unknown argument {arg!r}\n{usage}")
+        try:
+            cfg = load_train_config(argv[0], parse_settings(items, argv[0]))
+        except ConfigError as err:
+            raise SystemExit(f"error: {err}") from None
+        train(cfg, resume=resume)
+
+    _main(sys.argv[1:])

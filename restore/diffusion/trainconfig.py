@@ -16,7 +16,7 @@ class TrainConfig:
     name: str = "denoise"              # model name (file stem of the checkpoint)
     scale: int = 1                     # sr: 2 or 4
     out_dir: str = "runs/denoise"
-    sources: list = field(default_factory=list)   # [{path, kind: frames|video|images, downscale}]
+    sources: list = field(default_factory=list)   # [{path, kind, downscale, ...}]: see SOURCE_KEYS, check_source()
     max_frames_per_source: int = 200
     # architecture: `model: {type: window, factor: 2, ...}` (windownet.WindowNet); empty = the
     # v1 VideoUNet built from channels / blocks / attention
@@ -74,10 +74,72 @@ class TrainConfig:
     default_start_sigma: float = 0.2
 
 
+# A training source: {path: glob, kind, downscale, reader} (data.load_sources); kind `encoded` also
+# names its clean frames ({clean: folder, clean_downscale}, scripts/make_codec_bank.py).
+SOURCE_KINDS = ("frames", "video", "images", "encoded")
+SOURCE_KEYS = ("path", "kind", "downscale", "reader", "clean", "clean_downscale")
+READERS = ("pyav", "opencv")
+
+
+def check_source(entry, where: str, path) -> None:
+    """ConfigError naming `where` (e.g. "sources, entry 2") for a source the loader cannot read:
+    not a mapping, no path, an unknown kind, reader or key, a bad downscale."""
+    def bad(msg):
+        raise ConfigError(f"key {where}: {msg}", path)
+
+    if not isinstance(entry, dict):
+        bad(f"expected a mapping like {{path: clips/*.mp4, kind: video}}, got {entry!r}")
+    unknown = sorted(set(map(str, entry)) - set(SOURCE_KEYS))
+    if unknown:
+        bad(f"unknown key(s) {', '.join(unknown)} (known: {', '.join(SOURCE_KEYS)})")
+    if not isinstance(entry.get("path"), str) or not entry["path"].strip():
+        bad(f"needs a 'path' (a file, folder or glob), got {entry!r}")
+    kind = entry.get("kind", "frames")
+    if kind not in SOURCE_KINDS:
+        bad(f"unknown kind {kind!r} ({', '.join(SOURCE_KINDS)})")
+    if entry.get("reader", "pyav") not in READERS:
+        bad(f"unknown reader {entry['reader']!r} ({', '.join(READERS)})")
+    for key in ("downscale", "clean_downscale"):
+        value = entry.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            bad(f"'{key}' must be an integer of at least 1, got {value!r}")
+    if kind == "encoded" and not isinstance(entry.get("clean"), str):
+        bad("a source of kind 'encoded' needs 'clean': the folder of its clean videos")
+    if kind != "encoded" and ("clean" in entry or "clean_downscale" in entry):
+        bad("'clean' / 'clean_downscale' belong to sources of kind 'encoded' only")
+
+
 INFERENCE_KEYS = {"window", "anchors", "lookahead", "overlap", "steps", "start_sigma", "sampler", "sigma_floor", "tile"}
 
 
+def _set(raw: dict, key: str, value, known: dict, path) -> None:
+    """One override: a top-level key (`patch`), or a dotted key into a mapping-valued key
+    (`inference.steps`, `model.factor`). Unknown top-level keys raise ConfigError naming the key."""
+    top, dot, rest = key.partition(".")
+    if top not in known:
+        raise ConfigError(f"unknown key {key!r}", path)
+    if not dot:
+        raw[key] = value
+        return
+    node = raw.get(top)
+    if node is None:
+        default = known[top].default_factory if known[top].default_factory is not dataclasses.MISSING else None
+        node = default() if default else None
+    if not isinstance(node, dict):
+        raise ConfigError(f"key {key!r}: {top!r} is not a mapping of keys to values", path)
+    node = raw[top] = dict(node)  # never edits the YAML's nor the dataclass's mapping in place
+    *parents, leaf = rest.split(".")
+    for p in parents:
+        child = node.get(p, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"key {key!r}: {top}.{p} is not a mapping of keys to values", path)
+        node[p] = node = dict(child)
+    node[leaf] = value
+
+
 def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
+    """The training YAML at `path`, with `overrides` ({key or dotted.key: value}, e.g. from
+    `--set`) over it; ConfigError naming the key for an unknown key or a bad value."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -87,8 +149,9 @@ def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainC
         raise ConfigError(f"invalid YAML: {err}", path) from None
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping at the top level", path)
-    raw.update(overrides or {})
     known = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for key, value in (overrides or {}).items():
+        _set(raw, key, value, known, path)
     for key, value in raw.items():
         if key not in known:
             raise ConfigError(f"unknown key {key!r}", path)
@@ -98,6 +161,12 @@ def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainC
                     isinstance(default, (int, float)) and not isinstance(value, (int, float))):
                 raise ConfigError(f"key {key!r}: expected {type(default).__name__}, got {value!r}", path)
     cfg = TrainConfig(**raw)
+    if not isinstance(cfg.sources, list):
+        raise ConfigError(f"key 'sources': expected a list of sources, got {cfg.sources!r}", path)
+    for i, entry in enumerate(cfg.sources):
+        check_source(entry, f"'sources', entry {i + 1}", path)
+    if cfg.val_source:  # {} (or null): no validation clip
+        check_source(cfg.val_source, "'val_source'", path)
     if cfg.task not in ("denoise", "sr", "interp"):
         raise ConfigError(f"key 'task': unknown task {cfg.task!r} (denoise, sr, interp)", path)
     if cfg.loss not in ("charbonnier", "l1", "l2"):

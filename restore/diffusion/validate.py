@@ -48,7 +48,7 @@ def quick_validation(model, cfg, device) -> dict:
     try:
         if cfg.task == "denoise":
             noisy = add_noise(_u8(frames), 25).astype(np.float32) / 255
-            out = DiffusionDenoiser(model, meta, strength=25.0, tile=None)(noisy)
+            out = DiffusionDenoiser(model, meta, sigma255=25.0, tile=None)(noisy)
             base = noisy
             ref = frames
         elif cfg.task == "sr":

@@ -1,23 +1,55 @@
 """The shipped models: weights in restore.data/weights (the repository's data/weights).
 
+MODELS is the one table of their names and what they serve. Two vocabularies meet here: the
+*task* is what `restore enhance` does (restore.registry.TASKS: deblock, denoise, upscale,
+interpolate); the *model name* is a file stem of data/weights and of configs/train (deblock,
+denoise, sr-x2, sr-x4, interp-x2). The CLI, `restore models`, the benchmarks and the model
+cards take the names from here.
+
 `RESTORE_WEIGHTS_DIR` points elsewhere (e.g. a training run) for evaluation of new checkpoints.
 """
 from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..registry import TASKS
 
-SHIPPED = {
-    "deblock": "deblock",
-    "denoise": "denoise",
-    "sr-x2": "sr-x2",
-    "sr-x4": "sr-x4",
-    "interp-x2": "interp-x2",
-}
+
+@dataclass(frozen=True)
+class ShippedModel:
+    name: str         # weights data/weights/<name>.safetensors, trained by configs/train/<name>.yaml
+    task: str         # the enhance task it serves (restore.registry.TASKS)
+    train_task: str   # what the network learns (restore.diffusion.tasks.TASKS: denoise, sr, interp)
+    scale: int = 1    # upscale: the factor; interpolate: frames out per frame in, as trained
+
+
+MODELS: tuple[ShippedModel, ...] = (
+    ShippedModel("deblock", "deblock", "denoise"),
+    ShippedModel("denoise", "denoise", "denoise"),
+    ShippedModel("sr-x2", "upscale", "sr", 2),
+    ShippedModel("sr-x4", "upscale", "sr", 4),
+    ShippedModel("interp-x2", "interpolate", "interp", 2),
+)
+assert all(m.task in TASKS for m in MODELS)
+NAMES: tuple[str, ...] = tuple(m.name for m in MODELS)
+SHIPPED = {m.name: m for m in MODELS}
+
+
+def model_name(task: str, scale: int = 1) -> str:
+    """The shipped model's name for a task (and, for upscale, a scale): ("upscale", 2) -> "sr-x2"."""
+    for m in MODELS:
+        if m.task == task and (task != "upscale" or m.scale == scale):
+            return m.name
+    raise ConfigError(f"no shipped model for {task}" + (f" x{scale}" if task == "upscale" else ""))
+
+
+def models_for(task: str) -> list[ShippedModel]:
+    return [m for m in MODELS if m.task == task]
 
 
 def weights_dir() -> Path:

@@ -21,15 +21,15 @@ def _to_u8(frames: np.ndarray) -> np.ndarray:
     return (np.clip(frames, 0.0, 1.0) * 255.0).round().astype(np.uint8)
 
 
-def nlmeans_h(sigma: float) -> float:
-    """OpenCV filter strength h for a noise sigma (0-255 scale).
+def nlmeans_h(sigma255: float) -> float:
+    """OpenCV filter strength h for a noise sigma on the 0-255 scale.
 
     OpenCV's fast variants weigh patches by exp(-d2 / h^2) without subtracting the noise floor,
     so h well below sigma works best. Measured on textured synthetic clips (7x7 patches, 5-frame
     window) at sigma 10/25/50: h = 0.4 sigma was best or tied at all three (0.3-0.7 tried), in line
     with Buades et al.'s 0.35-0.55 sigma for colour NL-means (IPOL 2011).
     """
-    return float(max(1.0, 0.4 * sigma))
+    return float(max(1.0, 0.4 * sigma255))
 
 
 class NLMeansDenoiser:
@@ -38,17 +38,17 @@ class NLMeansDenoiser:
     # search 15 rather than OpenCV's usual 21: half the cost, and on our sigma-25 test clips the
     # PSNR was within 0.5 dB either way (better on texture, slightly worse on smooth content).
     def __init__(self, options: MethodOptions, window: int = 5, template: int = 7, search: int = 15):
-        self.strength = options.strength
+        self.sigma255 = options.strength  # None = estimate per chunk
         self.window = window
         self.template = template
         self.search = search
 
     def __call__(self, frames: np.ndarray, anchors: np.ndarray | None = None) -> np.ndarray:
         frames = np.asarray(frames, dtype=np.float32)
-        sigma = self.strength if self.strength is not None else estimate_noise_sigma(frames)
-        if sigma <= 0:
+        sigma255 = self.sigma255 if self.sigma255 is not None else estimate_noise_sigma(frames)
+        if sigma255 <= 0:
             return frames.copy()
-        h = nlmeans_h(sigma)
+        h = nlmeans_h(sigma255)
         u8 = _to_u8(frames)
         t = len(u8)
         out = np.empty_like(frames)

@@ -9,47 +9,51 @@ def _kw(opts: MethodOptions) -> dict:
     return dict(steps=opts.steps, start_sigma=opts.start_sigma, seed=opts.seed, tile=opts.tile)
 
 
-if zoo.available("deblock"):
-    @register("deblock", "diffusion", family="diffusion", default=True, card=str(zoo.card_path("deblock")),
+_DEBLOCK = zoo.model_name("deblock")
+_DENOISE = zoo.model_name("denoise")
+_SR = {m.scale: m.name for m in zoo.models_for("upscale") if zoo.available(m.name)}
+_INTERP = zoo.model_name("interpolate")
+
+if zoo.available(_DEBLOCK):
+    @register("deblock", "diffusion", family="diffusion", default=True, card=str(zoo.card_path(_DEBLOCK)),
               description="Blind video diffusion model for compression artefacts (x264/x265, MPEG-2/4, JPEG); "
                           "strength 0-1 blends it with the input, estimated from the stream when not given.")
     def _deblock(opts: MethodOptions):
         from ..diffusion.restorers import DiffusionDenoiser
         from .deblock import Blended
 
-        model, meta = zoo.load("deblock", opts.device)
-        # Blind: the noise-level map sits at the floor (strength=0), as in training, where the
+        model, meta = zoo.load(_DEBLOCK, opts.device)
+        # Blind: the noise-level map sits at the floor (sigma255=0), as in training, where the
         # codec chain adds no white-noise level to condition on.
-        return Blended(DiffusionDenoiser(model, meta, strength=0.0, **_kw(opts)), opts.strength)
+        return Blended(DiffusionDenoiser(model, meta, sigma255=0.0, **_kw(opts)), opts.strength)
 
 
-if zoo.available("denoise"):
-    @register("denoise", "diffusion", family="diffusion", default=True, card=str(zoo.card_path("denoise")),
+if zoo.available(_DENOISE):
+    @register("denoise", "diffusion", family="diffusion", default=True, card=str(zoo.card_path(_DENOISE)),
               description="Conditional video diffusion denoiser over chunks of frames (noise std 0-55, light compression).")
     def _denoise(opts: MethodOptions):
         from ..diffusion.restorers import DiffusionDenoiser
 
-        model, meta = zoo.load("denoise", opts.device)
-        return DiffusionDenoiser(model, meta, strength=opts.strength, **_kw(opts))
+        model, meta = zoo.load(_DENOISE, opts.device)
+        return DiffusionDenoiser(model, meta, sigma255=opts.strength, **_kw(opts))
 
 
-_SR = [s for s in (2, 4) if zoo.available(f"sr-x{s}")]
 if _SR:
-    @register("upscale", "diffusion", family="diffusion", default=True, scales=tuple(_SR),
-              card=str(zoo.card_path(f"sr-x{_SR[0]}")),
+    @register("upscale", "diffusion", family="diffusion", default=True, scales=tuple(sorted(_SR)),
+              card=str(zoo.card_path(_SR[min(_SR)])),
               description="Conditional video diffusion super-resolution, x2 and x4 (separate models).")
     def _upscale(opts: MethodOptions):
         from ..diffusion.restorers import DiffusionUpscaler
 
-        model, meta = zoo.load(f"sr-x{opts.scale}", opts.device)
+        model, meta = zoo.load(zoo.model_name("upscale", opts.scale), opts.device)
         return DiffusionUpscaler(model, meta, **_kw(opts))
 
 
-if zoo.available("interp-x2"):
-    @register("interpolate", "diffusion", family="diffusion", default=True, card=str(zoo.card_path("interp-x2")),
+if zoo.available(_INTERP):
+    @register("interpolate", "diffusion", family="diffusion", default=True, card=str(zoo.card_path(_INTERP)),
               description="Conditional video diffusion frame interpolation on DIS-flow hints, any t in (0,1).")
     def _interpolate(opts: MethodOptions):
         from ..diffusion.restorers import DiffusionInterpolator
 
-        model, meta = zoo.load("interp-x2", opts.device)
+        model, meta = zoo.load(_INTERP, opts.device)
         return DiffusionInterpolator(model, meta, **_kw(opts))
