@@ -78,7 +78,7 @@ def main() -> None:
     for task, stem in models:
         model, meta = checkpoint.load(stem, device=args.device)
         cls = DiffusionDenoiser if task == "denoise" else DiffusionUpscaler
-        kw = {"strength": 25.0} if task == "denoise" else {}
+        kw = {"sigma255": 25.0} if task == "denoise" else {}
         restorer = cls(model, meta, **kw)
         restorer(frames[: min(4, len(frames))])
         macs, remove = count_macs(model)
