@@ -171,7 +171,8 @@ def main():
     b = np.clip(a.astype(np.int16) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
     torch.set_num_threads(args.lpips_threads)
     lpips_rows = []
-    for dev in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.lpips_frames > 0 else []
+    for dev in devices:
         lp = LPIPS(device=dev, batch_size=4)
         lp(a[:4], b[:4])  # warm-up (oneDNN / cuDNN kernel choice)
         sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
