@@ -12,7 +12,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -161,15 +161,78 @@ def _stop_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
+@dataclass
+class _Run:
+    """One call of train(): its data, networks and optimiser, and where the schedule stands."""
+    cfg: TrainConfig
+    device: torch.device
+    stem: Path
+    seqs: list
+    data_summary: dict
+    bank: TripletBank | None
+    net: torch.nn.Module
+    model: EDMPrecond
+    ema: EDMPrecond
+    opt: torch.optim.Optimizer
+    step: int = 0
+    wall_before: float = 0.0   # seconds trained before this call
+    sched0: tuple = (0, 0.0)   # (step, wall) the lr schedule counts from: a run started from weights restarts it
+    history: list = field(default_factory=list)   # the earlier calls' phases
+    start_step: int = 0        # the step this call started at
+    t0: float = 0.0            # time.time() when this call's loop started
+    last_val: dict | None = None
+
+    @property
+    def state_path(self) -> Path:
+        return self.stem.with_suffix(".train.pt")
+
+    def wall(self) -> float:
+        """Seconds trained, earlier calls included."""
+        return self.wall_before + time.time() - self.t0
+
+
 def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
+    """Train `cfg` (continue `<name>.train.pt` with `resume`); returns the EMA weights' file."""
+    run = _setup(cfg, log)
+    _resume_or_init(run, resume, log)
+    n_params = sum(p.numel() for p in run.model.parameters())
+    log(f"model: {n_params / 1e6:.2f} M parameters on {run.device}")
+    csv_log = _CsvLog(Path(cfg.out_dir) / f"{cfg.name}.log.csv", resume)
+    objective, autocast = _objective(cfg, run.device)
+    batches = _batches(cfg, run.seqs, [cfg.seed, run.step], run.bank, run.device, log)
+
+    _stop_on_sigterm()
+    run.t0, run.start_step = time.time(), run.step
+    try:
+        _loop(run, batches, objective, autocast, csv_log, log)
+    except KeyboardInterrupt:
+        log("interrupted: saving checkpoint")
+    finally:
+        if cfg.val_source:
+            run.last_val = quick_validation(run.ema, cfg, run.device)
+        _save(run)
+        csv_log.close()
+    log(f"saved {run.stem}.safetensors at step {run.step}")
+    return run.stem.with_suffix(".safetensors")
+
+
+# ---- setup: data, model, optimiser ----------------------------------------------------------------
+
+def _setup(cfg: TrainConfig, log) -> _Run:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = torch.device(resolve_device(cfg.device))
+    # seeded before anything draws from torch's generator: the network's initial weights
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / cfg.name
+    seqs, data_summary, bank = _load_data(cfg, device, log)
+    net, model, ema, opt = _build_model(cfg, device)
+    return _Run(cfg, device, out / cfg.name, seqs, data_summary, bank, net, model, ema, opt)
 
+
+def _load_data(cfg: TrainConfig, device: torch.device, log):
+    """The training sequences, their summary for the model card, and the interp bank (or None)."""
     t_load = time.time()
     seqs = load_sources(cfg.sources, cfg.max_frames_per_source)
     data_summary = {
@@ -186,130 +249,166 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         bank = TripletBank(seqs, cfg.bank_strides, cfg.bank_scales, min_size=cfg.patch,
                            workers=cfg.bank_workers, device=device, log=log)
         log(f"bank: {len(bank.entries)} entries, {bank.nbytes() / 1e9:.1f} GB in {time.time() - t_bank:.0f}s")
+    return seqs, data_summary, bank
 
+
+def _build_model(cfg: TrainConfig, device: torch.device):
+    """The network, its preconditioned model, the EMA copy and the optimiser."""
     net = build_net(model_arch(cfg), cfg.task)
     model = EDMPrecond(net).to(device).to(memory_format=torch.channels_last)
-    amp = cfg.amp and device.type == "cuda"
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step, wall_before = 0, 0.0
-    sched0 = (0, 0.0)  # (step, wall) the lr schedule counts from: a run started from weights restarts it
-    history: list = []
-    state_path = stem.with_suffix(".train.pt")
-    if resume and state_path.exists():
-        # weights_only: the state is tensors and numbers, and a pickle could run code
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
-        step, wall_before = state["step"], state["wall"]
-        sched0 = tuple(state.get("sched0", sched0))
-        if stem.with_suffix(".yaml").exists():
-            history = list(yaml.safe_load(stem.with_suffix(".yaml").read_text()).get("history") or [])
-        log(f"resumed from step {step}")
-    elif cfg.init_weights:
-        from safetensors.torch import load_file
+    return net, model, ema, opt
 
-        init = Path(cfg.init_weights).with_suffix("")
-        if not init.with_suffix(".safetensors").is_file():
-            raise ConfigError(f"key 'init_weights': {init.with_suffix('.safetensors')} not found")
-        weights = load_file(str(init.with_suffix(".safetensors")), device=str(device))
-        try:
-            model.load_state_dict({k: v.float() for k, v in weights.items()})
-        except RuntimeError:
-            raise ConfigError(f"key 'init_weights': {init} does not fit channels {cfg.channels}, "
-                              f"blocks {cfg.blocks}, task {cfg.task}") from None
-        ema.load_state_dict(model.state_dict())
-        if init.with_suffix(".yaml").exists():
-            prev = yaml.safe_load(init.with_suffix(".yaml").read_text())
-            history = list(prev.get("history") or [])
-            step, wall_before = int(prev.get("step", 0)), float(prev.get("train_seconds", 0.0))
-        sched0 = (step, wall_before)
-        log(f"initialised from {init} (step {step})")
-    n_params = sum(p.numel() for p in model.parameters())
-    log(f"model: {n_params / 1e6:.2f} M parameters on {device}")
 
-    log_path = out / f"{cfg.name}.log.csv"
-    new_log = not log_path.exists() or not resume
-    log_file = open(log_path, "w" if new_log else "a", newline="")
-    writer = csv.writer(log_file)
-    if new_log:
-        writer.writerow(["step", "wall_s", "loss", "lr", "val_psnr", "val_baseline_psnr", "val_lpips"])
-
+def _objective(cfg: TrainConfig, device: torch.device):
+    """The loss (with the shipped LPIPS network when it has an LPIPS term) and the autocast context."""
     lpips_fn = None
     if cfg.lpips_weight > 0:
         from ..metrics.lpips_metric import load_lpips  # shipped AlexNet backbone
         lpips_fn = load_lpips(device)
     objective = RestorationLoss(cfg.loss, cfg.p_first_step, cfg.lpips_weight, lpips_fn)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp)
-    batches = _batches(cfg, seqs, [cfg.seed, step], bank, device, log)
+    amp = cfg.amp and device.type == "cuda"
+    return objective, torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp)
 
-    _stop_on_sigterm()
-    t0 = time.time()
-    last_val: dict | None = None
-    running = []
-    start_step = step
 
-    def save_all():
-        wall = wall_before + time.time() - t0
-        phases = history + [_phase(cfg, start_step, step, wall_before, wall, device)]
-        meta = _meta(cfg, net, step, data_summary, last_val, wall, phases)
-        checkpoint.save(stem, ema, meta)
-        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                    "step": step, "wall": wall, "sched0": sched0}, state_path.with_name(state_path.name + ".tmp"))
-        os.replace(state_path.with_name(state_path.name + ".tmp"), state_path)
+# ---- resume / init ------------------------------------------------------------------------------
 
+def _resume_or_init(run: _Run, resume: bool, log) -> None:
+    """Continue from `<name>.train.pt` (resume), or start from `init_weights`, or from scratch."""
+    if resume and run.state_path.exists():
+        _resume(run, log)
+    elif run.cfg.init_weights:
+        _init_from_weights(run, log)
+
+
+def _resume(run: _Run, log) -> None:
+    # weights_only: the state is tensors and numbers, and a pickle could run code
+    state = torch.load(run.state_path, map_location=run.device, weights_only=True)
+    run.model.load_state_dict(state["model"])
+    run.ema.load_state_dict(state["ema"])
+    run.opt.load_state_dict(state["opt"])
+    run.step, run.wall_before = state["step"], state["wall"]
+    run.sched0 = tuple(state.get("sched0", run.sched0))
+    if run.stem.with_suffix(".yaml").exists():
+        run.history = list(yaml.safe_load(run.stem.with_suffix(".yaml").read_text()).get("history") or [])
+    log(f"resumed from step {run.step}")
+
+
+def _init_from_weights(run: _Run, log) -> None:
+    """A new run from shipped weights: the step count and history go on, the lr schedule restarts."""
+    from safetensors.torch import load_file
+
+    cfg = run.cfg
+    init = Path(cfg.init_weights).with_suffix("")
+    if not init.with_suffix(".safetensors").is_file():
+        raise ConfigError(f"key 'init_weights': {init.with_suffix('.safetensors')} not found")
+    weights = load_file(str(init.with_suffix(".safetensors")), device=str(run.device))
     try:
-        while (step - sched0[0] < cfg.iters
-               and (wall_before + time.time() - t0 - sched0[1]) / 60 < cfg.max_minutes):
-            batch = next(batches)
-            lr = cfg.lr * min(1.0, (step - sched0[0] + 1) / cfg.warmup)
-            # Cosine decay over whichever budget (steps or minutes) runs out first.
-            progress = max((step - sched0[0]) / max(1, cfg.iters),
-                           (wall_before + time.time() - t0 - sched0[1]) / 60 / cfg.max_minutes)
-            lr *= 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-            for g in opt.param_groups:
-                g["lr"] = lr
-            loss, _, _ = objective(model, batch, autocast=autocast)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            step += 1
-            decay = min(cfg.ema, (1 + step) / (10 + step))
-            with torch.no_grad():
-                for pe, pm in zip(ema.parameters(), model.parameters()):
-                    pe.lerp_(pm, 1 - decay)
-            running.append(loss.item())
-            val_row = ["", "", ""]
-            if cfg.val_source and step % cfg.val_every == 0:
-                last_val = quick_validation(ema, cfg, device)
-                val_row = [f"{last_val['psnr']:.3f}", f"{last_val['baseline_psnr']:.3f}",
-                           f"{last_val['lpips']:.4f}"]
-                log(f"step {step}: val PSNR {last_val['psnr']:.2f} dB "
-                    f"(baseline {last_val['baseline_psnr']:.2f} dB), LPIPS {last_val['lpips']:.4f}")
-            if step % cfg.log_every == 0 or val_row[0]:
-                wall = wall_before + time.time() - t0
-                writer.writerow([step, f"{wall:.1f}", f"{np.mean(running):.5f}", f"{lr:.2e}", *val_row])
-                log_file.flush()
-                if step % cfg.log_every == 0:
-                    log(f"step {step} loss {np.mean(running):.4f} lr {lr:.1e} wall {wall / 60:.1f} min")
-                running = []
-            if step % cfg.ckpt_every == 0:
-                save_all()
-    except KeyboardInterrupt:
-        log("interrupted: saving checkpoint")
-    finally:
-        if cfg.val_source:
-            last_val = quick_validation(ema, cfg, device)
-        save_all()
-        log_file.close()
-    log(f"saved {stem}.safetensors at step {step}")
-    return stem.with_suffix(".safetensors")
+        run.model.load_state_dict({k: v.float() for k, v in weights.items()})
+    except RuntimeError:
+        raise ConfigError(f"key 'init_weights': {init} does not fit channels {cfg.channels}, "
+                          f"blocks {cfg.blocks}, task {cfg.task}") from None
+    run.ema.load_state_dict(run.model.state_dict())
+    if init.with_suffix(".yaml").exists():
+        prev = yaml.safe_load(init.with_suffix(".yaml").read_text())
+        run.history = list(prev.get("history") or [])
+        run.step, run.wall_before = int(prev.get("step", 0)), float(prev.get("train_seconds", 0.0))
+    run.sched0 = (run.step, run.wall_before)
+    log(f"initialised from {init} (step {run.step})")
+
+
+# ---- the loop and one step ----------------------------------------------------------------------
+
+def _loop(run: _Run, batches, objective, autocast, csv_log: "_CsvLog", log) -> None:
+    """Steps until the step or minute budget (counted from sched0) runs out; logs, validates and
+    checkpoints on their schedules."""
+    cfg = run.cfg
+    running = []
+    while (run.step - run.sched0[0] < cfg.iters
+           and (run.wall() - run.sched0[1]) / 60 < cfg.max_minutes):
+        batch = next(batches)
+        lr = _lr(cfg, run.step - run.sched0[0], (run.wall() - run.sched0[1]) / 60)
+        running.append(_step(run, objective, autocast, batch, lr))
+        val_row = ["", "", ""]
+        if cfg.val_source and run.step % cfg.val_every == 0:
+            run.last_val = quick_validation(run.ema, cfg, run.device)
+            val_row = [f"{run.last_val['psnr']:.3f}", f"{run.last_val['baseline_psnr']:.3f}",
+                       f"{run.last_val['lpips']:.4f}"]
+            log(f"step {run.step}: val PSNR {run.last_val['psnr']:.2f} dB "
+                f"(baseline {run.last_val['baseline_psnr']:.2f} dB), LPIPS {run.last_val['lpips']:.4f}")
+        if run.step % cfg.log_every == 0 or val_row[0]:
+            wall = run.wall()
+            csv_log.row(run.step, wall, np.mean(running), lr, val_row)
+            if run.step % cfg.log_every == 0:
+                log(f"step {run.step} loss {np.mean(running):.4f} lr {lr:.1e} wall {wall / 60:.1f} min")
+            running = []
+        if run.step % cfg.ckpt_every == 0:
+            _save(run)
+
+
+def _lr(cfg: TrainConfig, steps: int, minutes: float) -> float:
+    """Linear warm-up, then cosine decay over whichever budget (steps or minutes) runs out first;
+    `steps` and `minutes` count from the schedule's start."""
+    lr = cfg.lr * min(1.0, (steps + 1) / cfg.warmup)
+    progress = max(steps / max(1, cfg.iters), minutes / cfg.max_minutes)
+    return lr * (0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def _step(run: _Run, objective, autocast, batch: dict, lr: float) -> float:
+    """One optimisation step at `lr` and the EMA update; returns the loss."""
+    for g in run.opt.param_groups:
+        g["lr"] = lr
+    loss, _, _ = objective(run.model, batch, autocast=autocast)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
+    run.opt.step()
+    run.step += 1
+    decay = min(run.cfg.ema, (1 + run.step) / (10 + run.step))
+    with torch.no_grad():
+        for pe, pm in zip(run.ema.parameters(), run.model.parameters()):
+            pe.lerp_(pm, 1 - decay)
+    return loss.item()
+
+
+# ---- save ---------------------------------------------------------------------------------------
+
+def _save(run: _Run) -> None:
+    """The EMA weights and their model card (checkpoint.save), and the full state for resuming,
+    replaced atomically so an interruption leaves the previous one whole."""
+    wall = run.wall()
+    phases = run.history + [_phase(run.cfg, run.start_step, run.step, run.wall_before, wall, run.device)]
+    meta = _meta(run.cfg, run.net, run.step, run.data_summary, run.last_val, wall, phases)
+    checkpoint.save(run.stem, run.ema, meta)
+    tmp = run.state_path.with_name(run.state_path.name + ".tmp")
+    torch.save({"model": run.model.state_dict(), "ema": run.ema.state_dict(), "opt": run.opt.state_dict(),
+                "step": run.step, "wall": wall, "sched0": run.sched0}, tmp)
+    os.replace(tmp, run.state_path)
+
+
+class _CsvLog:
+    """`<name>.log.csv`: appended to when resuming, else started with its header."""
+
+    COLUMNS = ["step", "wall_s", "loss", "lr", "val_psnr", "val_baseline_psnr", "val_lpips"]
+
+    def __init__(self, path: Path, resume: bool):
+        new = not path.exists() or not resume
+        self.file = open(path, "w" if new else "a", newline="")
+        self.writer = csv.writer(self.file)
+        if new:
+            self.writer.writerow(self.COLUMNS)
+
+    def row(self, step: int, wall: float, loss: float, lr: float, val_row: list) -> None:
+        self.writer.writerow([step, f"{wall:.1f}", f"{loss:.5f}", f"{lr:.2e}", *val_row])
+        self.file.flush()   # a run killed without warning keeps its log up to the last row
+
+    def close(self) -> None:
+        self.file.close()
 
 
 if __name__ == "__main__":  # python -m restore.diffusion.train CONFIG [--resume] [--set KEY=VALUE ...]

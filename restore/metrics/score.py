@@ -17,10 +17,10 @@ import numpy as np
 
 from ..errors import ConfigError, MediaError
 from . import align as _align
-from .psnr import PSNRAccumulator, capped, crop, mse, plane_weights, rgb_to_y601, rgb_mse, y601_mse
-from .sources import format_bits, planar_format, prefetch, probe_video, rgb_frames, yuv_frames
-from .ssim import ssim as _ssim
-from .ssim import ssim_ffmpeg as _ssim_ffmpeg
+from .frame_scorer import FrameScorer
+from .psnr import capped
+from .signals import Signals, open_signals
+from .sources import prefetch, probe_video
 
 SSIM_MODES = ("wang", "ffmpeg", "auto")
 
@@ -38,8 +38,6 @@ HIGHER_IS_BETTER = {"psnr": True, "psnr_y": True, "psnr_u": True, "psnr_v": True
 HDR_TRANSFERS = {"smpte2084": "PQ (SMPTE ST 2084)", "arib-std-b67": "HLG (ARIB STD-B67)"}
 MIN_SSIM_SIZE = 11   # the SSIM window
 MIN_FFMPEG_SSIM_SIZE = 16   # ffmpeg's 8x8 windows on 2x-subsampled chroma
-SSIM_THREADS = max(1, min(4, os.cpu_count() or 1))
-SSIM_AHEAD = 2 * SSIM_THREADS   # frames whose SSIM may still be computing (bounds the memory held)
 
 
 class ScoreWarning(UserWarning):
@@ -92,15 +90,6 @@ def summarize(values, *, db: bool = False) -> dict[str, float]:
         return {k: float("nan") for k in SUMMARY_STATS}
     return {"mean": float(v.mean()), "min": float(v.min()), "p5": float(np.percentile(v, 5)),
             "median": float(np.median(v)), "max": float(v.max())}
-
-
-def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    import cv2
-
-    if img.shape[1] == width and img.shape[0] == height:
-        return img
-    shrink = img.shape[1] > width and img.shape[0] > height
-    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
 def _scored_in(psnr_mode: str, transfer: str, bits: int, peak: float) -> str:
@@ -176,6 +165,38 @@ def resolve_ssim_mode(ssim_mode: str, psnr_mode: str, size: tuple[int, int] | No
     return "ffmpeg"
 
 
+class _Notes:
+    """The report's warnings, each also raised as a ScoreWarning at score()'s caller."""
+
+    def __init__(self, dist_path: str):
+        self.dist_path, self.lines = dist_path, []
+
+    def warn(self, msg: str) -> None:
+        self.lines.append(msg)
+        # stacklevel 4: this method, the step of score() that warns, score(), its caller (every
+        # step that warns is called by score() itself)
+        warnings.warn(f"{self.dist_path}: {msg}", ScoreWarning, stacklevel=4)
+
+
+@dataclass
+class _Run:
+    """What score() measures, decided from its arguments and the two files before any decoding."""
+    ref_path: str
+    dist_path: str
+    ref_info: object
+    dist_info: object
+    psnr_mode: str
+    ssim_mode: str
+    crop_border: int
+    offset_setting: str | int
+    want_psnr: bool
+    want_ssim: bool
+    want_lpips: bool
+    want_temporal: bool
+    vmaf_models: tuple
+    scale_to_reference: bool
+
+
 def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False, temporal: bool = False,
           align="auto", crop_border: int = 0, scale_to_reference: bool = False, device: str = "auto",
           progress: bool = False, psnr_mode: str = "y", max_offset: int = MAX_OFFSET,
@@ -198,6 +219,38 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
     ffmpeg with psnr_mode yuv, wang otherwise).
     """
     t0 = time.perf_counter()
+    run = _decide(reference, distorted, metrics, lpips, temporal, align, crop_border, scale_to_reference,
+                  psnr_mode, vmaf, ssim_mode)
+    notes = _Notes(run.dist_path)
+    _check_inputs(run, notes.warn)
+    lpips_fn = _lpips_for(run, lpips_model, device, lpips_batch)
+    signals = open_signals(run.ref_path, run.dist_path, run.ref_info, run.dist_info, psnr_mode=run.psnr_mode,
+                           ssim_mode=run.ssim_mode, want_ssim=run.want_ssim,
+                           need_rgb=run.want_lpips or run.want_temporal, vmaf=bool(run.vmaf_models),
+                           scale_to_reference=run.scale_to_reference, crop_border=run.crop_border,
+                           warn=notes.warn)
+    vmeter = _vmaf_meter(run, device, vmaf_batch)
+    ref_it, dist_it, offset = _aligned(signals, run.offset_setting, max_offset, notes.warn)
+    scorer = FrameScorer(signals, psnr_mode=run.psnr_mode, ssim_mode=run.ssim_mode, crop_border=run.crop_border,
+                         offset=offset, want_psnr=run.want_psnr, want_ssim=run.want_ssim,
+                         want_lpips=run.want_lpips, want_temporal=run.want_temporal, lpips_fn=lpips_fn,
+                         vmeter=vmeter)
+    rows = scorer.rows
+    ref_left, dist_left = _score_pairs(ref_it, dist_it, scorer, progress, run)
+    n_ref, n_dist = _frame_counts(ref_left, dist_left, len(rows), offset, run.dist_path, notes.warn)
+    vmaf_pooled = _take_vmaf(vmeter, rows)
+    summary, aggregates = _summaries(rows, scorer.acc if run.want_psnr else None, vmaf_pooled)
+    settings = _settings(run, signals, vmeter, lpips_fn)
+    return ScoreReport(run.ref_path, run.dist_path, run.psnr_mode, rows, summary, aggregates, offset,
+                       n_ref, n_dist, notes.lines, settings, time.perf_counter() - t0)
+
+
+# ---- open: the arguments, the two files, the modes ----------------------------------------------
+
+def _decide(reference, distorted, metrics, lpips, temporal, align, crop_border, scale_to_reference,
+            psnr_mode, vmaf, ssim_mode) -> _Run:
+    """Arguments checked, files probed, 'auto' modes resolved: the errors a user can fix, before
+    any decoding."""
     want_psnr, want_ssim, want_lpips, want_temporal = _check_args(metrics, lpips, temporal, psnr_mode, crop_border)
     from .vmaf import parse_models
 
@@ -219,24 +272,25 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
                           f"(this run measures in {psnr_mode})")
     if psnr_mode == "yuv" and crop_border:
         raise ConfigError("--crop-border applies to --psnr-mode y or rgb, not yuv (ffmpeg's psnr has no crop)")
-    notes: list[str] = []
+    return _Run(ref_path, dist_path, ref_info, dist_info, psnr_mode, ssim_mode, crop_border, offset_setting,
+                want_psnr, want_ssim, want_lpips, want_temporal, vmaf_models, scale_to_reference)
 
-    def warn(msg: str):
-        notes.append(msg)
-        warnings.warn(f"{dist_path}: {msg}", ScoreWarning, stacklevel=3)
 
+def _check_inputs(run: _Run, warn) -> None:
+    """Sizes no metric can score are one-line errors; what the numbers depend on (transfers, a
+    resize, durations) is a warning."""
+    ref_info, dist_info, crop_border, ref_path = run.ref_info, run.dist_info, run.crop_border, run.ref_path
     W, H = ref_info.width, ref_info.height
-    # sizes that no metric can score are one-line errors here, before any decoding
     if crop_border and 2 * crop_border >= min(W, H):
         raise ConfigError(f"--crop-border {crop_border} leaves nothing of the {W}x{H} frames of {ref_path}")
-    if want_ssim and ssim_mode == "wang" and min(W - 2 * crop_border, H - 2 * crop_border) < MIN_SSIM_SIZE:
+    if run.want_ssim and run.ssim_mode == "wang" and min(W - 2 * crop_border, H - 2 * crop_border) < MIN_SSIM_SIZE:
         raise MediaError(f"frames of {W - 2 * crop_border}x{H - 2 * crop_border} pixels"
                          f"{' after --crop-border' if crop_border else ''} are smaller than SSIM's "
                          f"{MIN_SSIM_SIZE}x{MIN_SSIM_SIZE} window; use --no-ssim", ref_path)
-    if want_ssim and ssim_mode == "ffmpeg" and min(W, H) < MIN_FFMPEG_SSIM_SIZE:
+    if run.want_ssim and run.ssim_mode == "ffmpeg" and min(W, H) < MIN_FFMPEG_SSIM_SIZE:
         raise MediaError(f"frames of {W}x{H} pixels are too small for ffmpeg's SSIM (8x8 windows on "
                          f"every plane, chroma included: at least 16x16); use --no-ssim", ref_path)
-    if vmaf_models:
+    if run.vmaf_models:
         from .vmaf import MIN_SIZE as VMAF_MIN
 
         if min(W, H) < VMAF_MIN:
@@ -246,113 +300,53 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
     if ref_info.color_transfer != dist_info.color_transfer and dist_info.color_transfer and ref_info.color_transfer:
         warn(f"transfer {dist_transfer} differs from the reference's {ref_transfer}: scored on the "
              f"signal values as they are, nothing is converted")
-    if ref_info.color_transfer in HDR_TRANSFERS and psnr_mode != "yuv":
-        warn(f"{ref_transfer} source scored in --psnr-mode {psnr_mode}: RGB from the {ref_transfer} "
+    if ref_info.color_transfer in HDR_TRANSFERS and run.psnr_mode != "yuv":
+        warn(f"{ref_transfer} source scored in --psnr-mode {run.psnr_mode}: RGB from the {ref_transfer} "
              f"signal, not its {ref_info.bit_depth}-bit code values (--psnr-mode yuv for those)")
     if (dist_info.width, dist_info.height) != (W, H):
-        if not scale_to_reference:
+        if not run.scale_to_reference:
             raise MediaError(f"frame size {dist_info.width}x{dist_info.height} differs from the reference's "
-                             f"{W}x{H}; pass --scale-to-reference to resize it to the reference", dist_path)
+                             f"{W}x{H}; pass --scale-to-reference to resize it to the reference", run.dist_path)
         warn(f"resized from {dist_info.width}x{dist_info.height} to the reference's {W}x{H} before scoring")
     if ref_info.duration and dist_info.duration:
         frame_s = 1.0 / ref_info.fps if ref_info.fps else 0.04
         if abs(ref_info.duration - dist_info.duration) > max(frame_s, 0.01 * ref_info.duration):
             warn(f"duration {dist_info.duration:.3f}s differs from the reference's {ref_info.duration:.3f}s")
 
-    lpips_fn = None
-    if want_lpips or want_temporal:  # tLP, TecoGAN's temporal LPIPS, needs the network too
-        if lpips_model is not None:
-            lpips_fn = lpips_model
-        else:
-            from .lpips_metric import LPIPS
 
-            lpips_fn = LPIPS(device=device, batch_size=lpips_batch)
-    need_rgb = want_lpips or want_temporal
-    vmeter = None
+def _lpips_for(run: _Run, lpips_model, device, lpips_batch):
+    """The LPIPS network, or None; tLP, TecoGAN's temporal LPIPS, needs it too."""
+    if not (run.want_lpips or run.want_temporal):
+        return None
+    if lpips_model is not None:
+        return lpips_model
+    from .lpips_metric import LPIPS
 
-    # ---- frame streams -------------------------------------------------------------------------
-    ff_ssim = None
-    if psnr_mode == "yuv":
-        fmt = planar_format(ref_info.pix_fmt)
-        if fmt != ref_info.pix_fmt:
-            warn(f"reference pixel format {ref_info.pix_fmt} is measured as planar {fmt}")
-        if dist_info.pix_fmt != ref_info.pix_fmt:
-            warn(f"pixel format {dist_info.pix_fmt} converted to the reference's {fmt} before scoring")
-        bits = format_bits(fmt)
-        peak = float(2 ** bits - 1)
-        # ffmpeg's SSIM runs as ffmpeg's own filter (libavfilter, in-process) on the decoded frames
-        if want_ssim and ssim_mode == "ffmpeg":
-            from restore.io.yuv import PairFilter, filter_available
+    return LPIPS(device=device, batch_size=lpips_batch)
 
-            if filter_available("ssim"):
-                ff_ssim = PairFilter("ssim")
-        keep = ff_ssim is not None
-        ref_it = yuv_frames(ref_path, fmt=fmt, width=W, height=H, want_rgb=need_rgb, keep_frame=keep)
-        dist_it = yuv_frames(dist_path, fmt=fmt, width=W, height=H, want_rgb=need_rgb, keep_frame=keep)
 
-        def luma(item):
-            return item.planes[0]
+def _vmaf_meter(run: _Run, device, vmaf_batch):
+    if not run.vmaf_models:
+        return None
+    from .sources import format_bits, planar_format
+    from .vmaf import VMAFMeter
 
-        def rgb(item):
-            return item.rgb
+    return VMAFMeter(run.vmaf_models, bits=format_bits(planar_format(run.ref_info.pix_fmt)), device=device,
+                     batch_size=vmaf_batch)
 
-        def y_plane(item):
-            return item.planes[0]
-        ssim_range = peak
-    elif vmaf_models:
-        # VMAF is defined on the Y plane as decoded: one decode gives the planes (in the
-        # reference's format) and the RGB that PSNR-Y / SSIM / LPIPS use, as restore.io.decode makes it
-        fmt = planar_format(ref_info.pix_fmt)
-        bits = ref_info.bit_depth
-        peak = 1.0 if psnr_mode == "rgb" else 255.0
-        ref_it = yuv_frames(ref_path, fmt=fmt, width=W, height=H, want_rgb=True, rgb_native=True)
-        dist_it = yuv_frames(dist_path, fmt=fmt, width=W, height=H, want_rgb=True, rgb_native=True)
-        if scale_to_reference:
-            from restore.io.yuv import YUVFrame
 
-            dist_it = (YUVFrame(f.planes, _resize(f.rgb, W, H)) for f in dist_it)
+# ---- align --------------------------------------------------------------------------------------
 
-        def rgb(item):
-            return item.rgb
-
-        def luma(item):
-            return crop(rgb_to_y601(item.rgb, np.float32), crop_border)
-
-        def y_plane(item):
-            return item.planes[0]
-        ssim_range = 255.0
-    else:
-        bits = ref_info.bit_depth
-        peak = 1.0 if psnr_mode == "rgb" else 255.0
-        ref_it = rgb_frames(ref_path)
-        dist_it = (_resize(f, W, H) for f in rgb_frames(dist_path)) if scale_to_reference else rgb_frames(dist_path)
-
-        def luma(item):
-            return crop(rgb_to_y601(item, np.float32), crop_border)
-
-        def rgb(item):
-            return item
-        y_plane = None
-        ssim_range = 255.0
-    if vmaf_models:
-        from .vmaf import VMAFMeter
-
-        vfmt = planar_format(ref_info.pix_fmt)
-        if vfmt != ref_info.pix_fmt and psnr_mode != "yuv":   # yuv mode has said so already
-            warn(f"VMAF measured on the Y plane of {vfmt}, converted from the reference's {ref_info.pix_fmt}")
-
-        vmeter = VMAFMeter(vmaf_models, bits=format_bits(planar_format(ref_info.pix_fmt)), device=device,
-                           batch_size=vmaf_batch)
-
-    ref_it, dist_it = prefetch(ref_it), prefetch(dist_it)
-
-    # ---- alignment -------------------------------------------------------------------------------
+def _aligned(signals: Signals, offset_setting, max_offset: int, warn):
+    """Both streams (prefetched) from the pair that matches: the offset given, or the one found
+    on the first frames' thumbnails."""
+    ref_it, dist_it = prefetch(signals.ref), prefetch(signals.dist)
     if offset_setting == "auto":
         n = ALIGN_WINDOW + max_offset
         ref_head, ref_it = _align.peek(ref_it, n)
         dist_head, dist_it = _align.peek(dist_it, n)
-        offset, _ = _align.best_offset([_align.thumbnail(luma(x)) for x in ref_head],
-                                       [_align.thumbnail(luma(x)) for x in dist_head], max_offset)
+        offset, _ = _align.best_offset([_align.thumbnail(signals.luma(x)) for x in ref_head],
+                                       [_align.thumbnail(signals.luma(x)) for x in dist_head], max_offset)
         del ref_head, dist_head
         if offset:
             warn(f"frame offset {offset:+d} detected (distorted frame i+{offset} matches reference frame i)"
@@ -361,86 +355,23 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
     else:
         offset = int(offset_setting)
     ref_it, dist_it = _align.apply_offset(ref_it, dist_it, offset)
+    return ref_it, dist_it, offset
 
-    # ---- the loop --------------------------------------------------------------------------------
-    if psnr_mode == "yuv":
-        names = ("y", "u", "v")
-        acc = None  # created on the first frame, when the plane sizes are known
-    else:
-        acc = PSNRAccumulator(("rgb",) if psnr_mode == "rgb" else ("y",), peak)
-    temporal_meter = None
-    if want_temporal:
-        from .temporal import TemporalMeter
 
-        temporal_meter = TemporalMeter(tof=True)
-    rows: list[dict] = []
-    batch_idx: list[int] = []
-    batch_ref: list[np.ndarray] = []
-    batch_dist: list[np.ndarray] = []
-    carry: list = []   # AlexNet features of the previous frame pair, for tLP across batches
-    use_features = lpips_fn is not None and hasattr(lpips_fn, "features")
+# ---- score the frames ---------------------------------------------------------------------------
 
-    def flush():
-        if not batch_idx:
-            return
-        n = len(batch_idx)
-        if not use_features:   # an LPIPS stand-in without the features API: distances only
-            d = lpips_fn(np.stack(batch_ref), np.stack(batch_dist))
-            for i, v in zip(batch_idx, d):
-                rows[i]["lpips"] = float(v)
-            batch_idx.clear(); batch_ref.clear(); batch_dist.clear()
-            return
-        # each frame through AlexNet once: LPIPS(ref_t, out_t) and, for tLP, LPIPS between
-        # consecutive reference frames and consecutive output frames, all from the same features
-        both = batch_ref + batch_dist
-        if both[0].dtype != both[-1].dtype:
-            from .psnr import to_unit_rgb
-
-            both = [to_unit_rgb(x) for x in both]
-        f = lpips_fn.features(np.stack(both))
-        fr, fd = [x[:n] for x in f], [x[n:] for x in f]
-        if want_lpips:
-            for i, v in zip(batch_idx, lpips_fn.distance(fr, fd)):
-                rows[i]["lpips"] = float(v)
-        if want_temporal:
-            if carry:
-                import torch
-
-                pr = [torch.cat([c, x]) for c, x in zip(carry[0], fr)]
-                pd = [torch.cat([c, x]) for c, x in zip(carry[1], fd)]
-                first = 0
-            else:
-                pr, pd, first = fr, fd, 1
-            if len(pr[0]) > 1:
-                d_ref = lpips_fn.distance([x[:-1] for x in pr], [x[1:] for x in pr])
-                d_out = lpips_fn.distance([x[:-1] for x in pd], [x[1:] for x in pd])
-                for k, i in enumerate(batch_idx[first:]):
-                    rows[i]["tlp"] = float(abs(d_ref[k] - d_out[k]))
-            carry[:] = [[x[-1:] for x in fr], [x[-1:] for x in fd]]
-        batch_idx.clear(); batch_ref.clear(); batch_dist.clear()
-
-    def take_ffmpeg_ssim(results):
-        for index, meta in results:
-            row = rows[index]
-            row["ssim"] = float(meta.get("lavfi.ssim.All", meta.get("lavfi.ssim.Y")))
-            if "lavfi.ssim.U" in meta:
-                for name in ("y", "u", "v"):
-                    row[f"ssim_{name}"] = float(meta[f"lavfi.ssim.{name.upper()}"])
-
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    ssim_pool = ThreadPoolExecutor(max_workers=SSIM_THREADS, thread_name_prefix="restore-ssim")
-    ssim_pending: deque = deque()
-
+def _score_pairs(ref_it, dist_it, scorer: FrameScorer, progress: bool, run: _Run) -> tuple[int, int]:
+    """Every pair through `scorer`, until either stream ends; returns the frames left over in each
+    stream past the last pair (counted, not scored)."""
     bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=ref_info.frame_count, unit="frame", desc=os.path.basename(dist_path), leave=False)
-    n_ref = n_dist = 0
-    sentinel = object()
     try:
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=run.ref_info.frame_count, unit="frame", desc=os.path.basename(run.dist_path),
+                       leave=False)
+        n_ref = n_dist = 0
+        sentinel = object()
         while True:
             r = next(ref_it, sentinel)
             d = next(dist_it, sentinel)
@@ -448,84 +379,46 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
                 n_ref += (r is not sentinel) + (sum(1 for _ in ref_it) if r is not sentinel else 0)
                 n_dist += (d is not sentinel) + (sum(1 for _ in dist_it) if d is not sentinel else 0)
                 break
-            i = len(rows)
-            row = {"frame": i + max(0, -offset), "distorted_frame": i + max(0, offset)}
-            if want_psnr:
-                if psnr_mode == "yuv":
-                    if acc is None:
-                        names = ("y", "u", "v")[:len(r.planes)]
-                        acc = PSNRAccumulator(names, peak, plane_weights(r.planes))
-                    row.update(acc.add([mse(a, b) for a, b in zip(r.planes, d.planes)]))
-                elif psnr_mode == "rgb":
-                    row.update(acc.add(rgb_mse(rgb(r), rgb(d), crop_border)))
-                else:
-                    row.update(acc.add(y601_mse(rgb(r), rgb(d), crop_border)))
-            if ff_ssim is not None:
-                row["ssim"] = None   # filled when the filter hands the frame back (below or later)
-            elif want_ssim and ssim_mode == "ffmpeg":
-                row["ssim"], per_plane = _ssim_ffmpeg(r.planes, d.planes, bits)
-                if len(per_plane) > 1:
-                    for name, v in zip(("y", "u", "v"), per_plane):
-                        row[f"ssim_{name}"] = v
-            elif want_ssim:
-                # Gaussian SSIM is the heaviest per-frame work: it runs beside the loop in worker
-                # threads (OpenCV and numpy release the GIL), at most SSIM_AHEAD frames in flight
-                row["ssim"] = None
-                ssim_pending.append((row, ssim_pool.submit(lambda a, b: _ssim(luma(a), luma(b), ssim_range), r, d)))
-                while len(ssim_pending) > SSIM_AHEAD:
-                    done_row, fut = ssim_pending.popleft()
-                    done_row["ssim"] = fut.result()
-            if vmeter is not None:
-                vmeter.add(y_plane(r), y_plane(d))
-            rows.append(row)
-            if ff_ssim is not None:
-                take_ffmpeg_ssim(ff_ssim.push(i, d.frame, r.frame))
-            if lpips_fn is not None:
-                if want_lpips:
-                    row["lpips"] = None
-                batch_idx.append(i); batch_ref.append(rgb(r)); batch_dist.append(rgb(d))
-            if temporal_meter is not None:
-                t = temporal_meter.add(rgb(r), rgb(d))
-                row["ewarp"] = None if t is None else t["ewarp"]
-                row["flicker"] = None if t is None else t["flicker"]
-                row["tof"] = None if t is None else t["tof"]
-                row["tlp"] = None
-            if lpips_fn is not None and len(batch_idx) >= lpips_fn.batch_size:
-                flush()
+            scorer.add(r, d)
             if bar is not None:
                 bar.update(1)
-        if lpips_fn is not None:
-            flush()
-        if ff_ssim is not None:
-            take_ffmpeg_ssim(ff_ssim.close())
-        while ssim_pending:
-            done_row, fut = ssim_pending.popleft()
-            done_row["ssim"] = fut.result()
+        scorer.finish()
     finally:
         if bar is not None:
             bar.close()
-        for _, fut in ssim_pending:
-            fut.cancel()
-        ssim_pool.shutdown(wait=True)
+        scorer.close()
+    return n_ref, n_dist
 
-    n_ref += len(rows) + max(0, -offset)
-    n_dist += len(rows) + max(0, offset)
-    if not rows:
+
+def _frame_counts(ref_left: int, dist_left: int, scored: int, offset: int, dist_path: str, warn) -> tuple[int, int]:
+    """Frames in each file: the pairs scored, the frames the offset skipped, those left over."""
+    n_ref = ref_left + scored + max(0, -offset)
+    n_dist = dist_left + scored + max(0, offset)
+    if not scored:
         raise MediaError("no frame pairs to compare (empty video, or the offset skips every frame)", dist_path)
     if n_ref != n_dist:
-        warn(f"frame count {n_dist} differs from the reference's {n_ref}; scored {len(rows)} pairs")
+        warn(f"frame count {n_dist} differs from the reference's {n_ref}; scored {scored} pairs")
+    return n_ref, n_dist
 
-    vmaf_pooled = {}
-    if vmeter is not None:
-        res = vmeter.result()
-        vmaf_pooled = res["pooled"]
-        for m, values in res["frames"].items():
-            for row, v in zip(rows, values):
-                row[m] = float(v)
 
-    # ---- summaries -------------------------------------------------------------------------------
+# ---- summarise ----------------------------------------------------------------------------------
+
+def _take_vmaf(vmeter, rows: list[dict]) -> dict:
+    """VMAF's per-frame scores into the rows (the meter has them only at the end); its pooled ones."""
+    if vmeter is None:
+        return {}
+    res = vmeter.result()
+    for m, values in res["frames"].items():
+        for row, v in zip(rows, values):
+            row[m] = float(v)
+    return res["pooled"]
+
+
+def _summaries(rows: list[dict], acc, vmaf_pooled: dict) -> tuple[dict, dict]:
+    """Per-metric summary statistics and the aggregates (PSNR of mean MSE, means, VMAF pooling);
+    `acc` is the PSNR accumulator, None when PSNR was not asked for."""
     summary, aggregates = {}, {}
-    if want_psnr:
+    if acc is not None:
         aggregates.update(acc.summary())
         for key in ["psnr"] + ([f"psnr_{n}" for n in acc.names] if len(acc.names) > 1 else []):
             summary[key] = summarize([row[key] for row in rows], db=True)
@@ -535,31 +428,36 @@ def score(reference, distorted, *, metrics=("psnr", "ssim"), lpips: bool = False
             aggregates[key] = summary[key]["mean"]
     for m, pooled in vmaf_pooled.items():
         aggregates[f"{m}_harmonic_mean"] = pooled["harmonic_mean"]
+    return summary, aggregates
+
+
+def _settings(run: _Run, signals: Signals, vmeter, lpips_fn) -> dict:
+    """The report's `settings`: every convention the numbers were measured under."""
+    psnr_mode, bits, peak = run.psnr_mode, signals.bits, signals.peak
     settings = {
-        "psnr_mode": psnr_mode, "crop_border": crop_border, "bit_depth": bits,
-        "psnr_peak": peak, "align": str(offset_setting), "scale_to_reference": bool(scale_to_reference),
+        "psnr_mode": psnr_mode, "crop_border": run.crop_border, "bit_depth": bits,
+        "psnr_peak": peak, "align": str(run.offset_setting), "scale_to_reference": bool(run.scale_to_reference),
         "ssim": ({"mode": "wang", "window": "gaussian 11x11", "sigma": 1.5, "K1": 0.01, "K2": 0.03,
-                  "covariance": "population", "data_range": ssim_range,
+                  "covariance": "population", "data_range": signals.ssim_range,
                   "channel": "source Y plane" if psnr_mode == "yuv" else "BT.601 Y"}
-                 if ssim_mode == "wang" else
+                 if run.ssim_mode == "wang" else
                  {"mode": "ffmpeg", "window": "8x8 block sums on a 4-pixel grid (ffmpeg's ssim filter)",
                   "K1": 0.01, "K2": 0.03, "max": peak, "channel": "every plane; ssim = planes weighted "
                   "by sample count (ffmpeg's All)"}),
         "psnr_identical_frames": "per-frame inf; psnr = PSNR of mean MSE (inf only if all frames "
                                  "identical); means and dB summaries cap frames at 100 dB",
-        "transfer": {"reference": ref_info.color_transfer, "distorted": dist_info.color_transfer,
-                     "scored_in": _scored_in(psnr_mode, ref_transfer, bits, peak)},
+        "transfer": {"reference": run.ref_info.color_transfer, "distorted": run.dist_info.color_transfer,
+                     "scored_in": _scored_in(psnr_mode, transfer_of(run.ref_info), bits, peak)},
     }
-    if vmaf_models:
+    if run.vmaf_models:
         from .vmaf import MODELS
 
-        settings["vmaf"] = {"models": {m: MODELS[m][0] for m in vmaf_models},
+        settings["vmaf"] = {"models": {m: MODELS[m][0] for m in run.vmaf_models},
                             "implementation": "vmaf-torch (float), libvmaf conventions",
                             "plane": "Y of the reference's pixel format, code values",
                             "pooling": "mean of per-frame scores clipped to [0, 100]",
                             "device": getattr(vmeter, "device", "?")}
-    if want_lpips:
+    if run.want_lpips:
         settings["lpips"] = {"net": "alex", "version": "0.1", "input_range": "[-1, 1]",
                              "device": getattr(lpips_fn, "device", "?")}
-    return ScoreReport(ref_path, dist_path, psnr_mode, rows, summary, aggregates, offset,
-                       n_ref, n_dist, notes, settings, time.perf_counter() - t0)
+    return settings
