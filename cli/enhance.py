@@ -107,6 +107,6 @@ def command(input, output, overwrite, resume, keep_temp, report_seams, show_prof
             methods = ", ".join(filter(None, ["deblock skipped (strength 0)", methods]))
         methods = methods or "re-encode only"
         click.echo(f"wrote {result.output}: {result.frames_in} -> {result.frames_out} frames, "
-                   f"{result.width}x{result.height}, {result.chunks} chunks, {methods}; "
+                   f"{result.width}x{result.height}, {result.chunks} chunk{'' if result.chunks == 1 else 's'}, {methods}; "
                    f"{result.seconds:.1f} s ({result.fps:.1f} frames/s on {result.device})")
 
