@@ -48,44 +48,30 @@ class NegativeValues(click.Command):
         return super().parse_args(ctx, fixed)
 
 
-class DenoiseStrength(click.ParamType):
-    """`--denoise` alone means "estimate the noise"; `--denoise 15` sets the sigma."""
+class OptionalLevel(click.ParamType):
+    """A flag whose value may be left out: `--denoise` / `--deblock` alone (or `auto`) estimate it
+    from the video; `--denoise 15` / `--deblock 0.5` set it, within [0, hi]."""
 
-    name = "sigma"
-
-    def convert(self, value, param, ctx):
-        if value is None or value == "auto" or isinstance(value, (int, float)):
-            return value
-        try:
-            sigma = float(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a noise sigma. --denoise takes an optional number "
-                      "(0-255 scale); put INPUT before --denoise, e.g. `restore enhance clip.mp4 --denoise`",
-                      param, ctx)
-        if not 0 <= sigma <= 255:  # also refuses nan
-            self.fail(f"noise sigma must be between 0 and 255, got {value}", param, ctx)
-        return sigma
-
-
-class DeblockStrength(click.ParamType):
-    """`--deblock` alone (or `--deblock auto`) estimates the damage; `--deblock 0.5` sets it."""
-
-    name = "strength"
+    def __init__(self, flag: str, name: str, what: str, hi: float, example: str):
+        self.flag, self.name, self.what, self.hi, self.example = flag, name, what, hi, example
 
     def convert(self, value, param, ctx):
         if value is None or value == "auto" or isinstance(value, (int, float)):
             return value
         try:
-            s = float(value)
+            level = float(value)
         except ValueError:
-            self.fail(f"{value!r} is not a strength. --deblock takes auto or a number from 0 to 1; "
-                      "put INPUT before --deblock, e.g. `restore enhance clip.mp4 --deblock`", param, ctx)
-        if not 0 <= s <= 1:  # also refuses nan
-            self.fail(f"deblock strength must be between 0 and 1, got {value}", param, ctx)
-        return s
+            self.fail(f"{value!r} is not a {self.name}. {self.flag} takes {self.example}; "
+                      f"put INPUT before {self.flag}, e.g. `restore enhance clip.mp4 {self.flag}`", param, ctx)
+        if not 0 <= level <= self.hi:  # also refuses nan
+            self.fail(f"{self.what} must be between 0 and {self.hi:g}, got {value}", param, ctx)
+        return level
 
 
-OPTIONAL_TYPES = {"denoise": DenoiseStrength, "deblock": DeblockStrength}
+OPTIONAL_TYPES = {
+    "denoise": OptionalLevel("--denoise", "noise sigma", "noise sigma", 255, "an optional number (0-255 scale)"),
+    "deblock": OptionalLevel("--deblock", "strength", "deblock strength", 1, "auto or a number from 0 to 1"),
+}
 
 
 def _click_type(f: Flag):
@@ -99,7 +85,7 @@ def _click_type(f: Flag):
 
 def _option(f: Flag, help_text: str):
     if f.style == "optional":
-        return click.option(f.option, f.name, type=OPTIONAL_TYPES[f.name](), is_flag=False,
+        return click.option(f.option, f.name, type=OPTIONAL_TYPES[f.name], is_flag=False,
                             flag_value="auto", default=None, metavar=f.metavar, help=help_text)
     if f.style == "off":
         return click.option(f.option, "no_" + f.name, is_flag=True, help=help_text)

@@ -14,7 +14,7 @@ import warnings
 
 import click
 
-from restore.cli._options import DeblockStrength
+from restore.cli._options import OPTIONAL_TYPES
 
 
 def _labels(option_values, n_files):
@@ -38,7 +38,7 @@ def _labels(option_values, n_files):
                    "BD-rate of (encode, then restore) against (encode only), both scored on REFERENCE. "
                    "Give a full-chroma REFERENCE (RGB or 4:4:4 master): against a 4:2:0 one, chroma the "
                    "restoration brings back counts as error.")
-@click.option("--deblock", "deblock", type=DeblockStrength(), is_flag=False, flag_value="auto", default=None,
+@click.option("--deblock", "deblock", type=OPTIONAL_TYPES["deblock"], is_flag=False, flag_value="auto", default=None,
               metavar="[auto|STRENGTH]", help="With --restore-ladder: the deblock strength (default auto).")
 @click.option("--deblock-method", default=None, metavar="NAME",
               help="With --restore-ladder: the deblock method (restore models; default: the default one).")

@@ -4,6 +4,20 @@ from __future__ import annotations
 from .errors import ConfigError
 
 
+def cpu_name() -> str:
+    """The CPU's model name (for benchmark reports): /proc/cpuinfo where there is one."""
+    import platform
+    from pathlib import Path
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def resolve_device(device: str | None = "auto") -> str:
     """'auto' -> 'cuda' when a GPU is visible, else 'cpu'. Asking for CUDA without one is a user error."""
     import torch

@@ -13,36 +13,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from restore.diffusion.data import load_sources  # noqa: E402
+from restore.io.roundtrip import encode  # noqa: E402
 
-# label -> ffmpeg video options; bits-per-pixel settings are per pixel per frame at 25 fps
+# label -> (codec, CRF, bits per pixel per frame at 25 fps), encoded as the `codec` degradation encodes
 SETTINGS = {
-    "x264-crf24": ["-c:v", "libx264", "-preset", "medium", "-crf", "24"],
-    "x264-crf30": ["-c:v", "libx264", "-preset", "medium", "-crf", "30"],
-    "x264-crf35": ["-c:v", "libx264", "-preset", "medium", "-crf", "35"],
-    "x264-crf39": ["-c:v", "libx264", "-preset", "veryfast", "-crf", "39"],
-    "x264-crf44": ["-c:v", "libx264", "-preset", "veryfast", "-crf", "44"],
-    "x265-crf33": ["-c:v", "libx265", "-preset", "fast", "-crf", "33", "-x265-params", "log-level=none"],
-    "x265-crf40": ["-c:v", "libx265", "-preset", "fast", "-crf", "40", "-x265-params", "log-level=none"],
-    "mpeg2-0.08bpp": ["-c:v", "mpeg2video", "BPP0.08"],
-    "mpeg4-0.05bpp": ["-c:v", "mpeg4", "BPP0.05"],
+    "x264-crf24": ("libx264", 24, None),
+    "x264-crf30": ("libx264", 30, None),
+    "x264-crf35": ("libx264", 35, None),
+    "x264-crf39": ("libx264", 39, None),
+    "x264-crf44": ("libx264", 44, None),
+    "x265-crf33": ("libx265", 33, None),
+    "x265-crf40": ("libx265", 40, None),
+    "mpeg2-0.08bpp": ("mpeg2video", None, 0.08),
+    "mpeg4-0.05bpp": ("mpeg4", None, 0.05),
 }
-
-
-def encode(frames: np.ndarray, options: list[str], path: str) -> None:
-    t, h, w, _ = frames.shape
-    opts = []
-    for o in options:
-        opts += ["-b:v", str(int(float(o[3:]) * w * h * 25))] if o.startswith("BPP") else [o]
-    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", "25",
-           "-i", "-", *opts, "-pix_fmt", "yuv420p", path]
-    subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), check=True)
 
 
 def main() -> None:
@@ -61,7 +50,9 @@ def main() -> None:
         stem = os.path.basename(clip)
         for label in args.settings.split(","):
             path = os.path.join(args.out, f"{stem}~{label}.mkv")
-            encode(frames, SETTINGS[label], path)
+            codec, crf, bpp = SETTINGS[label]
+            h, w = frames.shape[1:3]
+            encode(frames, codec, path, crf=crf, bitrate=int(bpp * w * h * 25) if bpp else None)
             total += os.path.getsize(path)
         print(f"{stem}: {len(frames)} frames {frames.shape[2]}x{frames.shape[1]}, bank {total / 1e6:.1f} MB", flush=True)
 

@@ -143,20 +143,14 @@ class TripletBank:
 
 def bank_batch(bank: TripletBank, cfg, rng: np.random.Generator) -> dict:
     """The same batch dict as pairs.make_batch, cut from the bank on its device."""
-    from .pairs import SHARED_NOISE_P, anchor_count, loss_mask, start_sigma, stack_items
+    from .pairs import anchor_count, loss_mask, start_noise, start_sigma, stack_items
 
-    # Start noise is drawn on the bank's device: on a GPU, numpy's normals for a whole batch
-    # cost more than the training step.
-    gen = torch.Generator(device=bank.device)
-    gen.manual_seed(int(rng.integers(2 ** 62)))
     items = []
     for _ in range(cfg.batch):
         cond_task, est, x0 = bank.chunk(cfg.frames, cfg.patch, rng, cfg.bank_stride_p)
         sigma_s = start_sigma(rng, cfg.start_sigma_min, cfg.start_sigma_max)
-        draws = 1 if rng.random() < SHARED_NOISE_P else est.shape[0]
-        eps = torch.randn((draws,) + tuple(est.shape[1:]), generator=gen, device=bank.device)
         a = anchor_count(rng, cfg.frames, cfg.p_anchor)
         items.append(dict(x0=x0, cond=with_anchors(cond_task, x0[:a] if a else None),
-                          start=est + sigma_s * eps.expand_as(est), estimate=est, sigma_s=sigma_s,
-                          loss_mask=loss_mask(cfg.frames, a).to(est.device)))
+                          start=est + sigma_s * start_noise(rng, est), estimate=est, sigma_s=sigma_s,
+                          loss_mask=loss_mask(cfg.frames, a, est.device)))
     return stack_items(items)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import Sequence, augment_flags, frame_indices, pick_sequence
+from .pairs import unit_frames
 
 
 def _augment(clip: torch.Tensor, flags) -> torch.Tensor:
@@ -57,7 +58,7 @@ class DeviceClips:
         index = torch.from_numpy(idx).to(self.device)
         h, w = seq.frames.shape[1:3]
         if h < size or w < size:
-            cut = [_unit(v.index_select(0, index)) for v in versions]
+            cut = [unit_frames(v.index_select(0, index)) for v in versions]
             cut = [F.interpolate(c, size=(max(h, size), max(w, size)), mode="bicubic", align_corners=False)
                    for c in cut]
             h, w = cut[0].shape[-2:]
@@ -65,7 +66,7 @@ class DeviceClips:
             cut = [c[..., y:y + size, x:x + size] for c in cut]
         else:
             y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
-            cut = [_unit(v.index_select(0, index)[:, y:y + size, x:x + size]) for v in versions]
+            cut = [unit_frames(v.index_select(0, index)[:, y:y + size, x:x + size]) for v in versions]
         flags = augment_flags(rng)
         cut = [_augment(c, flags).contiguous() for c in cut]
         state = {"encoded_label": seq.encoded[pick][0], "encoded": cut[1]} if pick >= 0 else {}
@@ -75,7 +76,7 @@ class DeviceClips:
         """A still image in slow motion (drift, zoom, rotation), as data._still_clip."""
         h, w = img.shape[:2]
         big = 2 * size
-        src = _unit(img[None])
+        src = unit_frames(img[None])
         if h < big or w < big:
             src = F.interpolate(src, size=(max(h, big), max(w, big)), mode="bicubic", align_corners=False)
             h, w = src.shape[-2:]
@@ -97,8 +98,3 @@ class DeviceClips:
         out = F.grid_sample(region.expand(length, -1, -1, -1), grid, mode="bicubic",
                             padding_mode="reflection", align_corners=False)
         return out.clamp(0, 1)
-
-
-def _unit(frames_u8: torch.Tensor) -> torch.Tensor:
-    """(T,H,W,3) uint8 -> (T,3,H,W) float [0,1]."""
-    return frames_u8.permute(0, 3, 1, 2).float() / 255

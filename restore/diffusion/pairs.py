@@ -40,9 +40,11 @@ def _to_t(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))) * 2 - 1
 
 
-def _u8_to_unit(a: np.ndarray) -> torch.Tensor:
-    """(T,H,W,3) uint8 -> (T,3,H,W) float [0,1]."""
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 255
+def unit_frames(frames_u8) -> torch.Tensor:
+    """(T,H,W,3) uint8 (numpy or torch, on any device) -> (T,3,H,W) float [0,1]."""
+    if isinstance(frames_u8, np.ndarray):
+        frames_u8 = torch.from_numpy(np.ascontiguousarray(frames_u8))
+    return frames_u8.permute(0, 3, 1, 2).float() / 255
 
 
 class HostClips:
@@ -55,8 +57,8 @@ class HostClips:
 
     def __call__(self, length: int, size: int, rng: np.random.Generator) -> tuple[torch.Tensor, dict]:
         clean, enc = random_clip_encoded(self.seqs, length, size, rng)
-        state = {"encoded_label": enc[0], "encoded": _u8_to_unit(enc[1])} if enc else {}
-        return _u8_to_unit(clean), state
+        state = {"encoded_label": enc[0], "encoded": unit_frames(enc[1])} if enc else {}
+        return unit_frames(clean), state
 
 
 def anchor_count(rng: np.random.Generator, frames: int, p_anchor: float) -> int:
@@ -72,7 +74,7 @@ def start_sigma(rng: np.random.Generator, lo: float, hi: float) -> float:
 SHARED_NOISE_P = 0.8  # share of chunks with one start-noise draw for all frames, as at inference
 
 
-def _start_noise(rng: np.random.Generator, like: torch.Tensor, shared_p: float = SHARED_NOISE_P) -> torch.Tensor:
+def start_noise(rng: np.random.Generator, like: torch.Tensor, shared_p: float = SHARED_NOISE_P) -> torch.Tensor:
     if rng.random() < shared_p:  # matches inference: one noise draw for every frame of a chunk
         return randn_like(like, rng, (1,) + tuple(like.shape[1:])).expand_as(like)
     return randn_like(like, rng)
@@ -96,7 +98,7 @@ def sr_pair(clips, cfg, rng: np.random.Generator, chain: Chain) -> dict:
     upt = imresize(lr, (cfg.patch, cfg.patch)).clamp(0, 1) * 2 - 1
     x0 = clean * 2 - 1
     sigma_s = start_sigma(rng, cfg.start_sigma_min, cfg.start_sigma_max)
-    start = upt + sigma_s * _start_noise(rng, upt)
+    start = upt + sigma_s * start_noise(rng, upt)
     a = anchor_count(rng, cfg.frames, cfg.p_anchor)
     cond = with_anchors(upt, x0[:a] if a else None)
     return dict(x0=x0, cond=cond, start=start, estimate=upt, sigma_s=sigma_s,
@@ -123,7 +125,7 @@ def interp_pair(clips, cfg, rng: np.random.Generator, chain: Chain) -> dict:
     est = torch.from_numpy(np.stack(starts))
     x0 = _to_t(np.stack(targets))
     sigma_s = start_sigma(rng, cfg.start_sigma_min, cfg.start_sigma_max)
-    start = est + sigma_s * _start_noise(rng, est)
+    start = est + sigma_s * start_noise(rng, est)
     a = anchor_count(rng, cfg.frames, cfg.p_anchor)
     cond = with_anchors(cond_task, x0[:a] if a else None)
     return dict(x0=x0, cond=cond, start=start, estimate=est, sigma_s=sigma_s, loss_mask=loss_mask(cfg.frames, a))

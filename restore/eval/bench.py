@@ -279,15 +279,9 @@ def machine_info(device: str) -> dict:
 
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device,
+    from ..device import cpu_name
+
+    info = {"cpu": cpu_name(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device,
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
     if device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(device)

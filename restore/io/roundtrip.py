@@ -1,5 +1,6 @@
-"""Encode frames with a real codec in memory and decode them back: compression damage exactly as
-a player shows it, for training data and tests (no files, no ffmpeg binary)."""
+"""Encode frames with a real codec and decode them back: compression damage exactly as a player
+shows it, for training data and tests (in memory, or to a Matroska file for a bank of encodes;
+no ffmpeg binary)."""
 from __future__ import annotations
 
 import io
@@ -12,10 +13,11 @@ CRF_CODECS = ("libx264", "libx265")
 BITRATE_CODECS = ("mpeg2video", "mpeg4")
 
 
-def encode_decode(frames: np.ndarray, codec: str, *, crf: int | None = None, bitrate: int | None = None,
-                  fps: int = 25, pix_fmt: str = "yuv420p") -> np.ndarray:
-    """(T, H, W, 3) uint8 RGB (even H, W) -> the same frames after `codec` at `crf` or `bitrate` (bit/s)."""
-    t, h, w, _ = frames.shape
+def encode(frames: np.ndarray, codec: str, dest, *, crf: int | None = None, bitrate: int | None = None,
+           fps: int = 25, pix_fmt: str = "yuv420p") -> None:
+    """(T, H, W, 3) uint8 RGB (even H, W) -> Matroska in `dest` (a path or a binary file object),
+    `codec` at `crf` (x264 / x265) or `bitrate` (bit/s; MPEG-2 / MPEG-4 Part 2)."""
+    h, w = frames.shape[1:3]
     opts: dict[str, str] = {}
     # One thread, no x265 thread pool: with frame threading the bits depend on timing, and a
     # degradation must be a function of its seed (training data reproducible from the config).
@@ -27,8 +29,7 @@ def encode_decode(frames: np.ndarray, codec: str, *, crf: int | None = None, bit
         opts = {"b": str(int(bitrate or 1_000_000))}
     else:
         raise ValueError(f"codec {codec!r}: expected one of {', '.join(CRF_CODECS + BITRATE_CODECS)}")
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="matroska") as out:
+    with av.open(dest, "w", format="matroska") as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
         stream.options = opts
@@ -36,9 +37,16 @@ def encode_decode(frames: np.ndarray, codec: str, *, crf: int | None = None, bit
         for f in frames:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")))
         out.mux(stream.encode())
+
+
+def encode_decode(frames: np.ndarray, codec: str, *, crf: int | None = None, bitrate: int | None = None,
+                  fps: int = 25, pix_fmt: str = "yuv420p") -> np.ndarray:
+    """(T, H, W, 3) uint8 RGB (even H, W) -> the same frames after `codec` at `crf` or `bitrate` (bit/s)."""
+    buf = io.BytesIO()
+    encode(frames, codec, buf, crf=crf, bitrate=bitrate, fps=fps, pix_fmt=pix_fmt)
     buf.seek(0)
     with av.open(buf) as inp:
         decoded = [fr.to_ndarray(format="rgb24") for fr in inp.decode(video=0)]
-    if len(decoded) != t:
-        raise RuntimeError(f"{codec}: {t} frames in, {len(decoded)} out")
+    if len(decoded) != len(frames):
+        raise RuntimeError(f"{codec}: {len(frames)} frames in, {len(decoded)} out")
     return np.stack(decoded)
