@@ -3,8 +3,9 @@
     python benchmarks/bench_models.py [--size 854x480] [--frames 16] [--threads 2]
         [--model denoise=data/weights/denoise] [--model sr-x2=runs/sr-x2-v2/sr-x2] ...
 
-Each --model is TASK=CHECKPOINT_STEM (TASK: denoise, sr-x2, sr-x4); without any, the shipped
-models. A chunk of `--frames` input frames of the given size (input size: SR outputs are larger)
+Each --model is TASK=CHECKPOINT_STEM (TASK: denoise, deblock, sr-x2, sr-x4, interp-x2); without
+any, the shipped models. Interpolation makes one frame at t = 1/2 between each consecutive pair
+(DIS flow hints included: that is what it costs per output frame). A chunk of `--frames` input frames of the given size (input size: SR outputs are larger)
 is restored once to warm up and then timed; the table gives seconds per output frame, the
 network's multiply-accumulates per output frame counted by a forward hook (what a single pass
 of the network costs, times the passes the restorer makes) and the GFLOP/s that gives end to end.
@@ -23,7 +24,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from restore.diffusion import checkpoint, zoo  # noqa: E402
-from restore.diffusion.restorers import DiffusionDenoiser, DiffusionUpscaler  # noqa: E402
+from restore.diffusion.restorers import DiffusionDenoiser, DiffusionInterpolator, DiffusionUpscaler  # noqa: E402
 
 
 def count_macs(model) -> tuple[list, callable]:
@@ -62,33 +63,45 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="the networks' number format (auto: bf16 on CPUs with native bf16)")
     ap.add_argument("--model", action="append", default=[], metavar="TASK=STEM")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     w, h = (int(v) for v in args.size.split("x"))
     models = [m.split("=", 1) for m in args.model] or [[n, str(zoo.model_path(n).with_suffix(""))]
-                                                        for n in (m.name for m in zoo.MODELS if m.task in ("denoise", "upscale"))]
+                                                        for n in zoo.NAMES]
     rng = np.random.default_rng(0)
     frames = rng.random((args.frames, h, w, 3), dtype=np.float32)
+    try:
+        from restore.device import resolve_precision
+        precision = resolve_precision(args.precision, args.device)
+    except ImportError:  # a tree from before the precision setting: fp32
+        precision = "fp32"
     peak = conv_peak(args.threads, args.device)
-    print(f"torch {torch.__version__}, {args.threads} threads, {args.device}; input {w}x{h}, {args.frames} frames; "
-          f"3x3 conv peak {peak:.0f} GFLOP/s")
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.device}, {precision}; input {w}x{h}, {args.frames} frames; "
+          f"3x3 fp32 conv peak {peak:.0f} GFLOP/s")
     print("| model | checkpoint | s / output frame | GMAC / output frame | GFLOP/s end to end | share of conv peak |")
     print("|---|---|---|---|---|---|")
     for task, stem in models:
-        model, meta = checkpoint.load(stem, device=args.device)
-        cls = DiffusionDenoiser if task == "denoise" else DiffusionUpscaler
-        kw = {"sigma255": 25.0} if task == "denoise" else {}
-        restorer = cls(model, meta, **kw)
+        # (fp32 is the only keyword-free call, so the script also times older trees' checkpoints)
+        model, meta = checkpoint.load(stem, device=args.device, **({"precision": precision} if precision != "fp32" else {}))
+        if task.startswith("interp"):
+            interp = DiffusionInterpolator(model, meta)
+            restorer = lambda f: interp(f[:-1], f[1:], 0.5)  # noqa: E731
+        elif task.startswith("sr"):
+            restorer = DiffusionUpscaler(model, meta)
+        else:  # denoise, deblock
+            restorer = DiffusionDenoiser(model, meta, sigma255=25.0 if task == "denoise" else 0.0)
         restorer(frames[: min(4, len(frames))])
         macs, remove = count_macs(model)
         t0 = time.perf_counter()
-        restorer(frames)
+        out = restorer(frames)
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
-        dt = (time.perf_counter() - t0) / len(frames)
+        dt = (time.perf_counter() - t0) / len(out)
         remove()
-        gmac = macs[0] / len(frames) / 1e9
+        gmac = macs[0] / len(out) / 1e9
         print(f"| {task} | {stem} | {dt:.3f} | {gmac:.1f} | {2 * gmac / dt:.0f} | {2 * gmac / dt / peak:.0%} |")
 
 

@@ -13,10 +13,10 @@ def _command_line(params: dict) -> str:
     parts = ["restore", "bench"]
     for d in params["data"]:
         parts += ["--data", d]
-    for name in ("tasks", "frames", "methods", "steps", "out", "device", "dvdnet", "tuning_cache", "seed", "threads",
+    for name in ("tasks", "frames", "methods", "steps", "out", "device", "precision", "dvdnet", "tuning_cache", "seed", "threads",
                  "md"):
         v = params.get(name)
-        default = {"tasks": None, "out": "bench", "device": "auto", "seed": None}.get(name)
+        default = {"tasks": None, "out": "bench", "device": "auto", "precision": "auto", "seed": None}.get(name)
         if v is not None and v != default:
             parts += [f"--{name.replace('_', '-')}", str(v)]
     for p in params["peers_dir"]:
@@ -52,6 +52,8 @@ def _command_line(params: dict) -> str:
 @click.option("--md", type=click.Path(dir_okay=False), default=None,
               help="Write the markdown report here instead of OUT/bench.md (its JSON beside it), e.g. docs/validation.md.")
 @click.option("--device", default="auto", show_default=True, help="Our models and LPIPS: auto, cpu, cuda[:N]. Peers run on the CPU.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="Our networks' number format on the CPU: auto = bf16 where the CPU has native bf16 arithmetic.")
 @click.option("--dvdnet", type=click.Path(), default=None, metavar="DIR",
               help="DVDnet peer folder: the authors' models.py, motioncompensation.py and weights.")
 @click.option("--peers-dir", multiple=True, type=click.Path(), metavar="DIR",
@@ -67,7 +69,7 @@ def _command_line(params: dict) -> str:
 @click.option("--per-frame", is_flag=True,
               help="Also run our denoise/SR models one frame per call (rows name:per-frame): what the clip-joint call gains.")
 @click.option("--lpips/--no-lpips", "use_lpips", default=True, show_default=True, help="LPIPS (slower on CPU).")
-def command(data, tune_data, tasks, frames, methods, out, md, device, dvdnet, peers_dir, tuning_cache, retune, seed, threads,
+def command(data, tune_data, tasks, frames, methods, out, md, device, precision, dvdnet, peers_dir, tuning_cache, retune, seed, threads,
             steps, per_frame, use_lpips):
     """Benchmark our models against the classical methods and the peers: Y-PSNR, RGB-PSNR, SSIM,
     LPIPS, E_warp and seconds per frame, with the machine. Prints the table and writes
@@ -84,7 +86,7 @@ def command(data, tune_data, tasks, frames, methods, out, md, device, dvdnet, pe
     from restore.eval.report import render
 
     params = dict(data=data, tune_data=tune_data, tasks=tasks, frames=frames, methods=methods, out=out, md=md, device=device,
-                  dvdnet=dvdnet, peers_dir=peers_dir, tuning_cache=tuning_cache, retune=retune, seed=seed,
+                  precision=precision, dvdnet=dvdnet, peers_dir=peers_dir, tuning_cache=tuning_cache, retune=retune, seed=seed,
                   threads=threads, steps=steps, per_frame=per_frame, use_lpips=use_lpips)
     from restore.eval.methods import BenchError
 
@@ -95,7 +97,7 @@ def command(data, tune_data, tasks, frames, methods, out, md, device, dvdnet, pe
     if step_list is not None and (not step_list or min(step_list) < 1):
         raise BenchError(f"--steps {steps}: step counts must be at least 1")
     results = run_bench(list(data) or None, tasks or ",".join(DEFAULT_TASKS), frames=frames, methods=methods, out=out,
-                        device=device, dvdnet=dvdnet, peers_dir=list(peers_dir), tuning_cache=tuning_cache,
+                        device=device, precision=precision, dvdnet=dvdnet, peers_dir=list(peers_dir), tuning_cache=tuning_cache,
                         retune=retune, seed=NOISE_SEED if seed is None else seed, lpips=use_lpips, threads=threads,
                         steps=step_list, per_frame=per_frame, md=md, command=_command_line(params),
                         tune_data=list(tune_data))

@@ -42,6 +42,7 @@ class MethodOptions:
     strength: float | None = None  # denoise: noise sigma on the 0-255 scale; deblock: 0-1; None = estimate
     scale: int = 1                 # upscale factor
     device: str = "cpu"            # resolved device ("cpu", "cuda", "cuda:1")
+    precision: str = "fp32"        # resolved network number format (restore.device.resolve_precision)
     steps: int | None = None       # diffusion sampling steps; None = the model's default
     start_sigma: float | None = None  # diffusion starting noise level; None = the model's default
     seed: int = 0

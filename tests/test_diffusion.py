@@ -220,3 +220,20 @@ def test_train_cli_set_reaches_the_config(tmp_path, capsys):
     _, meta = checkpoint.load(tmp_path / "run" / "denoise")
     assert meta["config"]["patch"] == 32 and meta["config"]["noise_power"] == 0.5
     assert meta["arch"]["channels"] == [16, 32] and meta["history"][0]["patch"] == 32
+
+
+@pytest.mark.parametrize("frames", [2, 3, 5])
+def test_short_temporal_attention_is_multihead_attention(frames):
+    from restore.diffusion.unet import TemporalAttention
+
+    torch.manual_seed(0)
+    att = TemporalAttention(32).eval()
+    for p in att.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    x = torch.randn(2 * frames, 32, 6, 7).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fast = att(x, frames)
+        att.short = 0  # force nn.MultiheadAttention
+        ref = att(x, frames)
+    assert (fast - x).abs().max() > 0.01  # the block does something
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)

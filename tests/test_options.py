@@ -34,6 +34,7 @@ def test_keyword_aliases_are_the_table_plus_the_api_only_ones():
         "scale": "upscale.scale", "upscale_method": "upscale.method",
         "fps_multiplier": "interpolate.multiplier", "fps": "interpolate.fps",
         "interp_method": "interpolate.method", "model": "model.name", "device": "model.device",
+        "precision": "model.precision",
         "steps": "model.steps", "start_sigma": "model.start_sigma", "seed": "model.seed",
         "tile": "model.tile", "codec": "encode.codec", "crf": "encode.crf",
         "encoder_preset": "encode.preset", "pix_fmt": "encode.pix_fmt", "bit_depth": "encode.bit_depth",

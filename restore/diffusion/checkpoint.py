@@ -83,7 +83,9 @@ def save(path_stem: str | Path, model: EDMPrecond, meta: dict) -> None:
                   lambda p: p.write_text(yaml.safe_dump(meta, sort_keys=False)))
 
 
-def load(path_stem: str | Path, device: str = "cpu") -> tuple[EDMPrecond, dict]:
+def load(path_stem: str | Path, device: str = "cpu", precision: str = "fp32") -> tuple[EDMPrecond, dict]:
+    """precision 'bf16' runs the network's layers in bfloat16 (restore.device.resolve_precision);
+    EDMPrecond casts to and from it, so callers see fp32 either way."""
     stem = Path(path_stem)
     if stem.suffix in (".safetensors", ".yaml"):
         stem = stem.with_suffix("")
@@ -94,4 +96,8 @@ def load(path_stem: str | Path, device: str = "cpu") -> tuple[EDMPrecond, dict]:
     model.eval().to(device)
     if str(device).startswith("cpu"):
         model = model.to(memory_format=torch.channels_last)
+    if precision == "bf16":
+        model.net.to(torch.bfloat16)
+    elif precision != "fp32":
+        raise ValueError(f"unknown precision {precision!r}")
     return model, meta

@@ -30,7 +30,10 @@ class EDMPrecond(nn.Module):
         s = sigma.view(-1, 1, 1, 1, 1)
         c_in = 1 / (s ** 2 + sd ** 2).sqrt()
         scalars = torch.stack([sigma.clamp_min(1e-4).log() / 4, start_sigma.clamp_min(1e-4).log() / 4], dim=1)
-        f = self.net(c_in * x, cond, scalars).to(x.dtype)
+        # the net may run in another format (bf16 on CPUs that have it): cast in and out here, so
+        # the skip (the estimate) keeps full precision and only the residual is rounded
+        dt = next(self.net.parameters()).dtype
+        f = self.net((c_in * x).to(dt), cond.to(dt), scalars.to(dt)).to(x.dtype)
         if estimate is not None:
             return estimate + sd * f
         c_skip = sd ** 2 / (s ** 2 + sd ** 2)

@@ -99,10 +99,31 @@ class TemporalAttention(nn.Module):
             return x
         bt, c, h, w = x.shape
         b = bt // frames
+        if frames <= self.short:
+            return x + self._short(self.norm(x), frames)
         seq = self.norm(x).reshape(b, frames, c, h * w).permute(0, 3, 1, 2).reshape(b * h * w, frames, c)
         y, _ = self.attn(seq, seq, seq, need_weights=False)
         y = self.out(y).reshape(b, h * w, frames, c).permute(0, 2, 3, 1).reshape(bt, c, h, w)
         return x + y
+
+    short = 8  # up to this many frames the attention runs as elementwise products (below)
+
+    def _short(self, xn: torch.Tensor, frames: int) -> torch.Tensor:
+        """The same attention (self.attn's weights) for a few frames: nn.MultiheadAttention runs
+        one tiny matrix product per pixel and head (with bf16, 20x slower than this); here each of
+        the frames^2 query-key pairs is one elementwise product over all pixels at once."""
+        bt, c, h, w = xn.shape
+        heads = self.attn.num_heads
+        seq = xn.permute(0, 2, 3, 1).reshape(bt // frames, frames, h * w, c)  # free for channels_last
+        q, k, v = (t.unflatten(-1, (heads, c // heads))
+                   for t in F.linear(seq, self.attn.in_proj_weight, self.attn.in_proj_bias).split(c, dim=-1))
+        q = q * (c // heads) ** -0.5
+        scores = torch.stack([torch.stack([(q[:, i] * k[:, j]).sum(-1) for j in range(frames)], -1)
+                              for i in range(frames)], 1)                      # (B, Tq, P, heads, Tk)
+        att = scores.softmax(-1)
+        y = sum(att[..., j, None] * v[:, j, None] for j in range(frames))     # (B, Tq, P, heads, d)
+        y = self.out(F.linear(y.flatten(-2), self.attn.out_proj.weight, self.attn.out_proj.bias))
+        return y.reshape(bt, h, w, c).permute(0, 3, 1, 2)
 
 
 class VideoUNet(nn.Module):
@@ -157,7 +178,7 @@ class VideoUNet(nn.Module):
         b, t, _, h, w = x.shape
         inp = torch.cat([x, cond], dim=2).reshape(b * t, -1, h, w)
         inp = F.pixel_unshuffle(inp, 2).contiguous(memory_format=torch.channels_last)
-        emb = self.emb_mlp(fourier_embedding(scalars, 64))
+        emb = self.emb_mlp(fourier_embedding(scalars, 64).to(inp.dtype))
         emb = emb.repeat_interleave(t, dim=0)
         hcur = self.stem(inp)
         skips = []

@@ -70,11 +70,11 @@ def available(name: str) -> bool:
 
 
 @functools.lru_cache(maxsize=8)
-def load(name: str, device: str = "cpu"):
-    """(model, meta) of a shipped model, cached per device."""
+def load(name: str, device: str = "cpu", precision: str = "fp32"):
+    """(model, meta) of a shipped model, cached per device and precision."""
     from . import checkpoint
 
     if not available(name):
         raise ConfigError(f"model {name!r} has no weights in {weights_dir()} "
                           "(reinstall restore, or pick a classical method with --model classical)")
-    return checkpoint.load(model_path(name), device=device)
+    return checkpoint.load(model_path(name), device=device, precision=precision)

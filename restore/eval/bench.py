@@ -52,6 +52,7 @@ class Dataset:
 @dataclass
 class BenchContext:
     device: str = "cpu"
+    precision: str = "fp32"  # resolved (restore.device.resolve_precision)
     threads: int = 1
     seed: int = protocols.NOISE_SEED
     peers: list = field(default_factory=list)
@@ -239,7 +240,8 @@ def bench_task(task: Task, ds: Dataset, ctx: BenchContext, wanted: set[str] | No
     auto = proto.get("auto", {}).get("strength") if task.kind == "deblock" else None
     if auto is not None:
         ctx.log(f"  deblock auto: {proto['auto_text']}")
-    cands = (registry_candidates(task, ctx.device, ctx.steps, ctx.per_frame, deblock_strength=auto)
+    cands = (registry_candidates(task, ctx.device, ctx.steps, ctx.per_frame, deblock_strength=auto,
+                                     precision=ctx.precision)
              + peer_candidates(task, ctx, ds, wanted))
     for cand in cands:
         if not selected(cand.name, wanted):
@@ -274,7 +276,7 @@ def _peer_status(ctx: BenchContext, peer, tasks: list[Task], wanted) -> str:
     return f"skipped: {reason}" if reason else "ran"
 
 
-def machine_info(device: str) -> dict:
+def machine_info(device: str, precision: str = "fp32") -> dict:
     import platform
 
     import torch
@@ -282,6 +284,7 @@ def machine_info(device: str) -> dict:
     from ..device import cpu_name
 
     info = {"cpu": cpu_name(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device,
+            "precision": precision,
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
     if device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -293,7 +296,7 @@ def machine_info(device: str) -> dict:
 
 
 def run_bench(data=None, tasks=DEFAULT_TASKS, *, frames: int | None = None, methods=None, out="bench",
-              device: str = "auto", dvdnet=None, peers_dir=(), tuning_cache=None, retune: bool = False,
+              device: str = "auto", precision: str = "auto", dvdnet=None, peers_dir=(), tuning_cache=None, retune: bool = False,
               seed: int = protocols.NOISE_SEED, lpips: bool = True, threads: int | None = None,
               steps=None, per_frame: bool = False, peers: list | None = None, extra_peers: list = (),
               plots: bool = True, tune_data=None,
@@ -315,7 +318,7 @@ def run_bench(data=None, tasks=DEFAULT_TASKS, *, frames: int | None = None, meth
     """
     import torch
 
-    from restore.device import resolve_device
+    from restore.device import resolve_device, resolve_precision
 
     log = log or _stderr
     task_list = parse_tasks(tasks)
@@ -326,6 +329,7 @@ def run_bench(data=None, tasks=DEFAULT_TASKS, *, frames: int | None = None, meth
     sources = [bdata.discover(p) for p in paths]
     tune_sources = [bdata.discover(Path(p)) for p in ([tune_data] if isinstance(tune_data, (str, Path)) else tune_data or [])]
     dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
     if threads:
         torch.set_num_threads(int(threads))
     if dvdnet is not None and not Path(dvdnet).is_dir():
@@ -339,7 +343,7 @@ def run_bench(data=None, tasks=DEFAULT_TASKS, *, frames: int | None = None, meth
         peers = builtin_peers()
     peers = list(peers) + list(extra_peers)
     out_dir = Path(out) if out is not None else None
-    ctx = BenchContext(device=dev, threads=torch.get_num_threads(), seed=seed, peers=peers,
+    ctx = BenchContext(device=dev, precision=prec, threads=torch.get_num_threads(), seed=seed, peers=peers,
                        peer_paths=[Path(p).resolve() for p in (peers_dir or ())],
                        dvdnet=Path(dvdnet) if dvdnet else None,
                        tuning_cache=Path(tuning_cache) if tuning_cache else (out_dir / "peer-tuning.json" if out_dir else None),
@@ -355,7 +359,7 @@ def run_bench(data=None, tasks=DEFAULT_TASKS, *, frames: int | None = None, meth
 
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     t_start = time.perf_counter()
-    results: dict = {"meta": {"command": command, "started": started, "machine": machine_info(dev),
+    results: dict = {"meta": {"command": command, "started": started, "machine": machine_info(dev, prec),
                               "data": [str(p) for p in paths], "frames": frames,
                               "tune_data": [str(s.path) for s in tune_sources],
                               "default_frames": SAMPLE_FRAMES if sample else DEFAULT_FRAMES,

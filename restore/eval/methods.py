@@ -131,7 +131,7 @@ def _per_frame(method: Callable) -> Callable:
 
 
 def registry_candidates(task: Task, device: str, steps=None, per_frame: bool = False,
-                        deblock_strength: float | None = None) -> list[Candidate]:
+                        deblock_strength: float | None = None, precision: str = "fp32") -> list[Candidate]:
     """Every registry method of the task (at its scale). `steps`: sampling step counts to run our
     (non-classical) models at, each as its own row `name@k` (a steps sweep); None = their default.
     `per_frame`: also run our models on denoise/upscale one frame per call, as rows `name:per-frame`
@@ -150,7 +150,8 @@ def registry_candidates(task: Task, device: str, steps=None, per_frame: bool = F
         variants = [(spec.name, None)] if family == "classical" or not steps else [(f"{spec.name}@{k}", int(k)) for k in steps]
         for name, k in variants:
             strength = task.sigma if task.kind == "denoise" else deblock_strength if task.kind == "deblock" else None
-            opts = MethodOptions(strength=strength, scale=task.scale, device=device, steps=k)
+            opts = MethodOptions(strength=strength, scale=task.scale, device=device, steps=k,
+                                 precision=precision)
 
             def make(spec=spec, opts=opts):
                 fn = spec.factory(opts)
@@ -165,7 +166,7 @@ def registry_candidates(task: Task, device: str, steps=None, per_frame: bool = F
                 params["steps"] = k
             out.append(Candidate(name, family, spec.description, make, params))
             if task.kind == "deblock" and family == "ours":
-                full = MethodOptions(strength=1.0, device=device, steps=k)
+                full = MethodOptions(strength=1.0, device=device, steps=k, precision=precision)
                 out.append(Candidate(f"{name}:full", family, spec.description + " (strength 1)",
                                      lambda spec=spec, full=full: _spatial(spec.factory(full)), {"strength": 1.0}))
             if per_frame and family == "ours" and task.kind != "interpolate":

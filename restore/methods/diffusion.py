@@ -22,7 +22,7 @@ if zoo.available(_DEBLOCK):
         from ..diffusion.restorers import DiffusionDenoiser
         from .deblock import Blended
 
-        model, meta = zoo.load(_DEBLOCK, opts.device)
+        model, meta = zoo.load(_DEBLOCK, opts.device, opts.precision)
         # Blind: the noise-level map sits at the floor (sigma255=0), as in training, where the
         # codec chain adds no white-noise level to condition on.
         return Blended(DiffusionDenoiser(model, meta, sigma255=0.0, **_kw(opts)), opts.strength)
@@ -34,7 +34,7 @@ if zoo.available(_DENOISE):
     def _denoise(opts: MethodOptions):
         from ..diffusion.restorers import DiffusionDenoiser
 
-        model, meta = zoo.load(_DENOISE, opts.device)
+        model, meta = zoo.load(_DENOISE, opts.device, opts.precision)
         return DiffusionDenoiser(model, meta, sigma255=opts.strength, **_kw(opts))
 
 
@@ -45,7 +45,7 @@ if _SR:
     def _upscale(opts: MethodOptions):
         from ..diffusion.restorers import DiffusionUpscaler
 
-        model, meta = zoo.load(zoo.model_name("upscale", opts.scale), opts.device)
+        model, meta = zoo.load(zoo.model_name("upscale", opts.scale), opts.device, opts.precision)
         return DiffusionUpscaler(model, meta, **_kw(opts))
 
 
@@ -55,5 +55,5 @@ if zoo.available(_INTERP):
     def _interpolate(opts: MethodOptions):
         from ..diffusion.restorers import DiffusionInterpolator
 
-        model, meta = zoo.load(_INTERP, opts.device)
+        model, meta = zoo.load(_INTERP, opts.device, opts.precision)
         return DiffusionInterpolator(model, meta, **_kw(opts))

@@ -156,7 +156,7 @@ def _check_output_dir_writable(out: Path) -> None:
     discard_temp(temp_path_for(out, tag="check-"))
 
 
-def _work_settings(cfg: EnhanceConfig, device: str, specs, out_dtype) -> dict:
+def _work_settings(cfg: EnhanceConfig, device: str, specs, out_dtype, precision: str = "fp32") -> dict:
     """What decides the frames handed to the encoder, for the resume work key: everything but
     the encoder's own settings (a resume may change --crf) and the output name."""
     from .. import __version__
@@ -174,7 +174,7 @@ def _work_settings(cfg: EnhanceConfig, device: str, specs, out_dtype) -> dict:
                 with contextlib.suppress(OSError):
                     st = f.stat()
                     weights[f.name] = [st.st_size, st.st_mtime_ns]
-    return {"config": d, "device": device, "methods": {t: s.name for t, s in specs.items()},
+    return {"config": d, "device": device, "precision": precision, "methods": {t: s.name for t, s in specs.items()},
             "dtype": np.dtype(out_dtype).name, "restore": __version__, "weights": weights}
 
 
@@ -220,7 +220,7 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
     the decoder's quantisers; restore.methods.damage) and does nothing on a clean input; a number
     in [0, 1] sets the strength. Strength 0 does not run the method: frames pass bit-exactly.
     """
-    from ..device import resolve_device
+    from ..device import resolve_device, resolve_precision
     from ..io import VideoWriter, check_output_path, decode, probe
     from ..io.atomic import sweep_stale_temps
     from ..ops.frames import from_float, to_float
@@ -237,6 +237,7 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
     check_output_path(out, overwrite=overwrite, input_path=src)
     _check_output_dir_writable(out)
     device = resolve_device(cfg.model.device)
+    precision = resolve_precision(cfg.model.precision, device)
     specs = select_methods(cfg, tasks)
     scale = cfg.upscale.scale
     multiplier = cfg.interpolate.multiplier
@@ -269,7 +270,7 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
     def build(task):
         opts = registry.MethodOptions(
             strength=strengths.get(task),
-            scale=scale if task == "upscale" else 1, device=device, steps=cfg.model.steps,
+            scale=scale if task == "upscale" else 1, device=device, precision=precision, steps=cfg.model.steps,
             start_sigma=cfg.model.start_sigma, seed=cfg.model.seed, tile=cfg.model.tile)
         return specs[task].factory(opts)
 
@@ -281,7 +282,7 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
     work = None
     saved = None
     if resume:
-        work = WorkDir(out, work_key(src, _work_settings(cfg, device, specs, out_dtype)))
+        work = WorkDir(out, work_key(src, _work_settings(cfg, device, specs, out_dtype, precision)))
         work.acquire()
     try:
         if work is not None:
