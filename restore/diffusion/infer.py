@@ -35,11 +35,12 @@ def _spans(length: int, tile: int, overlap: int, multiple: int) -> tuple[int, li
     return size, sorted({round(i * (length - size) / (n - 1)) for i in range(n)})
 
 
-def tiled(fn, x: torch.Tensor, cond: torch.Tensor, tile: int | None, overlap: int, multiple: int):
-    """Apply fn(x_tile, cond_tile) over (T,C,H,W) tensors in overlapping tiles."""
+def tiled(fn, x: torch.Tensor, cond: torch.Tensor, tile: int | None, overlap: int, multiple: int,
+          *more: torch.Tensor):
+    """Apply fn(x_tile, cond_tile, *more_tiles) over (T,C,H,W) tensors in overlapping tiles."""
     _, _, h, w = x.shape
     if tile is None or (h <= tile and w <= tile):
-        return fn(x, cond)
+        return fn(x, cond, *more)
     tile = max(multiple, tile // multiple * multiple)
     overlap = min(overlap, tile // 4) // multiple * multiple
     th, ys = _spans(h, tile, overlap, multiple)
@@ -60,7 +61,7 @@ def tiled(fn, x: torch.Tensor, cond: torch.Tensor, tile: int | None, overlap: in
             if x0 + tw >= w:
                 wx[tw - overlap:] = 1
             wt = (wy[:, None] * wx[None, :])[None, None]
-            res = fn(x[..., y0:y0 + th, x0:x0 + tw], cond[..., y0:y0 + th, x0:x0 + tw])
+            res = fn(*(v[..., y0:y0 + th, x0:x0 + tw] for v in (x, cond, *more)))
             out[..., y0:y0 + th, x0:x0 + tw] += res * wt
             weight[..., y0:y0 + th, x0:x0 + tw] += wt
     return out / weight
@@ -95,18 +96,14 @@ def restore_chunk(model: EDMPrecond, cond: torch.Tensor, estimate: torch.Tensor,
     autocast = (torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda"
                 else contextlib.nullcontext())
 
-    # The degraded estimate (the preconditioning's skip branch) is tiled along with the conditioning.
-    cond_est = torch.cat([cond, estimate], dim=1)
-    n_cond = cond.shape[1]
-
     def denoise(xs: torch.Tensor, sigma: float) -> torch.Tensor:
         sig = torch.tensor([sigma], device=device)
 
-        def run(xt, ct):
+        def run(xt, ct, et):  # the degraded estimate (the skip branch) is tiled with the rest
             with autocast:
-                return model(xt[None], sig, ct[None, :, :n_cond], start, ct[None, :, n_cond:])[0].float()
+                return model(xt[None], sig, ct[None], start, et[None])[0].float()
 
-        return tiled(run, xs, cond_est, tile, overlap, multiple)
+        return tiled(run, xs, cond, tile, overlap, multiple, estimate)
 
     out = SAMPLERS[sampler](denoise, x, sigma_ladder(start_sigma, steps))
     return out[..., :h, :w].clamp(-1, 1)

@@ -33,7 +33,7 @@ class EDMPrecond(nn.Module):
         # the net may run in another format (bf16 on CPUs that have it): cast in and out here, so
         # the skip (the estimate) keeps full precision and only the residual is rounded
         dt = next(self.net.parameters()).dtype
-        f = self.net((c_in * x).to(dt), cond.to(dt), scalars.to(dt)).to(x.dtype)
+        f = self.net(x.to(dt) * c_in.to(dt) if dt != x.dtype else c_in * x, cond.to(dt), scalars.to(dt)).to(x.dtype)
         if estimate is not None:
             return estimate + sd * f
         c_skip = sd ** 2 / (s ** 2 + sd ** 2)

@@ -127,13 +127,11 @@ class DiffusionUpscaler(_Base):
 class DiffusionInterpolator(_Base):
     def __call__(self, first: np.ndarray, second: np.ndarray, t: float, *,
                  start_index: int | None = None) -> np.ndarray:
-        conds, ests = [], []
-        for f0, f1 in zip(first, second):
-            c, e = interp_task_cond(f0, f1, float(t))
-            conds.append(c)
-            ests.append(e)
-        cond = torch.from_numpy(np.stack(conds))
-        est = torch.from_numpy(np.stack(ests))
+        n, h, w = first.shape[:3]
+        cond, est = np.empty((n, 13, h, w), np.float32), np.empty((n, 3, h, w), np.float32)
+        for i, (f0, f1) in enumerate(zip(first, second)):
+            interp_task_cond(f0, f1, float(t), out=cond[i], out_start=est[i])
+        cond, est = torch.from_numpy(cond), torch.from_numpy(est)
         out = self._run(cond, est, None, self.start_sigma, add_noise=True,
                         offset=self._offset(start_index, len(first)))
         return _to_np(out)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..ops.flow import dis_flow, interpolate_pair, warp
+from ..ops.flow import dis_flow, interpolate_pair_parts
 from ..ops.resize import imresize
 
 
@@ -60,18 +60,22 @@ def flow_hints(f0: np.ndarray, f1: np.ndarray, t: float, flows=None):
     which is the estimate the model refines. f0, f1: float32 (H,W,3) in [0,1]; `flows`: the pair's
     (flow 0->1, flow 1->0) when already computed for another t."""
     f01, f10 = flows if flows is not None else (dis_flow(f0, f1), dis_flow(f1, f0))
-    ft0 = -(1 - t) * t * f01 + t * t * f10
-    ft1 = (1 - t) * (1 - t) * f01 - t * (1 - t) * f10
-    blend = interpolate_pair(f0, f1, t, flow_01=f01, flow_10=f10)
-    return warp(f0, ft0), warp(f1, ft1), blend
+    blend, w0, w1 = interpolate_pair_parts(f0, f1, t, flow_01=f01, flow_10=f10)
+    return w0, w1, blend
 
 
-def interp_task_cond(f0: np.ndarray, f1: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
-    """(13,H,W) conditioning and (3,H,W) start estimate in [-1,1] for the frame at time t."""
+def interp_task_cond(f0: np.ndarray, f1: np.ndarray, t: float, out: np.ndarray | None = None,
+                     out_start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(13,H,W) conditioning and (3,H,W) start estimate in [-1,1] for the frame at time t, written
+    into `out` / `out_start` when given (a restorer fills one (T, ...) array in place)."""
     w0, w1, blend = flow_hints(f0, f1, t)
     h, w = f0.shape[:2]
-    tmap = np.full((h, w, 1), 2 * t - 1, np.float32)
-    cond = np.concatenate([f0, f1, w0, w1], axis=2) * 2 - 1
-    cond = np.concatenate([cond, tmap], axis=2).transpose(2, 0, 1)
-    start = blend * 2 - 1
-    return np.ascontiguousarray(cond), np.ascontiguousarray(start.transpose(2, 0, 1))
+    cond = np.empty((13, h, w), np.float32) if out is None else out
+    start = np.empty((3, h, w), np.float32) if out_start is None else out_start
+    for i, img in enumerate((f0, f1, w0, w1)):
+        np.multiply(img.transpose(2, 0, 1), 2, out=cond[3 * i:3 * i + 3])
+    np.multiply(blend.transpose(2, 0, 1), 2, out=start)
+    cond[:12] -= 1
+    start -= 1
+    cond[12] = 2 * t - 1
+    return cond, start
