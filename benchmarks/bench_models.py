@@ -24,6 +24,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from restore.diffusion import checkpoint, zoo  # noqa: E402
+from restore.device import resolve_precision  # noqa: E402
 from restore.diffusion.restorers import DiffusionDenoiser, DiffusionInterpolator, DiffusionUpscaler  # noqa: E402
 
 
@@ -74,19 +75,14 @@ def main() -> None:
                                                         for n in zoo.NAMES]
     rng = np.random.default_rng(0)
     frames = rng.random((args.frames, h, w, 3), dtype=np.float32)
-    try:
-        from restore.device import resolve_precision
-        precision = resolve_precision(args.precision, args.device)
-    except ImportError:  # a tree from before the precision setting: fp32
-        precision = "fp32"
+    precision = resolve_precision(args.precision, args.device)
     peak = conv_peak(args.threads, args.device)
     print(f"torch {torch.__version__}, {args.threads} threads, {args.device}, {precision}; input {w}x{h}, {args.frames} frames; "
           f"3x3 fp32 conv peak {peak:.0f} GFLOP/s")
     print("| model | checkpoint | s / output frame | GMAC / output frame | GFLOP/s end to end | share of conv peak |")
     print("|---|---|---|---|---|---|")
     for task, stem in models:
-        # (fp32 is the only keyword-free call, so the script also times older trees' checkpoints)
-        model, meta = checkpoint.load(stem, device=args.device, **({"precision": precision} if precision != "fp32" else {}))
+        model, meta = checkpoint.load(stem, device=args.device, precision=precision)
         if task.startswith("interp"):
             interp = DiffusionInterpolator(model, meta)
             restorer = lambda f: interp(f[:-1], f[1:], 0.5)  # noqa: E731

@@ -237,3 +237,30 @@ def test_short_temporal_attention_is_multihead_attention(frames):
         ref = att(x, frames)
     assert (fast - x).abs().max() > 0.01  # the block does something
     torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_window_net_in_frame_groups_equals_one_pass():
+    """Inference on long windows runs a few frames at a time with their neighbours re-encoded;
+    the result is the one-pass result."""
+    from restore.diffusion.windownet import WindowNet
+
+    torch.manual_seed(0)
+    net = WindowNet(cond_channels=7, factor=2, radius=2, enc=8, channels=(8, 16), blocks=(1, 1)).eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    x, cond, sc = torch.randn(1, 11, 3, 16, 24), torch.randn(1, 11, 7, 16, 24), torch.randn(1, 2)
+    with torch.no_grad():
+        net.group = 64
+        whole = net(x, cond, sc)
+        groups = {}
+        for g in (1, 2, 3, 4):
+            net.group = g
+            groups[g] = net(x, cond, sc)
+    grouped = groups[4]
+    for g, out in groups.items():
+        torch.testing.assert_close(out, whole, atol=1e-5, rtol=1e-4, msg=f"group {g}")
+    with torch.enable_grad():
+        trained_path = net(x, cond, sc)
+    assert grouped.shape == (1, 11, 3, 16, 24) and grouped.abs().max() > 0.01
+    torch.testing.assert_close(grouped, whole, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(trained_path.detach(), whole, atol=1e-5, rtol=1e-4)

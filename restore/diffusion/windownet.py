@@ -43,7 +43,7 @@ def _stage(c: int, n: int) -> nn.Sequential:
 
 
 class WindowNet(nn.Module):
-    group = 4  # frames per pass at inference (see forward)
+    group = 2  # output frames per pass at inference (see forward)
 
     def __init__(self, in_channels: int = 3, cond_channels: int = 7, out_channels: int = 3,
                  factor: int = 2, radius: int = 2, enc: int = 32,
@@ -79,21 +79,23 @@ class WindowNet(nn.Module):
         offs = torch.arange(-self.radius, self.radius + 1, device=x.device)
         idx = (torch.arange(t, device=x.device)[:, None] + offs[None]).clamp(0, t - 1)
         if torch.is_grad_enabled() or b > 1 or t <= self.group:
-            out = self._frames(x, cond, scalars, idx)
-        else:
-            # Inference on long windows runs `group` frames at a time, each group with the radius
-            # of neighbours it reads re-encoded on both sides (a few % more encoder work): the
-            # working set of a tile then stays in the CPU's cache whatever the window's length.
-            outs = []
-            for i in range(0, t, self.group):
-                lo, hi = max(0, i - self.radius), min(t, i + self.group + self.radius)
-                outs.append(self._frames(x[:, lo:hi], cond[:, lo:hi], scalars, idx[i:i + self.group] - lo))
-            out = torch.cat(outs, dim=1)
-        return out
+            return self._restore(self._encode(x, cond, scalars), idx, h, w)
+        # Inference on long windows runs `group` frames at a time, encoding each frame once and
+        # keeping the last ones' encodings for the next group's neighbours: the working set of
+        # a tile then stays in the CPU's cache whatever the window's length.
+        outs, e, e_lo, e_hi = [], None, 0, 0
+        for i in range(0, t, self.group):
+            lo, hi = max(0, i - self.radius), min(t, i + self.group + self.radius)
+            kept = [] if e is None else [e[:, lo - e_lo:]]
+            if hi > e_hi:  # (a group narrower than the radius may need no new frame)
+                kept.append(self._encode(x[:, e_hi:hi], cond[:, e_hi:hi], scalars))
+            e = torch.cat(kept, dim=1) if len(kept) > 1 else kept[0]
+            e_lo, e_hi = lo, hi
+            outs.append(self._restore(e, idx[i:i + self.group] - lo, h, w))
+        return torch.cat(outs, dim=1)
 
-    def _frames(self, x: torch.Tensor, cond: torch.Tensor, scalars: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """Encode the frames of x / cond (B, T, C, H, W) and restore those whose neighbours
-        idx (N, 2r+1) lists (indices into T) -> (B, N, out, H, W)."""
+    def _encode(self, x: torch.Tensor, cond: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
+        """x, cond (B, T, C, H, W) -> per-frame encodings (B, T, H/r, W/r, enc), channels-last."""
         b, t, _, h, w = x.shape
         r = self.factor
         hh, ww = h // r, w // r
@@ -103,13 +105,16 @@ class WindowNet(nn.Module):
                  for v in (x, cond)]
         planes = scalars.to(x.dtype).repeat_interleave(t, dim=0)[:, :, None, None].expand(-1, -1, hh, ww)
         inp = torch.cat([*parts, planes], dim=1).contiguous(memory_format=torch.channels_last)
-        e = _act(self.enc2(_act(self.enc1(inp))))                 # one encoding per frame
-        # channels-last: (b, t, hh, ww, enc), a view of the encoder's output
-        e = e.permute(0, 2, 3, 1).reshape(b, t, hh, ww, self.enc_width)
+        e = _act(self.enc2(_act(self.enc1(inp))))
+        return e.permute(0, 2, 3, 1).reshape(b, t, hh, ww, self.enc_width)  # a view
+
+    def _restore(self, e: torch.Tensor, idx: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """Encodings (B, T, ...) and each output frame's neighbours idx (N, 2r+1), indices into T
+        -> (B, N, out, H, W)."""
         out = self._per_frame(self._gather(e, idx))
-        if r > 1:
-            out = F.pixel_shuffle(out, r)
-        return out.reshape(b, len(idx), self.out_channels, h, w)
+        if self.factor > 1:
+            out = F.pixel_shuffle(out, self.factor)
+        return out.reshape(e.shape[0], len(idx), self.out_channels, h, w)
 
     @staticmethod
     def _gather(e: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -123,8 +128,9 @@ class WindowNet(nn.Module):
         else:  # each neighbour slot written straight into place: one pass over the memory
             win = e.new_empty(b, n, hh, ww, k, c)
             for j in range(k):
-                win[:, :, :, :, j].copy_(e.index_select(1, idx[:, j]) if idx[0, j] == idx[-1, j] or
-                                         bool((idx[1:, j] - idx[:-1, j] != 1).any()) else e[:, int(idx[0, j]):int(idx[-1, j]) + 1])
+                col = idx[:, j]
+                run = n > 1 and bool((col.diff() == 1).all())  # consecutive frames: a plain slice
+                win[:, :, :, :, j].copy_(e[:, int(col[0]):int(col[-1]) + 1] if run else e.index_select(1, col))
             win = win.view(b * n, hh, ww, k * c)
         return win.permute(0, 3, 1, 2)
 

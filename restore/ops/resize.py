@@ -61,14 +61,21 @@ def _is_tensor(x) -> bool:
 def imresize(x, out_hw: tuple[int, int]):
     """MATLAB-style bicubic resize of (..., H, W) float data (numpy or torch) to out_hw."""
     h, w = x.shape[-2], x.shape[-1]
-    mh, mw = resize_matrix(h, out_hw[0]), resize_matrix(w, out_hw[1])
+    (oh, ow) = out_hw
+    mh, mw = resize_matrix(h, oh), resize_matrix(w, ow)
+    # the cheaper order of the two products (rows first costs oh*h*w + oh*w*ow multiply-adds)
+    rows_first = oh * h * w + oh * w * ow <= h * w * ow + oh * h * ow
     if _is_tensor(x):
         import torch
 
         mh_t = torch.from_numpy(mh).to(x.device, x.dtype)
         mw_t = torch.from_numpy(mw).to(x.device, x.dtype)
-        return torch.matmul(torch.matmul(mh_t, x), mw_t.T)
-    return np.matmul(np.matmul(mh, x), mw.T)
+        if rows_first:
+            return torch.matmul(torch.matmul(mh_t, x), mw_t.T)
+        return torch.matmul(mh_t, torch.matmul(x, mw_t.T))
+    if rows_first:
+        return np.matmul(np.matmul(mh, x), mw.T)
+    return np.matmul(mh, np.matmul(x, mw.T))
 
 
 def imresize_hwc(img: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
