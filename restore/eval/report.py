@@ -72,6 +72,7 @@ def render(results: dict) -> str:
         w(f"- Command: `{meta['command']}`")
     w(f"- Started: {meta['started']}; took {meta.get('seconds', 0):.0f} s")
     w(f"- Machine: {m['cpu']}, {m['cpus']} CPUs, {m['torch_threads']} torch threads, device {m['device']}"
+      + (f" ({m['precision']} networks)" if m.get('precision') else "")
       + (f" ({m['gpu']})" if m.get("gpu") else "") + f", torch {m['torch']}, Python {m['python']}"
       + (f"; load average at start {', '.join(map(str, m['load_average_at_start']))}"
          if m.get("load_average_at_start") else ""))
