@@ -264,3 +264,16 @@ def test_window_net_in_frame_groups_equals_one_pass():
     assert grouped.shape == (1, 11, 3, 16, 24) and grouped.abs().max() > 0.01
     torch.testing.assert_close(grouped, whole, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(trained_path.detach(), whole, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("shape, out_hw", [((2, 3, 101, 77), (202, 154)), ((2, 3, 101, 77), (50, 38)),
+                                           ((1, 3, 64, 64), (16, 16)), ((3, 7, 9), (5, 4)),
+                                           ((1, 3, 60, 107), (240, 428))])
+def test_tensor_resize_bands_equal_the_dense_matrices(shape, out_hw):
+    from restore.ops.resize import imresize
+
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    dense = imresize(x, out_hw)  # numpy: the dense (out, in) products
+    banded = imresize(torch.from_numpy(x), out_hw)
+    assert banded.shape == dense.shape
+    np.testing.assert_allclose(banded.numpy(), dense, atol=1e-5)
