@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from restore.diffusion import checkpoint, zoo  # noqa: E402
-from restore.device import resolve_precision  # noqa: E402
+from restore.device import PRECISIONS, resolve_precision  # noqa: E402
 from restore.diffusion.restorers import DiffusionDenoiser, DiffusionInterpolator, DiffusionUpscaler  # noqa: E402
 
 
@@ -65,7 +65,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per model; the table shows the fastest")
-    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+    ap.add_argument("--precision", default="auto", choices=PRECISIONS,
                     help="the networks' number format (auto: bf16 on CPUs with native bf16)")
     ap.add_argument("--model", action="append", default=[], metavar="TASK=STEM")
     args = ap.parse_args()

@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from restore.device import PRECISIONS
+
 
 def _command_line(params: dict) -> str:
     """The command as a user would retype it (the report records it)."""
@@ -52,7 +54,7 @@ def _command_line(params: dict) -> str:
 @click.option("--md", type=click.Path(dir_okay=False), default=None,
               help="Write the markdown report here instead of OUT/bench.md (its JSON beside it), e.g. docs/validation.md.")
 @click.option("--device", default="auto", show_default=True, help="Our models and LPIPS: auto, cpu, cuda[:N]. Peers run on the CPU.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help="Our networks' number format on the CPU: auto = bf16 where the CPU has native bf16 arithmetic.")
 @click.option("--dvdnet", type=click.Path(), default=None, metavar="DIR",
               help="DVDnet peer folder: the authors' models.py, motioncompensation.py and weights.")

@@ -20,6 +20,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Union
 
+from .device import PRECISIONS
 from .errors import ConfigError
 
 
@@ -222,8 +223,8 @@ def validate(cfg: EnhanceConfig, source: str) -> EnhanceConfig:
     m = cfg.model
     if m.device.lower() != "auto" and m.device.lower() != "cpu" and not m.device.lower().startswith("cuda"):
         bad("model.device", f"must be auto, cpu or cuda[:N], got {m.device!r}")
-    if m.precision not in ("auto", "fp32", "bf16"):
-        bad("model.precision", f"must be auto, fp32 or bf16, got {m.precision!r}")
+    if m.precision not in PRECISIONS:
+        bad("model.precision", f"must be one of {', '.join(PRECISIONS)}, got {m.precision!r}")
     if m.steps is not None and m.steps < 1:
         bad("model.steps", f"must be at least 1, got {m.steps}")
     if m.start_sigma is not None and not 0 <= m.start_sigma <= 1:
@@ -406,7 +407,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("upscale_method", "upscale.method", metavar="NAME", help="Upscaler for this run only."),
     Flag("interp_method", "interpolate.method", metavar="NAME", help="Interpolator for this run only."),
     Flag("device", "model.device", metavar="auto|cpu|cuda[:N]", help="Where models run [default: auto]."),
-    Flag("precision", "model.precision", choices=("auto", "fp32", "bf16"),
+    Flag("precision", "model.precision", choices=PRECISIONS,
          help="Number format of the networks on the CPU [default: auto = bf16 where the CPU has "
               "native bf16 arithmetic, about twice as fast; fp32 elsewhere]."),
     Flag("codec", "encode.codec", help="Video encoder: libx264, libx265, libsvtav1 or ffv1."),

@@ -27,18 +27,19 @@ def psnr(a, b) -> float:
 
 
 def main(argv=None) -> int:
+    from restore.device import PRECISIONS, resolve_precision
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("weights", nargs="+", help="checkpoint stems (<stem>.safetensors + <stem>.yaml)")
     p.add_argument("--bank", required=True, help="glob of the bank's NAME~LABEL.mkv encodes")
     p.add_argument("--clean", required=True, help="folder of the clean NAME videos")
     p.add_argument("--clean-downscale", type=int, default=1, help="as the bank was made")
     p.add_argument("--every", type=int, default=3, help="probe every N-th clip")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--precision", default="auto", choices=PRECISIONS)
     args = p.parse_args(argv)
 
     import numpy as np
 
-    from restore.device import resolve_precision
     from restore.diffusion import checkpoint
     from restore.diffusion.data import load_sources
     from restore.diffusion.restorers import DiffusionDenoiser

@@ -119,19 +119,11 @@ class WindowNet(nn.Module):
     @staticmethod
     def _gather(e: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """(b, t, hh, ww, enc) encodings, (n, 2r+1) frame indices -> (b*n, (2r+1)*enc, hh, ww)
-        windows, channels-last, in one copy: each pixel's neighbour encodings side by side."""
+        windows, channels-last: each pixel's neighbour encodings side by side."""
         b, _, hh, ww, c = e.shape
         n, k = idx.shape
-        if torch.is_grad_enabled():
-            win = e.index_select(1, idx.reshape(-1)).view(b, n, k, hh, ww, c)
-            win = win.permute(0, 1, 3, 4, 2, 5).reshape(b * n, hh, ww, k * c)
-        else:  # each neighbour slot written straight into place: one pass over the memory
-            win = e.new_empty(b, n, hh, ww, k, c)
-            for j in range(k):
-                col = idx[:, j]
-                run = n > 1 and bool((col.diff() == 1).all())  # consecutive frames: a plain slice
-                win[:, :, :, :, j].copy_(e[:, int(col[0]):int(col[-1]) + 1] if run else e.index_select(1, col))
-            win = win.view(b * n, hh, ww, k * c)
+        win = e.index_select(1, idx.reshape(-1)).view(b, n, k, hh, ww, c)
+        win = win.permute(0, 1, 3, 4, 2, 5).reshape(b * n, hh, ww, k * c)
         return win.permute(0, 3, 1, 2)
 
     def _per_frame(self, win: torch.Tensor) -> torch.Tensor:

@@ -92,8 +92,7 @@ def _is_tensor(x) -> bool:
 def imresize(x, out_hw: tuple[int, int]):
     """MATLAB-style bicubic resize of (..., H, W) float data (numpy or torch) to out_hw."""
     h, w = x.shape[-2], x.shape[-1]
-    (oh, ow) = out_hw
-    mh, mw = resize_matrix(h, oh), resize_matrix(w, ow)
+    oh, ow = out_hw
     # the cheaper order of the two products (rows first costs oh*h*w + oh*w*ow multiply-adds)
     rows_first = oh * h * w + oh * w * ow <= h * w * ow + oh * h * ow
     if _is_tensor(x):
@@ -102,6 +101,7 @@ def imresize(x, out_hw: tuple[int, int]):
         if rows_first:
             return _band_rows(_band_rows(x, oh).transpose(-1, -2), ow).transpose(-1, -2)
         return _band_rows(_band_rows(x.transpose(-1, -2), ow).transpose(-1, -2), oh)
+    mh, mw = resize_matrix(h, oh), resize_matrix(w, ow)
     if rows_first:
         return np.matmul(np.matmul(mh, x), mw.T)
     return np.matmul(mh, np.matmul(x, mw.T))
