@@ -126,6 +126,46 @@ def test_objective_is_zero_for_an_oracle_and_ignores_anchor_slots():
     assert float(loss) == pytest.approx(0, abs=1e-6)
     loss_id, _, _ = RestorationLoss("l2")(lambda x, *a: a[-1], batch)
     assert float(loss_id) == pytest.approx(0.09, rel=1e-4)
+    # the training log's yardstick is the loss of a model that returns the estimate
+    assert RestorationLoss("l2").estimate_loss(batch) == pytest.approx(float(loss_id), rel=1e-6)
+    batch["estimate"] = x0.clone()
+    batch["estimate"][0, 0] -= 1  # again an anchor slot
+    assert RestorationLoss("charbonnier").estimate_loss(batch) == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_training_log_records_the_estimates_loss_and_keeps_an_older_logs_shape(tmp_path):
+    import csv
+
+    from restore.diffusion.train import _CsvLog
+
+    old = tmp_path / "old.log.csv"
+    old.write_text("step,wall_s,loss,lr,val_psnr,val_baseline_psnr,val_lpips\n1,0.5,0.1,1e-4,,,\n")
+    log = _CsvLog(old, resume=True)
+    log.row(2, 1.0, 0.09, 1e-4, ["", "", ""], 0.12)
+    log.close()
+    rows = list(csv.reader(old.open()))
+    assert {len(r) for r in rows} == {7} and rows[-1][:3] == ["2", "1.0", "0.09000"]
+    new = tmp_path / "new.log.csv"
+    log = _CsvLog(new, resume=True)  # nothing to resume: a new log with every column
+    log.row(1, 1.0, 0.09, 1e-4, ["30.1", "29.0", "0.2"], 0.12)
+    log.close()
+    rows = list(csv.DictReader(new.open()))
+    assert rows[0]["est_loss"] == "0.12000" and rows[0]["val_psnr"] == "30.1"
+
+
+def test_training_autocasts_to_bf16_only_where_the_device_has_it(monkeypatch):
+    from restore.diffusion import train as train_mod
+    from restore.diffusion.trainconfig import TrainConfig
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: False)
+    assert not train_mod._amp(TrainConfig(), cpu)
+    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: True)
+    assert train_mod._amp(TrainConfig(), cpu) and not train_mod._amp(TrainConfig(amp=False), cpu)
+    _, autocast = train_mod._objective(TrainConfig(), cpu)
+    with autocast:
+        y = torch.nn.functional.conv2d(torch.randn(1, 2, 4, 4), torch.randn(2, 2, 1, 1))
+    assert y.dtype == torch.bfloat16
 
 
 def test_inference_block_from_the_checkpoint_and_its_legacy_form(tmp_path):

@@ -33,6 +33,14 @@ class RestorationLoss:
         first = torch.rand(b, device=device, generator=generator) < self.p_first_step
         return torch.where(first, torch.ones_like(u), u)
 
+    def estimate_loss(self, batch: dict) -> float:
+        """The pixel loss of doing nothing (the degraded estimate itself), under the same mask:
+        the training log's yardstick, since a restoration loss alone says nothing about the gain."""
+        x0, est = batch["x0"], batch["estimate"]
+        mask = batch["loss_mask"].view(x0.shape[0], -1, 1, 1, 1).to(x0.dtype)
+        per = self.pixel(est.to(x0.dtype), x0) * mask
+        return float(per.sum() / (mask.sum() * per[0, 0].numel()).clamp_min(1))
+
     def __call__(self, model, batch: dict, u: torch.Tensor | None = None, autocast=None):
         """-> (scalar loss, per-chunk pixel loss (B,), clean estimate (B,T,3,H,W))."""
         x0, start, sigma_s = batch["x0"], batch["start"], batch["sigma_s"]

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import yaml
 
-from ..device import resolve_device
+from ..device import cpu_has_bf16, resolve_device
 from ..errors import ConfigError
 from . import checkpoint
 from .bank import TripletBank, bank_batch
@@ -140,13 +140,14 @@ def _phase(cfg: TrainConfig, start_step: int, step: int, wall_start: float, wall
             "interp_max_stride", "interp_bank", "start_sigma_min", "start_sigma_max", "loss", "lpips_weight",
             "init_weights")
     return {"steps": [start_step, step], "minutes": round((wall - wall_start) / 60, 1),
-            **{k: getattr(cfg, k) for k in keys}, "device": _device_name(device)}
+            **{k: getattr(cfg, k) for k in keys}, "device": _device_name(device, _amp(cfg, device))}
 
 
-def _device_name(device: torch.device) -> str:
+def _device_name(device: torch.device, amp: bool = False) -> str:
+    bf16 = ", bf16 autocast" if amp else ""
     if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"{device.type} ({torch.get_num_threads()} threads)"
+        return f"cuda ({torch.cuda.get_device_name(device)}{bf16})"
+    return f"{device.type} ({torch.get_num_threads()} threads{bf16})"
 
 
 def _stop_on_sigterm() -> None:
@@ -272,8 +273,13 @@ def _objective(cfg: TrainConfig, device: torch.device):
         from ..metrics.lpips_metric import load_lpips  # shipped AlexNet backbone
         lpips_fn = load_lpips(device)
     objective = RestorationLoss(cfg.loss, cfg.p_first_step, cfg.lpips_weight, lpips_fn)
-    amp = cfg.amp and device.type == "cuda"
-    return objective, torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp)
+    return objective, torch.autocast(device.type, dtype=torch.bfloat16, enabled=_amp(cfg, device))
+
+
+def _amp(cfg: TrainConfig, device: torch.device) -> bool:
+    """bf16 autocast on CUDA, and on CPUs with native bf16 arithmetic, where it halves the step
+    (elsewhere the CPU emulates bf16 and is slower)."""
+    return cfg.amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()))
 
 
 # ---- resume / init ------------------------------------------------------------------------------
@@ -343,9 +349,11 @@ def _loop(run: _Run, batches, objective, autocast, csv_log: "_CsvLog", log) -> N
                 f"(baseline {run.last_val['baseline_psnr']:.2f} dB), LPIPS {run.last_val['lpips']:.4f}")
         if run.step % cfg.log_every == 0 or val_row[0]:
             wall = run.wall()
-            csv_log.row(run.step, wall, np.mean(running), lr, val_row)
+            loss, est_loss = np.mean(running, axis=0)
+            csv_log.row(run.step, wall, loss, lr, val_row, est_loss)
             if run.step % cfg.log_every == 0:
-                log(f"step {run.step} loss {np.mean(running):.4f} lr {lr:.1e} wall {wall / 60:.1f} min")
+                log(f"step {run.step} loss {loss:.4f} (estimate {est_loss:.4f}) lr {lr:.1e} "
+                    f"wall {wall / 60:.1f} min")
             running = []
         if run.step % cfg.ckpt_every == 0:
             _save(run)
@@ -359,8 +367,8 @@ def _lr(cfg: TrainConfig, steps: int, minutes: float) -> float:
     return lr * (0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _step(run: _Run, objective, autocast, batch: dict, lr: float) -> float:
-    """One optimisation step at `lr` and the EMA update; returns the loss."""
+def _step(run: _Run, objective, autocast, batch: dict, lr: float) -> tuple[float, float]:
+    """One optimisation step at `lr` and the EMA update; returns the loss and the estimate's."""
     for g in run.opt.param_groups:
         g["lr"] = lr
     loss, _, _ = objective(run.model, batch, autocast=autocast)
@@ -373,7 +381,7 @@ def _step(run: _Run, objective, autocast, batch: dict, lr: float) -> float:
     with torch.no_grad():
         for pe, pm in zip(run.ema.parameters(), run.model.parameters()):
             pe.lerp_(pm, 1 - decay)
-    return loss.item()
+    return loss.item(), objective.estimate_loss(batch)
 
 
 # ---- save ---------------------------------------------------------------------------------------
@@ -392,19 +400,28 @@ def _save(run: _Run) -> None:
 
 
 class _CsvLog:
-    """`<name>.log.csv`: appended to when resuming, else started with its header."""
+    """`<name>.log.csv`: appended to when resuming, else started with its header. `est_loss` is
+    the loss of the degraded estimate on the same batches: loss / est_loss is the training gain."""
 
-    COLUMNS = ["step", "wall_s", "loss", "lr", "val_psnr", "val_baseline_psnr", "val_lpips"]
+    COLUMNS = ["step", "wall_s", "loss", "lr", "val_psnr", "val_baseline_psnr", "val_lpips", "est_loss"]
 
     def __init__(self, path: Path, resume: bool):
         new = not path.exists() or not resume
+        # a log begun before a column existed keeps its header, and its rows keep that shape
+        self.columns = self.COLUMNS if new else self._header(path)
         self.file = open(path, "w" if new else "a", newline="")
         self.writer = csv.writer(self.file)
         if new:
             self.writer.writerow(self.COLUMNS)
 
-    def row(self, step: int, wall: float, loss: float, lr: float, val_row: list) -> None:
-        self.writer.writerow([step, f"{wall:.1f}", f"{loss:.5f}", f"{lr:.2e}", *val_row])
+    @classmethod
+    def _header(cls, path: Path) -> list[str]:
+        with open(path, newline="") as f:
+            return next(csv.reader(f), None) or cls.COLUMNS
+
+    def row(self, step: int, wall: float, loss: float, lr: float, val_row: list, est_loss: float) -> None:
+        cells = [step, f"{wall:.1f}", f"{loss:.5f}", f"{lr:.2e}", *val_row, f"{est_loss:.5f}"]
+        self.writer.writerow(cells[:len(self.columns)])
         self.file.flush()   # a run killed without warning keeps its log up to the last row
 
     def close(self) -> None:

@@ -59,7 +59,7 @@ class TrainConfig:
     seed: int = 0
     init_weights: str = ""             # start a new run from these weights (a phase on another machine)
     device: str = "auto"
-    amp: bool = True                   # bfloat16 autocast, on CUDA only (slower on this CPU)
+    amp: bool = True                   # bfloat16 autocast on CUDA and on CPUs with native bf16
     # bookkeeping
     log_every: int = 20
     ckpt_every: int = 100
