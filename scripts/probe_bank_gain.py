@@ -7,7 +7,8 @@
 For each checkpoint (a denoise-task model run blind, as --deblock runs it) and each encode label
 of the bank (scripts/make_codec_bank.py), the mean PSNR of the decoded input and of the model's
 output against the clean frames, over 8 frames of every `--every`-th clip. A model that gains
-little here as well as on validation is underfitting, not facing a domain gap; it also prints
+little here as well as on validation is not facing a domain gap (whether it underfits or has hit
+what its inputs allow, the training log's est_loss column tells); it also prints
 how well the encodes line up with their clean frames (a pairing bug would show up as an aligned
 PSNR no better than a one-frame shift's).
 """

@@ -97,18 +97,69 @@ def test_window_net_sees_its_neighbours_and_no_further():
     assert all(diff[t] == 0 for t in (0, 1, 2))
 
 
-def test_window_net_inference_groups_match_one_pass():
+@pytest.mark.parametrize("align", [False, True])
+def test_window_net_inference_groups_match_one_pass(align):
     torch.manual_seed(0)
-    net = WindowNet(cond_channels=7, enc=8, channels=(8, 16, 16), blocks=(1, 1, 1)).eval()
+    net = WindowNet(cond_channels=7, enc=8, channels=(8, 16, 16), blocks=(1, 1, 1), align=align).eval()
     for p in net.parameters():
         torch.nn.init.normal_(p, std=0.1)
-    x, cond, s = torch.randn(1, 11, 3, 16, 16), torch.randn(1, 11, 7, 16, 16), torch.zeros(1, 2)
+    x, cond, s = torch.randn(1, 11, 3, 32, 32), torch.randn(1, 11, 7, 32, 32), torch.zeros(1, 2)
     with torch.no_grad():
         grouped = net(x, cond, s)
     net.group = 100
     with torch.no_grad():
         whole = net(x, cond, s)
     assert torch.allclose(grouped, whole, atol=1e-5)
+
+
+def _panning_clip(t: int, factor: int, step=(2, 3)) -> tuple[torch.Tensor, torch.Tensor]:
+    """A smooth texture moving `step` pixels a frame at the network's resolution."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur((rng.random((200, 260, 3)) * 255).astype(np.uint8), (0, 0), 3)
+    base = base.astype(np.float32) / 127.5 - 1
+    frames = np.stack([np.roll(base, (step[0] * factor * i, step[1] * factor * i), axis=(0, 1))
+                       for i in range(t)])[:, 40:168, 40:232]
+    clip = torch.from_numpy(frames).permute(0, 3, 1, 2)[None]
+    return clip, torch.cat([clip, torch.zeros(1, t, 4, *clip.shape[-2:])], 2)
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_aligned_window_net_warps_neighbours_onto_the_moving_scene(factor):
+    from restore.diffusion.windownet import _FlowChain
+
+    torch.manual_seed(0)
+    clip, cond = _panning_clip(5, factor)
+    idx = torch.tensor([[0, 1, 2, 3, 4]])
+    err = {}
+    for align in (False, True):
+        net = WindowNet(cond_channels=7, factor=factor, radius=2, enc=16, align=align).eval()
+        with torch.no_grad():
+            win = net._gather(net._encode(clip, cond, torch.zeros(1, 2)), idx)
+            if align:
+                win = net._aligned(win, [_FlowChain(g) for g in net._grey(cond)], idx)
+        w = win.reshape(1, 5, 16, *win.shape[-2:])[..., 6:-6, 6:-6]  # away from the rolled-in border
+        err[align] = [float((w[0, s] - w[0, 2]).abs().mean()) for s in (0, 1, 3, 4)]
+    assert min(err[False]) > 0.002
+    # one and two frames away (two consecutive flows composed) alike
+    assert max(err[True]) < 0.2 * min(err[False])
+
+
+def test_aligned_window_net_keeps_a_still_and_runs_in_bf16():
+    torch.manual_seed(0)
+    net = WindowNet(cond_channels=7, factor=4, radius=2, enc=8, channels=(8, 16, 16), blocks=(1, 1, 1)).eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    clip, cond = _panning_clip(1, 4)
+    with torch.no_grad():
+        plain = net(clip, cond, torch.zeros(1, 2))
+        net.align = True
+        assert torch.allclose(net(clip, cond, torch.zeros(1, 2)), plain, atol=1e-5)
+        out = net.to(torch.bfloat16)(clip.bfloat16(), cond.bfloat16(), torch.zeros(1, 2).bfloat16())
+    assert torch.isfinite(out).all()
+    assert net.config()["align"] is True
+    assert "align" not in WindowNet(cond_channels=7).config()  # older checkpoints' arch, unchanged
 
 
 def test_objective_is_zero_for_an_oracle_and_ignores_anchor_slots():

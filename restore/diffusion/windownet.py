@@ -7,6 +7,12 @@ its 2 * radius + 1 neighbours (FastDVDnet's lesson: a wide window with a noise-l
 more than explicit alignment) and runs one small U-Net, without normalisation layers, whose head
 pixel-shuffles back to the output resolution.
 
+With `align`, each neighbour's encoding is first warped onto the output frame by DIS optical flow
+computed between the two frames' degraded estimates at the network's own (reduced) resolution,
+where DIS is cheap: fusion then sees the same scene point in every slot even under motion, which
+a 5-frame window without alignment cannot exploit (TOFlow's and EDVR's lesson for SR). Flow is an
+input to the layers, not learned, so it needs no gradient and no pretrained flow network.
+
 Noise levels enter as constant input planes (the current and the start level), which is cheaper
 than embedding-modulated blocks and is the noise-level map FastDVDnet found essential.
 
@@ -15,9 +21,14 @@ F(x (B,T,3,H,W), cond (B,T,Cc,H,W), scalars (B,2)) -> (B,T,3,H,W).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..ops.flow import dis_flow, warp
+
+ALIGN_PRESET = "fast"  # DIS preset for aligning neighbours (at the reduced resolution)
 
 
 def _act(x: torch.Tensor) -> torch.Tensor:
@@ -42,14 +53,38 @@ def _stage(c: int, n: int) -> nn.Sequential:
     return nn.Sequential(*[Res(c) for _ in range(n)])
 
 
+class _FlowChain:
+    """Flows between the frames of one window, composed from consecutive DIS flows: a neighbour two
+    frames away moves twice as far, and DIS on small frames loses large motions that it follows
+    step by step. Each consecutive flow is computed once, whichever frames ask for it."""
+
+    def __init__(self, grey: np.ndarray):
+        self.grey, self.steps = grey, {}
+
+    def step(self, a: int, b: int) -> np.ndarray:
+        if (a, b) not in self.steps:
+            self.steps[a, b] = dis_flow(self.grey[a], self.grey[b], ALIGN_PRESET)
+        return self.steps[a, b]
+
+    def __call__(self, i: int, j: int) -> np.ndarray:
+        """flow(i -> j): grey[i](x) ~ grey[j](x + flow(x)); zero for i == j."""
+        flow = np.zeros(self.grey.shape[1:] + (2,), np.float32)
+        d = 1 if j > i else -1
+        for m in range(i, j, d):
+            # follow the path: from x + flow (in frame m), one more step to frame m + d
+            flow += warp(self.step(m, m + d), flow) if m != i else self.step(m, m + d)
+        return flow
+
+
 class WindowNet(nn.Module):
     group = 2  # output frames per pass at inference (see forward)
 
     def __init__(self, in_channels: int = 3, cond_channels: int = 7, out_channels: int = 3,
                  factor: int = 2, radius: int = 2, enc: int = 32,
                  channels: tuple[int, ...] = (48, 96, 128), blocks: tuple[int, ...] = (1, 1, 2),
-                 scalars: int = 2):
+                 scalars: int = 2, align: bool = False):
         super().__init__()
+        self.align = bool(align)
         self.in_channels, self.cond_channels, self.out_channels = in_channels, cond_channels, out_channels
         self.factor, self.radius, self.enc_width = factor, radius, enc
         self.channels, self.blocks, self.scalars = tuple(channels), tuple(blocks), scalars
@@ -78,8 +113,9 @@ class WindowNet(nn.Module):
         # each output frame sees its 2r+1 neighbours; the chunk's ends repeat the edge frame
         offs = torch.arange(-self.radius, self.radius + 1, device=x.device)
         idx = (torch.arange(t, device=x.device)[:, None] + offs[None]).clamp(0, t - 1)
+        chains = [_FlowChain(g) for g in self._grey(cond)] if self.align else None
         if torch.is_grad_enabled() or b > 1 or t <= self.group:
-            return self._restore(self._encode(x, cond, scalars), idx, h, w)
+            return self._restore(self._encode(x, cond, scalars), idx, h, w, chains)
         # Inference on long windows runs `group` frames at a time, encoding each frame once and
         # keeping the last ones' encodings for the next group's neighbours: the working set of
         # a tile then stays in the CPU's cache whatever the window's length.
@@ -91,7 +127,7 @@ class WindowNet(nn.Module):
                 kept.append(self._encode(x[:, e_hi:hi], cond[:, e_hi:hi], scalars))
             e = torch.cat(kept, dim=1) if len(kept) > 1 else kept[0]
             e_lo, e_hi = lo, hi
-            outs.append(self._restore(e, idx[i:i + self.group] - lo, h, w))
+            outs.append(self._restore(e, idx[i:i + self.group] - lo, h, w, chains, lo))
         return torch.cat(outs, dim=1)
 
     def _encode(self, x: torch.Tensor, cond: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
@@ -108,10 +144,14 @@ class WindowNet(nn.Module):
         e = _act(self.enc2(_act(self.enc1(inp))))
         return e.permute(0, 2, 3, 1).reshape(b, t, hh, ww, self.enc_width)  # a view
 
-    def _restore(self, e: torch.Tensor, idx: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """Encodings (B, T, ...) and each output frame's neighbours idx (N, 2r+1), indices into T
-        -> (B, N, out, H, W)."""
-        out = self._per_frame(self._gather(e, idx))
+    def _restore(self, e: torch.Tensor, idx: torch.Tensor, h: int, w: int,
+                 chains: list | None = None, first: int = 0) -> torch.Tensor:
+        """Encodings (B, T, ...) of frames first.. and each output frame's neighbours idx (N, 2r+1),
+        indices into T -> (B, N, out, H, W); with each chunk's flows (`chains`), aligned."""
+        win = self._gather(e, idx)
+        if chains is not None:
+            win = self._aligned(win, chains, idx + first)
+        out = self._per_frame(win)
         if self.factor > 1:
             out = F.pixel_shuffle(out, self.factor)
         return out.reshape(e.shape[0], len(idx), self.out_channels, h, w)
@@ -125,6 +165,40 @@ class WindowNet(nn.Module):
         win = e.index_select(1, idx.reshape(-1)).view(b, n, k, hh, ww, c)
         win = win.permute(0, 1, 3, 4, 2, 5).reshape(b * n, hh, ww, k * c)
         return win.permute(0, 3, 1, 2)
+
+    def _grey(self, cond: torch.Tensor) -> np.ndarray:
+        """The degraded estimates (cond's first 3 channels, in [-1, 1]) as (B, T, H/r, W/r) uint8
+        luma at the network's resolution, on the host, where DIS runs."""
+        b, t, _, h, w = cond.shape
+        est = cond[:, :, :3].reshape(b * t, 3, h, w).float()
+        if self.factor > 1:
+            est = F.avg_pool2d(est, self.factor)
+        luma = torch.tensordot(torch.tensor([0.299, 0.587, 0.114], device=est.device), est, dims=([0], [1]))
+        u8 = ((luma + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        return u8.reshape(b, t, *u8.shape[1:]).cpu().numpy()
+
+    def _aligned(self, win: torch.Tensor, chains: list, idx: torch.Tensor) -> torch.Tensor:
+        """Warp each neighbour slot of the windows (b*n, k*c, hh, ww) onto its output frame:
+        slot j of frame i samples its encoding at x + flow(i -> j)(x) (the centre slot at zero
+        flow, exactly itself); idx counts from the chunk's first frame, as the chains do."""
+        b, (hh, ww) = len(chains), win.shape[-2:]
+        n, k = idx.shape
+        c = win.shape[1] // k
+        pairs = idx.cpu().numpy()
+        flows = np.zeros((b, n, k, hh, ww, 2), np.float32)
+        for bi, chain in enumerate(chains):
+            for i in range(n):
+                for s in range(k):
+                    flows[bi, i, s] = chain(pairs[i, self.radius], pairs[i, s])
+        ys, xs = np.mgrid[0:hh, 0:ww].astype(np.float32)
+        flows[..., 0] = (xs + flows[..., 0]) * (2 / max(ww - 1, 1)) - 1
+        flows[..., 1] = (ys + flows[..., 1]) * (2 / max(hh - 1, 1)) - 1
+        grid = torch.from_numpy(flows).to(win.device).view(b * n * k, hh, ww, 2)
+        # sampled in float32 whatever the network's format: a bf16 grid is off by up to a pixel
+        # on a 256-px tile, and CPU grid_sample in bf16 gave NaN on some inputs
+        slots = win.reshape(b * n * k, c, hh, ww).float()
+        out = F.grid_sample(slots, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        return out.to(win.dtype).reshape(b * n, k * c, hh, ww).contiguous(memory_format=torch.channels_last)
 
     def _per_frame(self, win: torch.Tensor) -> torch.Tensor:
         hcur = _act(self.fuse(win))
@@ -143,4 +217,5 @@ class WindowNet(nn.Module):
         return dict(type="window", in_channels=self.in_channels, cond_channels=self.cond_channels,
                     out_channels=self.out_channels, factor=self.factor, radius=self.radius,
                     enc=self.enc_width, channels=list(self.channels),
-                    blocks=list(self.blocks), scalars=self.scalars)
+                    blocks=list(self.blocks), scalars=self.scalars,
+                    **({"align": True} if self.align else {}))
