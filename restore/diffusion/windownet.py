@@ -179,26 +179,36 @@ class WindowNet(nn.Module):
 
     def _aligned(self, win: torch.Tensor, chains: list, idx: torch.Tensor) -> torch.Tensor:
         """Warp each neighbour slot of the windows (b*n, k*c, hh, ww) onto its output frame:
-        slot j of frame i samples its encoding at x + flow(i -> j)(x) (the centre slot at zero
-        flow, exactly itself); idx counts from the chunk's first frame, as the chains do."""
+        slot j of frame i samples its encoding at x + flow(i -> j)(x); idx counts from the
+        chunk's first frame, as the chains do. The centre slot is the frame itself."""
         b, (hh, ww) = len(chains), win.shape[-2:]
         n, k = idx.shape
-        c = win.shape[1] // k
+        c, r = win.shape[1] // k, self.radius
         pairs = idx.cpu().numpy()
-        flows = np.zeros((b, n, k, hh, ww, 2), np.float32)
+        moved = [s for s in range(k) if s != r]
+        flows = np.zeros((b, n, k - 1, hh, ww, 2), np.float32)
         for bi, chain in enumerate(chains):
             for i in range(n):
-                for s in range(k):
-                    flows[bi, i, s] = chain(pairs[i, self.radius], pairs[i, s])
+                for m, s in enumerate(moved):
+                    flows[bi, i, m] = chain(pairs[i, r], pairs[i, s])
         ys, xs = np.mgrid[0:hh, 0:ww].astype(np.float32)
         flows[..., 0] = (xs + flows[..., 0]) * (2 / max(ww - 1, 1)) - 1
         flows[..., 1] = (ys + flows[..., 1]) * (2 / max(hh - 1, 1)) - 1
-        grid = torch.from_numpy(flows).to(win.device).view(b * n * k, hh, ww, 2)
+        grid = torch.from_numpy(flows).to(win.device).view(-1, hh, ww, 2)
+        slots = win.unflatten(1, (k, c))  # (b*n, k, c, hh, ww), a view of the channels-last windows
         # sampled in float32 whatever the network's format: a bf16 grid is off by up to a pixel
-        # on a 256-px tile, and CPU grid_sample in bf16 gave NaN on some inputs
-        slots = win.reshape(b * n * k, c, hh, ww).float()
-        out = F.grid_sample(slots, grid, mode="bilinear", padding_mode="border", align_corners=True)
-        return out.to(win.dtype).reshape(b * n, k * c, hh, ww).contiguous(memory_format=torch.channels_last)
+        # on a 256-px tile, and CPU grid_sample in bf16 gave NaN on some inputs. Each layout
+        # change is one copy (they cost more than the sampling itself on the CPU).
+        src = torch.empty((b * n, k - 1, c, hh, ww), dtype=torch.float32, device=win.device)
+        src[:, :r].copy_(slots[:, :r])
+        src[:, r:].copy_(slots[:, r + 1:])
+        warped = F.grid_sample(src.view(-1, c, hh, ww), grid, mode="bilinear", padding_mode="border",
+                               align_corners=True).view(b * n, k - 1, c, hh, ww)
+        out = torch.empty_like(win, memory_format=torch.channels_last).unflatten(1, (k, c))
+        out[:, :r] = warped[:, :r]
+        out[:, r] = slots[:, r]
+        out[:, r + 1:] = warped[:, r:]
+        return out.flatten(1, 2)
 
     def _per_frame(self, win: torch.Tensor) -> torch.Tensor:
         hcur = _act(self.fuse(win))
