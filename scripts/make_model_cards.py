@@ -109,7 +109,8 @@ def _phase_text(h: dict) -> str:
 def _arch_text(arch: dict) -> str:
     if arch.get("type") == "window":
         return (f"window network (restore/diffusion/windownet.py) at 1/{arch['factor']} of the output resolution: "
-                f"per-frame encoder ({arch['enc']} ch), fusion of {2 * arch['radius'] + 1} neighbouring frames, "
+                f"per-frame encoder ({arch['enc']} ch), fusion of {2 * arch['radius'] + 1} neighbouring frames"
+                f"{' warped onto each frame by DIS flow (align)' if arch.get('align') else ''}, "
                 f"U-Net channels {arch['channels']}, blocks {arch['blocks']}, pixel-shuffle head")
     return (f"pixel-space video U-Net, channels {arch['channels']}, {arch['blocks']} blocks/level, "
             "temporal conv + frame attention")
@@ -149,7 +150,8 @@ def card(name: str, meta: dict, results: dict | None, size: int) -> str:
         f"| git commit | {meta.get('git_commit')} |",
         "",
         "Training curve: `" + name + ".log.csv` (step, wall seconds, loss, and every `val_every` steps the "
-        "quick validation: PSNR, the degraded input's PSNR and LPIPS on a 192 px crop of davis-dog).",
+        "quick validation: PSNR, the degraded input's PSNR and LPIPS on a 192 px crop of davis-dog; "
+        "`est_loss`, where logged, is the loss of the degraded estimate itself on the same batches).",
         "",
     ]
     rows = validation_rows(name, results) if results else []
