@@ -23,11 +23,10 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from restore.config import parse_settings  # noqa: E402
-from restore.device import cpu_has_bf16, resolve_device  # noqa: E402
+from restore.device import resolve_device  # noqa: E402
 from restore.diffusion.data import Sequence  # noqa: E402
-from restore.diffusion.objective import RestorationLoss  # noqa: E402
 from restore.diffusion.pairs import make_batch  # noqa: E402
-from restore.diffusion.train import _build_model  # noqa: E402
+from restore.diffusion.train import _amp, _build_model, _objective  # noqa: E402
 from restore.diffusion.trainconfig import load_train_config  # noqa: E402
 
 
@@ -57,15 +56,16 @@ def main(argv=None) -> int:
         cfg.degradations = [d for d in cfg.degradations if d.get("name") != "encoded"]  # a bank of encodes
     seqs = [synthetic_clip(max(cfg.patch * 2, 256))]
     _, model, _, opt = _build_model(cfg, device)
-    objective = RestorationLoss(cfg.loss, cfg.p_first_step)
+    objective, bf16 = _objective(cfg, device)  # training's own loss and autocast
     batch = {k: v.to(device) for k, v in make_batch(cfg.task, seqs, cfg, np.random.default_rng(0)).items()}
     params = sum(p.numel() for p in model.parameters())
     print(f"{args.config}: {params / 1e6:.2f} M parameters, batch {cfg.batch} x {cfg.frames} frames x "
           f"{cfg.patch} px, {device} ({torch.get_num_threads()} threads)")
     print("| precision | s / step |\n|---|---|")
-    kinds = [("fp32", False)] + ([("bf16 autocast", True)] if device.type == "cuda" or cpu_has_bf16() else [])
-    for name, amp in kinds:
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
+    kinds = [("fp32", torch.autocast(device.type, enabled=False))]
+    if _amp(cfg, device):  # where training would autocast
+        kinds.append(("bf16 autocast", bf16))
+    for name, autocast in kinds:
         times = []
         for _ in range(args.repeat + 1):
             t0 = time.perf_counter()
