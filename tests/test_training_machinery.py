@@ -146,6 +146,21 @@ def test_aligned_window_net_warps_neighbours_onto_the_moving_scene(factor):
     assert max(err[True]) < 0.2 * min(err[False])
 
 
+def test_aligned_window_net_flows_each_clip_of_a_batch_by_its_own_motion():
+    # a batch's flows are computed side by side in threads: each clip must still get its own
+    torch.manual_seed(0)
+    net = WindowNet(cond_channels=7, factor=2, radius=2, enc=8, channels=(8, 16, 16), blocks=(1, 1, 1),
+                    align=True)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    clips = [_panning_clip(5, 2, step) for step in ((2, 3), (-3, 1), (0, 0))]
+    x, cond = torch.cat([c[0] for c in clips]), torch.cat([c[1] for c in clips])
+    batch = net(x, cond, torch.zeros(3, 2)).detach()  # with grad: one pass, as in training
+    with torch.no_grad():
+        one_by_one = torch.cat([net(c[0], c[1], torch.zeros(1, 2)) for c in clips])
+    assert torch.allclose(batch, one_by_one, atol=1e-4)
+
+
 def test_aligned_window_net_keeps_a_still_and_runs_in_bf16():
     torch.manual_seed(0)
     net = WindowNet(cond_channels=7, factor=4, radius=2, enc=8, channels=(8, 16, 16), blocks=(1, 1, 1)).eval()
