@@ -239,6 +239,58 @@ def test_short_temporal_attention_is_multihead_attention(frames):
     torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("frames", [1, 2, 5])
+def test_temporal_conv_is_its_1x1_conv_over_shifted_frames(frames):
+    from restore.diffusion.unet import TemporalConv
+
+    torch.manual_seed(0)
+    tc = TemporalConv(8)
+    for p in tc.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randn(2 * frames, 8, 5, 7).contiguous(memory_format=torch.channels_last).requires_grad_()
+    # the definition: x + proj([x(t-1), x(t), x(t+1)]) with the chunk's end frames repeated
+    v = x.view(2, frames, 8, 5, 7)
+    prev = torch.cat([v[:, :1], v[:, :-1]], 1)
+    nxt = torch.cat([v[:, 1:], v[:, -1:]], 1)
+    ref = x + tc.proj(torch.cat([prev, v, nxt], 2).view(2 * frames, 24, 5, 7))
+    out = tc(x, frames)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad((out * g).sum(), [x, tc.proj.weight]),
+                    torch.autograd.grad((ref * g).sum(), [x, tc.proj.weight])):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_unet_inference_folds_the_noise_level_into_its_norms():
+    # without gradient, a call whose samples share one noise level folds scale and shift into
+    # GroupNorm's affine; a call with several levels, and training, take the plain path
+    torch.manual_seed(0)
+    net = VideoUNet(cond_channels=7, channels=(16, 32), blocks=1).eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    plain_norms = []  # the FiLM norms that ran as modules (the plain path)
+    for m in net.modules():
+        if hasattr(m, "norm2"):
+            m.norm2.register_forward_hook(lambda *_: plain_norms.append(1))
+    x, cond = torch.randn(2, 3, 3, 16, 16), torch.randn(2, 3, 7, 16, 16)
+    for shared, scalars in ((True, [[0.3, 0.5], [0.3, 0.5]]), (False, [[0.3, 0.5], [0.9, 0.1]])):
+        scalars = torch.tensor(scalars)
+        plain = net(x, cond, scalars).detach()
+        plain_norms.clear()
+        with torch.no_grad():
+            fast = net(x, cond, scalars)
+        assert (len(plain_norms) == 0) == shared
+        assert plain.abs().mean() > 0.05  # the blocks do something
+        torch.testing.assert_close(fast, plain, atol=1e-5, rtol=0)
+        # in bf16 the folded affine adds no error of its own against float32
+        bf = net.to(torch.bfloat16)
+        err_plain = (bf(x.bfloat16(), cond.bfloat16(), scalars.bfloat16()).detach().float() - plain).abs().mean()
+        with torch.no_grad():
+            err_fast = (bf(x.bfloat16(), cond.bfloat16(), scalars.bfloat16()).float() - plain).abs().mean()
+        assert err_fast < 1.2 * err_plain + 1e-4
+        net = bf.float()
+
+
 def test_window_net_in_frame_groups_equals_one_pass():
     """Inference on long windows runs a few frames at a time with their neighbours re-encoded;
     the result is the one-pass result."""

@@ -33,10 +33,12 @@ def conv1x1(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 class TemporalConv(nn.Module):
     """3-tap convolution over time: out[t] = x[t] + P x[t-1] + Q x[t] + R x[t+1] (replicated ends).
 
-    The three taps are one 1x1 convolution's weight (C, 3C) over [x(t-1), x(t), x(t+1)]; it is
-    evaluated as one (3C x C) matmul followed by shifts along time, which avoids concatenating
-    inputs and keeps channels_last, the layout that makes the spatial convolutions fast on CPU.
-    Zero-initialised: identity in time at the start of training.
+    The three taps are one 1x1 convolution's weight (C, 3C) over [x(t-1), x(t), x(t+1)]. Each tap
+    is a (C x C) matrix product accumulated in place (baddbmm_) into the rows of the frames it
+    feeds: frames are the outer axis of a channels-last chunk, so a time shift is a contiguous row
+    range and nothing is concatenated, shifted or added elementwise (on the CPU that form took a
+    quarter of the interpolator's time, and 4x this one's). Zero-initialised: identity in time at
+    the start of training.
     """
 
     def __init__(self, channels: int):
@@ -47,16 +49,37 @@ class TemporalConv(nn.Module):
 
     def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         bt, c, h, w = x.shape
-        weight = self.proj.weight.view(c, 3, c).transpose(0, 1).reshape(3 * c, c)  # [P; Q; R]
-        xh = x.permute(0, 2, 3, 1)                           # (BT, H, W, C), free for channels_last
-        z = F.linear(xh, weight).view(bt // frames, frames, h, w, 3 * c)
-        zp, zq, zr = z[..., :c], z[..., c:2 * c], z[..., 2 * c:]
-        out = (xh.reshape(bt // frames, frames, h, w, c) + zq + self.proj.bias).contiguous()
-        out[:, 1:] += zp[:, :-1]
-        out[:, :1] += zp[:, :1]
-        out[:, :-1] += zr[:, 1:]
-        out[:, -1:] += zr[:, -1:]
+        b, p = bt // frames, h * w
+        # in x's dtype: in-place products are not autocast (bf16 training on the CPU)
+        taps = self.proj.weight.to(x.dtype).view(c, 3, c).permute(2, 0, 1)  # taps[:, :, k]: tap k, (in, out)
+        prev, same, nxt = (taps[:, :, k].expand(b, c, c) for k in range(3))
+        xs = x.permute(0, 2, 3, 1).reshape(b, frames * p, c)  # (B, T*H*W, C), free for channels_last
+        out = xs + self.proj.bias.to(x.dtype)
+        out.baddbmm_(xs, same)
+        out[:, p:].baddbmm_(xs[:, :-p], prev)   # frame t gets P x[t-1] ...
+        out[:, :p].baddbmm_(xs[:, :p], prev)    # ... and the first frame P x[0]
+        out[:, :-p].baddbmm_(xs[:, p:], nxt)
+        out[:, -p:].baddbmm_(xs[:, -p:], nxt)
         return out.view(bt, h, w, c).permute(0, 3, 1, 2)
+
+
+def _silu(x: torch.Tensor) -> torch.Tensor:
+    """SiLU, in place where no gradient is recorded (x is then a fresh normalised tensor)."""
+    return F.silu(x, inplace=not torch.is_grad_enabled())
+
+
+def _norm_film_silu(h: torch.Tensor, norm: nn.GroupNorm, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """silu(norm(h) * (1 + scale) + shift) for (N or 1, C) scale and shift.
+
+    A call whose samples share one noise level (inference) has one row of them, which folds into
+    the norm's own per-channel affine: the two elementwise passes over h go, about a third of the
+    time of this norm-and-activation on the CPU."""
+    if len(scale) == 1 and not torch.is_grad_enabled():
+        gain = 1 + scale[0].float()
+        weight = (norm.weight.float() * gain).to(h.dtype)
+        bias = (norm.bias.float() * gain + shift[0].float()).to(h.dtype)
+        return _silu(F.group_norm(h, norm.num_groups, weight, bias, norm.eps))
+    return F.silu(norm(h) * (1 + scale[:, :, None, None]) + shift[:, :, None, None])
 
 
 class ResBlock(nn.Module):
@@ -73,10 +96,9 @@ class ResBlock(nn.Module):
         self.temporal = TemporalConv(cout) if temporal else None
 
     def forward(self, x, emb, frames):
-        h = self.conv1(F.silu(self.norm1(x)))
-        scale, shift = self.emb(emb)[:, :, None, None].chunk(2, dim=1)
-        h = self.norm2(h) * (1 + scale) + shift
-        h = self.conv2(F.silu(h))
+        h = self.conv1(_silu(self.norm1(x)))
+        scale, shift = self.emb(emb).chunk(2, dim=1)
+        h = self.conv2(_norm_film_silu(h, self.norm2, scale, shift))
         h = (conv1x1(x, self.skip) if isinstance(self.skip, nn.Conv2d) else x) + h
         if self.temporal is not None:
             h = self.temporal(h, frames)
@@ -178,8 +200,10 @@ class VideoUNet(nn.Module):
         b, t, _, h, w = x.shape
         inp = torch.cat([x, cond], dim=2).reshape(b * t, -1, h, w)
         inp = F.pixel_unshuffle(inp, 2).contiguous(memory_format=torch.channels_last)
+        if bool((scalars == scalars[:1]).all()):  # one noise level for the call: one embedding row
+            scalars = scalars[:1]
         emb = self.emb_mlp(fourier_embedding(scalars, 64).to(inp.dtype))
-        emb = emb.repeat_interleave(t, dim=0)
+        emb = emb.repeat_interleave(t, dim=0) if len(emb) > 1 else emb
         hcur = self.stem(inp)
         skips = []
         for level, blocks_here in enumerate(self.down):
@@ -198,7 +222,7 @@ class VideoUNet(nn.Module):
                 hcur = block(hcur, emb, t)
             if i < len(self.upsample):
                 hcur = F.pixel_shuffle(self.upsample[i](hcur), 2)
-        out = self.head(F.silu(self.head_norm(hcur)))
+        out = self.head(_silu(self.head_norm(hcur)))
         out = F.pixel_shuffle(out, 2)
         return out.reshape(b, t, self.out_channels, h, w)
 
