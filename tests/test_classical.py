@@ -148,6 +148,9 @@ def test_interpolation_at_other_times_and_batch_shapes():
     # tiny frames fall back to zero flow (a blend) instead of failing
     tiny = np.random.default_rng(0).random((2, 5, 7, 3)).astype(np.float32)
     np.testing.assert_allclose(dis(tiny[:1], tiny[1:], 0.5)[0], 0.5 * (tiny[0] + tiny[1]), atol=1e-5)
+    # OpenCV's DIS refuses frames with neither side reaching 12 (an 8x8 tile of a 7x5 clip)
+    for h, w in ((8, 8), (11, 11), (8, 12)):
+        assert dis_flow(np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)).shape == (h, w, 2)
 
 
 def test_flow_utilities_recover_a_known_translation():

@@ -31,8 +31,13 @@ def test_bad_precision_in_a_config_is_named():
 
 @pytest.mark.parametrize("name, cls", [("sr-x2", DiffusionUpscaler), ("denoise", DiffusionDenoiser)])
 def test_bf16_runs_the_net_in_bf16_and_agrees_with_fp32(name, cls):
-    frames = np.random.default_rng(1).random((3, 40, 56, 3), dtype=np.float32) * 0.6 + 0.2
-    frames = np.clip(frames, 0, 1).astype(np.float32)
+    import cv2
+
+    # smooth texture, as video is: on white noise DIS flow (the aligned sr-x2 warps its
+    # neighbours by it) turns on the estimate's last bit, which bf16 rounds
+    noise = np.random.default_rng(1).random((3, 40, 56, 3), dtype=np.float32)
+    frames = np.stack([cv2.GaussianBlur(f, (0, 0), 1.5) for f in noise])
+    frames = np.clip((frames - frames.mean()) * 3 + 0.5, 0, 1).astype(np.float32)
     out = {}
     for precision in ("fp32", "bf16"):
         model, meta = checkpoint.load(zoo.model_path(name), precision=precision)

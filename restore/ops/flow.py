@@ -15,8 +15,10 @@ from contextlib import contextmanager
 import cv2
 import numpy as np
 
-# DIS needs a few pyramid levels worth of pixels; below this we fall back to zero flow.
+# DIS needs a few pyramid levels worth of pixels, and OpenCV refuses frames with neither side
+# reaching 12; below these we fall back to zero flow.
 _MIN_FLOW_SIZE = 8
+_MIN_FLOW_LONG_SIDE = 12
 
 
 def to_grey_u8(img: np.ndarray) -> np.ndarray:
@@ -128,7 +130,7 @@ def dis_flow(a: np.ndarray, b: np.ndarray, preset: str = "medium") -> np.ndarray
     """
     ga, gb = to_grey_u8(a), to_grey_u8(b)
     h, w = ga.shape
-    if min(h, w) < _MIN_FLOW_SIZE:
+    if min(h, w) < _MIN_FLOW_SIZE or max(h, w) < _MIN_FLOW_LONG_SIDE:
         return np.zeros((h, w, 2), np.float32)
     cache, key = _cache, None
     if cache is not None:
