@@ -200,7 +200,9 @@ class VideoUNet(nn.Module):
         b, t, _, h, w = x.shape
         inp = torch.cat([x, cond], dim=2).reshape(b * t, -1, h, w)
         inp = F.pixel_unshuffle(inp, 2).contiguous(memory_format=torch.channels_last)
-        if bool((scalars == scalars[:1]).all()):  # one noise level for the call: one embedding row
+        # one noise level for an inference call: one embedding row (checked only there, where the
+        # fold pays: in training the test would cost a device sync every step)
+        if not torch.is_grad_enabled() and bool((scalars == scalars[:1]).all()):
             scalars = scalars[:1]
         emb = self.emb_mlp(fourier_embedding(scalars, 64).to(inp.dtype))
         emb = emb.repeat_interleave(t, dim=0) if len(emb) > 1 else emb
