@@ -59,6 +59,9 @@ class MethodSpec:
     family: str  # "classical" or "diffusion"
     scales: tuple[int, ...] = (1,)
     card: str | None = None  # path of the model card (diffusion models)
+    # deblock: the method judges the damage itself (a blind model), so `auto` runs it at full
+    # strength on any lossy stream instead of scaling it by the estimated damage
+    blind: bool = False
 
 
 _REGISTRY: dict[tuple[str, str], MethodSpec] = {}
@@ -66,7 +69,8 @@ _DEFAULTS: dict[str, list[str]] = {}
 
 
 def register(task: str, name: str, *, description: str, family: str,
-             scales: tuple[int, ...] = (1,), default: bool = False, card: str | None = None):
+             scales: tuple[int, ...] = (1,), default: bool = False, card: str | None = None,
+             blind: bool = False):
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}")
 
@@ -74,7 +78,7 @@ def register(task: str, name: str, *, description: str, family: str,
         if (task, name) in _REGISTRY:
             raise ValueError(f"{task} method {name!r} is already registered "
                              f"(by {_REGISTRY[(task, name)].factory.__module__})")
-        _REGISTRY[(task, name)] = MethodSpec(task, name, factory, description, family, scales, card)
+        _REGISTRY[(task, name)] = MethodSpec(task, name, factory, description, family, scales, card, blind)
         order = _DEFAULTS.setdefault(task, [])
         if default:
             order.insert(0, name)

@@ -9,6 +9,9 @@ prints, per encode, the Y-PSNR against the clip, the mean quantiser (H.264 QP, o
 an H.264-equivalent QP), bits per pixel, blockiness and the resulting strength. Read the table
 for: QP_CLEAN (mean QP of x264 CRF ~20-21), QP_FULL (CRF ~37), MPEG_QP_OFFSET (MPEG points land
 on the x264 PSNR-vs-QP line), BPP_CURVES (bpp where each codec reaches the x264 CRF 20 / 37 PSNR).
+With `--model`, each encode is also restored by the shipped deblock model at full strength and the
+table gains its Y-PSNR gain over the decoded input: where the model starts to help (QP_CLEAN) and
+that it never harms a lossless or near-lossless encode.
 Calibration only: the product never reads ../shared.
 """
 from __future__ import annotations
@@ -80,22 +83,38 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("clips", nargs="*", default=DEFAULT_CLIPS)
     ap.add_argument("--frames", type=int, default=24)
+    ap.add_argument("--model", action="store_true", help="also the full-strength gain of the deblock model")
+    ap.add_argument("--crfs", default=",".join(map(str, CRFS)), help="x264 / x265 CRF ladder (comma-separated)")
+    ap.add_argument("--no-mpeg", action="store_true", help="skip the MPEG-2 / MPEG-4 ladders")
     args = ap.parse_args()
-    print("clip\tencode\tY-PSNR\tQP\tbpp\tblockiness\tstrength\tbasis")
+    crfs = [int(c) for c in args.crfs.split(",")]
+    model = None
+    if args.model:
+        from restore.device import resolve_precision
+        from restore.registry import MethodOptions, get
+        import restore.methods  # noqa: F401  (registers the methods)
+
+        model = get("deblock", "diffusion").factory(MethodOptions(strength=1.0, precision=resolve_precision("auto", "cpu")))
+    print("clip\tencode\tY-PSNR\tQP\tbpp\tblockiness\tstrength\tbasis" + ("\tmodel gain" if model else ""))
     for clip in args.clips:
         ref = load(clip, args.frames)
         h, w = ref.shape[1:3]
-        ladder = [(f"libx264 crf {c}", "libx264", {"qp": 0} if c == 0 else {"crf": c, "preset": "medium"}) for c in CRFS]
+        ladder = [(f"libx264 crf {c}", "libx264", {"qp": 0} if c == 0 else {"crf": c, "preset": "medium"}) for c in crfs]
         ladder += [(f"libx265 crf {c}", "libx265", {"crf": c, "preset": "medium", "x265-params": "log-level=none"})
-                   for c in CRFS[1:]]
-        ladder += [(f"{c} {b} bpp", c, {"b": int(b * w * h * 25)}) for c in ("mpeg2video", "mpeg4") for b in BPPS]
+                   for c in crfs if c > 0]
+        if not args.no_mpeg:
+            ladder += [(f"{c} {b} bpp", c, {"b": int(b * w * h * 25)}) for c in ("mpeg2video", "mpeg4") for b in BPPS]
         for label, codec, opts in ladder:
             buf = encode(ref, codec, **opts)
             out = decoded(buf)
             est = estimate_from_stream(buf)
             p = psnr_y(ref.reshape(-1, w, 3), out.reshape(-1, w, 3))
+            gain = ""
+            if model is not None:
+                restored = np.clip(np.rint(model(out.astype(np.float32) / 255.0) * 255.0), 0, 255).astype(np.uint8)
+                gain = f"\t{psnr_y(ref.reshape(-1, w, 3), restored.reshape(-1, w, 3)) - p:+.3f}"
             print(f"{Path(clip).name}\t{label}\t{p:.2f}\t{est.qp if est.qp is None else round(est.qp, 2)}\t"
-                  f"{est.bpp:.4f}\t{est.blockiness:.3f}\t{est.strength:.2f}\t{est.basis}", flush=True)
+                  f"{est.bpp:.4f}\t{est.blockiness:.3f}\t{est.strength:.2f}\t{est.basis}{gain}", flush=True)
 
 
 if __name__ == "__main__":

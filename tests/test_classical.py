@@ -1,6 +1,8 @@
 """Classical methods: each must beat its degraded input (or a naive baseline) on generated clips."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -151,6 +153,30 @@ def test_interpolation_at_other_times_and_batch_shapes():
     # OpenCV's DIS refuses frames with neither side reaching 12 (an 8x8 tile of a 7x5 clip)
     for h, w in ((8, 8), (11, 11), (8, 12)):
         assert dis_flow(np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)).shape == (h, w, 2)
+
+
+def test_thin_frames_get_a_flow_instead_of_crashing_the_process():
+    # OpenCV's DIS dies with SIGSEGV on e.g. 24x640 frames (an x2 of a 12-line strip, a thin
+    # letterbox tile): run it in a child, so a crash fails this test instead of the suite
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from restore.ops.flow import dis_flow\n"
+        "from tests.test_classical import panning_texture\n"
+        "for h, w in ((24, 640), (12, 96), (16, 300), (10, 50)):\n"
+        "    f = panning_texture(2, h=h, w=w, dx=2.0, dy=0.0)\n"
+        "    for preset in ('ultrafast', 'fast', 'medium'):\n"
+        "        flow = dis_flow(f[0], f[1], preset)\n"
+        "        assert flow.shape == (h, w, 2) and flow.flags.c_contiguous, (h, w, preset)\n"
+        "        if h >= 16:\n"
+        "            mid = np.median(flow[2:-2, 8:-8].reshape(-1, 2), axis=0)\n"
+        "            assert abs(mid[0] + 2) < 0.5 and abs(mid[1]) < 0.5, (h, w, preset, mid)\n"
+        "print('ok')\n")
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "ok" in r.stdout, (r.returncode, r.stderr[-2000:])
 
 
 def test_flow_utilities_recover_a_known_translation():

@@ -118,6 +118,24 @@ def test_estimate_is_zero_when_clean_and_rises_with_the_crf():
     assert fine.basis == coarse.basis == "quantiser" and fine.strength == 0.0 and coarse.strength > 0.8
 
 
+def test_auto_runs_a_blind_model_fully_on_any_lossy_stream_and_never_on_a_lossless_one():
+    ref = _reference()
+    light = damage.estimate_from_stream(_encode(ref, "libx264", crf=18, preset="medium"))
+    assert light.strength == 0.0  # the damage ramp: too light for the classical filter
+    assert damage.auto_strength(light, blind=False) == 0.0
+    assert damage.auto_strength(light, blind=True) == 1.0
+    hevc = damage.estimate_from_stream(_encode(ref, "libx265", crf=20, preset="medium", **{"x265-params": "log-level=none"}))
+    assert hevc.basis == "bitrate" and damage.auto_strength(hevc, blind=True) == 1.0
+    qp0 = damage.estimate_from_stream(_encode(ref, "libx264", qp=0))
+    lossless = damage.DamageEstimate(0.0, "lossless codec", codec="ffv1")
+    frames_only = damage.estimate_from_frames(ref)
+    for est in (qp0, lossless):
+        assert damage.auto_strength(est, blind=True) == damage.auto_strength(est, blind=False) == 0.0
+    # no stream, nothing says the frames are lossy: the blockiness ramp, blind or not
+    assert damage.auto_strength(frames_only, blind=True) == frames_only.strength
+    assert registry.get("deblock", "diffusion").blind and not registry.get("deblock", "dct").blind
+
+
 def test_blockiness_sees_an_8x8_grid():
     rng = np.random.default_rng(1)
     smooth = rng.random((64, 64)).cumsum(0).cumsum(1)
@@ -150,6 +168,19 @@ def test_auto_on_a_lossless_clip_leaves_every_frame_bit_exact(tmp_path):
     assert "deblock" not in res.methods
     assert any("lossless codec" in m for m in logs)
     assert np.array_equal(_frames(src), _frames(res.output))
+
+
+def test_auto_on_a_light_encode_runs_the_blind_model_fully_and_leaves_the_filter_off(tmp_path):
+    import restore
+
+    src = make_clip(tmp_path / "light.mp4", synthetic_frames(6, 64, 48), width=64, height=48, crf=18)
+    logs = []
+    res = restore.enhance(src, tmp_path / "model.mkv", deblock=True, codec="ffv1", log=logs.append)
+    assert res.methods["deblock"] == "diffusion"
+    assert res.deblock["strength"] == 1.0 and res.deblock["ran"] is True and res.deblock["damage"] < 1.0
+    assert any("blind model on a lossy stream" in m for m in logs)
+    res = restore.enhance(src, tmp_path / "dct.mkv", deblock=True, deblock_method="dct", codec="ffv1")
+    assert res.deblock["strength"] == res.deblock["damage"] == 0.0 and res.deblock["ran"] is False
 
 
 def test_deblock_runs_first_then_denoise_then_upscale(tmp_path, capsys):
@@ -276,7 +307,7 @@ def test_bench_deblock_tasks_with_an_input_row_and_no_harm_when_clean(clip_dir, 
     if peers:
         assert "other clip" in hard["methods"]["spp"]["params"]["tuned on"]
     md = (tmp_path / "b" / "bench.md").read_text()
-    assert "input (decoded)" in md and "Blind estimate from the stream" in md
+    assert "input (decoded)" in md and "Estimate from the stream" in md
 
 
 def test_compare_restore_ladder_reports_a_bd_rate(tmp_path, capsys):

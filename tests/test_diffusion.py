@@ -94,6 +94,22 @@ def test_tiling_blends_to_the_untiled_result_for_a_pointwise_function():
     assert torch.allclose(out, fn(x, cond), atol=1e-5)
 
 
+@pytest.mark.parametrize("h, w", [(72, 1280), (61, 427), (256, 200)])
+def test_tiles_sit_on_the_networks_grid_and_only_edge_tiles_are_padded(h, w):
+    # fn sees the phase of each pixel in its tile (as a pixel-unshuffling network does, and a
+    # deblocker the 8x8 block grid), and needs sizes that are multiples of 8: tiled equals the
+    # untiled call on the padded frame only if every tile starts on the frame's 8-pixel grid
+    def fn(xt, ct):
+        assert xt.shape[-2] % 8 == 0 and xt.shape[-1] % 8 == 0
+        ys, xs = torch.meshgrid(torch.arange(xt.shape[-2]), torch.arange(xt.shape[-1]), indexing="ij")
+        return xt + ((ys % 8) * 8 + xs % 8).to(xt.dtype)
+
+    x, cond = torch.rand(1, 3, h, w), torch.rand(1, 4, h, w)
+    ref = fn(torch.nn.functional.pad(x, (0, -w % 8, 0, -h % 8), mode="replicate"), None)[..., :h, :w]
+    out = tiled(fn, x, cond, tile=96, overlap=16, multiple=8)
+    assert torch.allclose(out, ref, atol=1e-4)
+
+
 def test_tiled_model_output_is_close_to_untiled():
     model = tiny_model()
     cond = with_anchors(torch.rand(2, 3, 64, 96) * 2 - 1, None)

@@ -321,10 +321,14 @@ def test_start_index_makes_the_noise_independent_of_call_order():
 def test_tiles_are_few_and_even():
     from restore.diffusion.infer import _spans
 
-    size, starts = _spans(854, 512, 32, 8)
-    assert len(starts) == 2 and size % 8 == 0 and size < 512 and starts[-1] + size == 854
+    size, starts = _spans(856, 512, 32, 8)
+    assert len(starts) == 2 and size % 8 == 0 and size < 512 and starts[-1] + size == 856
     assert starts[1] < size - 32  # the two tiles overlap by at least the requested overlap
     assert _spans(480, 512, 32, 8) == (480, [0])
+    # every start on the network's grid (a pixel-unshuffling network reads phases from it)
+    for length in (864, 1712, 2560):
+        size, starts = _spans(length, 384, 16, 16)
+        assert all(s % 16 == 0 for s in starts) and starts[-1] + size == length and size % 16 == 0
 
 
 @pytest.mark.parametrize("task, extra", [("denoise", {}), ("sr", {"scale": 2})])
@@ -428,6 +432,29 @@ def test_encoded_sources_pair_each_encode_with_its_clean_frames(tmp_path):
     assert 0 < float((out - x0).abs().mean()) * 255 < 3 * same
     with pytest.raises(ValueError, match="sources of kind 'encoded'"):
         chain(x0, np.random.default_rng(0))
+
+
+def test_encodes_are_cut_on_the_codec_block_grid_on_host_and_device():
+    from restore.diffusion.data import CODEC_GRID, Sequence, random_clip_encoded
+    from restore.diffusion.device_clips import DeviceClips
+
+    rng = np.random.default_rng(0)
+    # frames that record their own coordinates: the cut's first pixel tells where it was taken
+    ys, xs = np.meshgrid(np.arange(72), np.arange(100), indexing="ij")
+    frames = np.stack([np.stack([ys, xs, np.full_like(ys, t)], -1) for t in range(6)]).astype(np.uint8)
+    seq = Sequence("a", frames, encoded=(("x264-crf40", frames.copy()),))
+    plain = Sequence("b", frames)
+    corners = {"host": set(), "device": set(), "clean": set()}
+    dev = DeviceClips([seq], torch.device("cpu"))
+    for i in range(40):
+        clip, (label, enc) = random_clip_encoded([seq], 3, 32, np.random.default_rng(i))
+        corners["host"].add(tuple(int(v) % CODEC_GRID for v in clip[0].reshape(-1, 3).min(0)[:2]))
+        dclip, state = dev(3, 32, np.random.default_rng(i))
+        corner = (dclip[0] * 255).round().reshape(3, -1).min(1).values[:2]
+        corners["device"].add(tuple(int(v) % CODEC_GRID for v in corner))
+        corners["clean"].add(int(random_clip_encoded([plain], 3, 32, np.random.default_rng(i))[0][0].min()) % CODEC_GRID)
+    assert corners["host"] == corners["device"] == {(0, 0)}
+    assert len(corners["clean"]) > 1  # clean-only clips keep every offset
 
 
 def test_encoded_source_without_its_clean_file_is_a_clear_error(tmp_path):

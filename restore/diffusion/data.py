@@ -189,6 +189,19 @@ def frame_indices(n: int, length: int, max_stride: int, rng: np.random.Generator
     return np.clip(np.arange(start, start + span, stride), 0, n - 1)
 
 
+CODEC_GRID = 8  # transform blocks of H.264 (8x8 / 4x4), MPEG-2 / MPEG-4 Part 2 and JPEG
+
+
+def cut_origin(h: int, w: int, size: int, rng: np.random.Generator, encoded: bool = False) -> tuple[int, int]:
+    """Top-left corner of a random size x size cut of an (h, w) frame. An encode is cut on its
+    codec's block grid, as inference tiles are (infer._spans): the model then knows where block
+    edges fall (flips and transposes of a cut of whole blocks keep them on it)."""
+    y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    if encoded and size % CODEC_GRID == 0:
+        y, x = y // CODEC_GRID * CODEC_GRID, x // CODEC_GRID * CODEC_GRID
+    return y, x
+
+
 def random_clip_encoded(seqs: list[Sequence], length: int, size: int, rng: np.random.Generator,
                         max_stride: int = 2, margin: int = 0):
     """random_clip, and the same cut of one of the sequence's encodes (label, clip), or None."""
@@ -205,7 +218,7 @@ def random_clip_encoded(seqs: list[Sequence], length: int, size: int, rng: np.ra
                               for f in v[idx]]) for v in versions]
         idx = np.arange(len(idx))
         h, w = versions[0].shape[1:3]
-    y, x = int(rng.integers(0, h - full + 1)), int(rng.integers(0, w - full + 1))
+    y, x = cut_origin(h, w, full, rng, encoded=pick >= 0)
     flags = augment_flags(rng)
     cut = [_augment(v[idx, y:y + full, x:x + full], flags) for v in versions]
     return cut[0], ((seq.encoded[pick][0], cut[1]) if pick >= 0 else None)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import Sequence, augment_flags, frame_indices, pick_sequence
+from .data import Sequence, augment_flags, cut_origin, frame_indices, pick_sequence
 from .pairs import unit_frames
 
 
@@ -62,10 +62,10 @@ class DeviceClips:
             cut = [F.interpolate(c, size=(max(h, size), max(w, size)), mode="bicubic", align_corners=False)
                    for c in cut]
             h, w = cut[0].shape[-2:]
-            y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+            y, x = cut_origin(h, w, size, rng, encoded=pick >= 0)
             cut = [c[..., y:y + size, x:x + size] for c in cut]
         else:
-            y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+            y, x = cut_origin(h, w, size, rng, encoded=pick >= 0)
             cut = [unit_frames(v.index_select(0, index)[:, y:y + size, x:x + size]) for v in versions]
         flags = augment_flags(rng)
         cut = [_augment(c, flags).contiguous() for c in cut]

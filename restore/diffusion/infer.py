@@ -24,27 +24,40 @@ def _feather(n: int, overlap: int, device) -> torch.Tensor:
 
 
 def _spans(length: int, tile: int, overlap: int, multiple: int) -> tuple[int, list[int]]:
-    """(size, starts) of the fewest tiles of at most `tile` that cover `length` with `overlap`,
-    all of one size (a multiple of `multiple`) and spread evenly, so that no tile is mostly a
+    """(size, starts) of the fewest tiles of at most `tile` that cover `length` (a multiple of
+    `multiple`) with `overlap`, all of one size and spread evenly, so that no tile is mostly a
     re-run of its neighbour (a fixed stride makes the last tile overlap the one before by up to
-    a whole tile)."""
+    a whole tile). Sizes and starts are multiples of `multiple`: a network that pixel-unshuffles
+    must see every tile on the frame's own pixel grid (an odd start swaps the phases of an x2
+    upsample's 2x2 cells: 0.4 dB lost on an 854-px x2)."""
     if length <= tile:
         return length, [0]
     n = -(-(length - overlap) // (tile - overlap))
     size = min(length, -(-(length + (n - 1) * overlap) // (n * multiple)) * multiple)
-    return size, sorted({round(i * (length - size) / (n - 1)) for i in range(n)})
+    return size, sorted({round(i * (length - size) / (n - 1) / multiple) * multiple for i in range(n)})
 
 
 def tiled(fn, x: torch.Tensor, cond: torch.Tensor, tile: int | None, overlap: int, multiple: int,
           *more: torch.Tensor):
-    """Apply fn(x_tile, cond_tile, *more_tiles) over (T,C,H,W) tensors in overlapping tiles."""
+    """Apply fn(x_tile, cond_tile, *more_tiles) over (T,C,H,W) tensors in overlapping tiles.
+    fn needs sizes that are multiples of `multiple`: tiles are laid over the frame as if it were
+    replicate-padded to one, and only the tiles that reach past its edge are padded (the frame
+    itself is not: a full-resolution copy per call) and their results cropped."""
     _, _, h, w = x.shape
-    if tile is None or (h <= tile and w <= tile):
-        return fn(x, cond, *more)
+
+    def call(*parts: torch.Tensor) -> torch.Tensor:
+        th, tw = parts[0].shape[-2:]
+        if th % multiple or tw % multiple:
+            return fn(*(_pad_to(v, multiple) for v in parts))[..., :th, :tw]
+        return fn(*parts)
+
+    hp, wp = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+    if tile is None or (hp <= tile and wp <= tile):
+        return call(x, cond, *more)
     tile = max(multiple, tile // multiple * multiple)
     overlap = min(overlap, tile // 4) // multiple * multiple
-    th, ys = _spans(h, tile, overlap, multiple)
-    tw, xs = _spans(w, tile, overlap, multiple)
+    th, ys = _spans(hp, tile, overlap, multiple)
+    tw, xs = _spans(wp, tile, overlap, multiple)
     out = torch.zeros_like(x[:, :3])
     weight = torch.zeros(1, 1, h, w, device=x.device, dtype=x.dtype)
     wy_full, wx_full = _feather(th, overlap, x.device), _feather(tw, overlap, x.device)
@@ -54,25 +67,27 @@ def tiled(fn, x: torch.Tensor, cond: torch.Tensor, tile: int | None, overlap: in
             wx = wx_full.clone()
             if y0 == 0:
                 wy[: overlap] = 1
-            if y0 + th >= h:
+            if y0 + th >= hp:
                 wy[th - overlap:] = 1
             if x0 == 0:
                 wx[: overlap] = 1
-            if x0 + tw >= w:
+            if x0 + tw >= wp:
                 wx[tw - overlap:] = 1
-            wt = (wy[:, None] * wx[None, :])[None, None]
-            res = fn(*(v[..., y0:y0 + th, x0:x0 + tw] for v in (x, cond, *more)))
-            out[..., y0:y0 + th, x0:x0 + tw] += res * wt
-            weight[..., y0:y0 + th, x0:x0 + tw] += wt
+            y1, x1 = min(y0 + th, h), min(x0 + tw, w)  # an edge tile stops at the frame
+            wt = (wy[: y1 - y0, None] * wx[None, : x1 - x0])[None, None]
+            res = call(*(v[..., y0:y1, x0:x1] for v in (x, cond, *more)))
+            out[..., y0:y1, x0:x1] += res * wt
+            weight[..., y0:y1, x0:x1] += wt
     return out / weight
 
 
-def _pad_to(t: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+def _pad_to(t: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Replicate-pad the bottom and right of (..., H, W) up to multiples of `multiple`."""
     h, w = t.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph or pw:
         t = torch.nn.functional.pad(t, (0, pw, 0, ph), mode="replicate")
-    return t, (h, w)
+    return t
 
 
 @torch.no_grad()
@@ -85,8 +100,7 @@ def restore_chunk(model: EDMPrecond, cond: torch.Tensor, estimate: torch.Tensor,
     """
     device = next(model.parameters()).device
     multiple = model.net.multiple
-    cond, (h, w) = _pad_to(cond.to(device), multiple)
-    estimate, _ = _pad_to(estimate.to(device), multiple)
+    cond, estimate = cond.to(device), estimate.to(device)
     x = estimate
     if add_noise and start_sigma > 0:
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
@@ -106,4 +120,4 @@ def restore_chunk(model: EDMPrecond, cond: torch.Tensor, estimate: torch.Tensor,
         return tiled(run, xs, cond, tile, overlap, multiple, estimate)
 
     out = SAMPLERS[sampler](denoise, x, sigma_ladder(start_sigma, steps))
-    return out[..., :h, :w].clamp(-1, 1)
+    return out.clamp(-1, 1)

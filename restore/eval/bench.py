@@ -237,10 +237,13 @@ def bench_task(task: Task, ds: Dataset, ctx: BenchContext, wanted: set[str] | No
         ref, deg = input_pair
         entry["input"] = score_pairs(zip(ref, deg), mode="sequence", lpips=ctx.lpips)
         entry["input"]["ewarp"] = ewarp(ref, deg)
-    auto = proto.get("auto", {}).get("strength") if task.kind == "deblock" else None
-    if auto is not None:
+    auto = None
+    if task.kind == "deblock" and proto.get("auto"):
+        from restore.methods.damage import DamageEstimate
+
+        auto = DamageEstimate(**proto["auto"])
         ctx.log(f"  deblock auto: {proto['auto_text']}")
-    cands = (registry_candidates(task, ctx.device, ctx.steps, ctx.per_frame, deblock_strength=auto,
+    cands = (registry_candidates(task, ctx.device, ctx.steps, ctx.per_frame, deblock_estimate=auto,
                                      precision=ctx.precision)
              + peer_candidates(task, ctx, ds, wanted))
     for cand in cands:

@@ -131,15 +131,16 @@ def _per_frame(method: Callable) -> Callable:
 
 
 def registry_candidates(task: Task, device: str, steps=None, per_frame: bool = False,
-                        deblock_strength: float | None = None, precision: str = "fp32") -> list[Candidate]:
+                        deblock_estimate=None, precision: str = "fp32") -> list[Candidate]:
     """Every registry method of the task (at its scale). `steps`: sampling step counts to run our
     (non-classical) models at, each as its own row `name@k` (a steps sweep); None = their default.
     `per_frame`: also run our models on denoise/upscale one frame per call, as rows `name:per-frame`
     (what the clip-joint call gains in E_warp and PSNR over frame-by-frame processing).
-    `deblock_strength`: the deblock tasks' blind estimate from the encoded stream, given to every
-    deblock method (as `restore enhance --deblock` does); our models also get a row `name:full`
-    at strength 1 (what the model does at full strength, whatever the estimate)."""
+    `deblock_estimate`: the deblock tasks' DamageEstimate of the encoded stream; each deblock
+    method gets its auto strength from it (damage.auto_strength, as `restore enhance --deblock`
+    does); where that is below 1, our models also get a row `name:full` at strength 1."""
     import restore.methods  # noqa: F401  (registers the built-in methods)
+    from restore.methods.damage import auto_strength
     from restore.registry import MethodOptions, methods
 
     out = []
@@ -148,8 +149,9 @@ def registry_candidates(task: Task, device: str, steps=None, per_frame: bool = F
             continue
         family = "classical" if spec.family == "classical" else "ours"
         variants = [(spec.name, None)] if family == "classical" or not steps else [(f"{spec.name}@{k}", int(k)) for k in steps]
+        auto = auto_strength(deblock_estimate, spec.blind) if deblock_estimate is not None else None
         for name, k in variants:
-            strength = task.sigma if task.kind == "denoise" else deblock_strength if task.kind == "deblock" else None
+            strength = task.sigma if task.kind == "denoise" else auto if task.kind == "deblock" else None
             opts = MethodOptions(strength=strength, scale=task.scale, device=device, steps=k,
                                  precision=precision)
 
@@ -159,13 +161,13 @@ def registry_candidates(task: Task, device: str, steps=None, per_frame: bool = F
 
             params = {}
             if task.kind == "deblock":
-                params = {"strength (auto)": deblock_strength} if deblock_strength is not None else {"strength": "estimated"}
+                params = {"strength (auto)": auto} if auto is not None else {"strength": "estimated"}
             if task.kind == "denoise":
                 params = {"strength (true sigma)": task.sigma} if task.sigma is not None else {"strength": "estimated"}
             if k is not None:
                 params["steps"] = k
             out.append(Candidate(name, family, spec.description, make, params))
-            if task.kind == "deblock" and family == "ours":
+            if task.kind == "deblock" and family == "ours" and (auto is None or auto < 1):
                 full = MethodOptions(strength=1.0, device=device, steps=k, precision=precision)
                 out.append(Candidate(f"{name}:full", family, spec.description + " (strength 1)",
                                      lambda spec=spec, full=full: _spatial(spec.factory(full)), {"strength": 1.0}))

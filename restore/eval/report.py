@@ -45,9 +45,9 @@ def _protocol_line(e: dict) -> str:
     if p == "crf" and e.get("kind") == "deblock":
         return (f"{e['frames']} frames {e['size'][1]}x{e['size'][0]}; encoded with {e['codec']} at CRF {e['crf']} "
                 f"({e.get('kbps', 0):g} kbit/s at 25 fps; yuv420p, preset medium, single-threaded, in memory) and "
-                f"decoded. Blind estimate from the stream: {e.get('auto_text', '-')}; every deblock method gets that "
-                "strength, `:full` rows strength 1; peers are tuned per CRF on other clips. Gain = Y-PSNR minus the "
-                "input's.")
+                f"decoded. Estimate from the stream: {e.get('auto_text', '-')}; classical deblock methods get that "
+                "strength, blind models full strength on a lossy stream (as --deblock auto), `:full` rows strength 1; "
+                "peers are tuned per CRF on other clips. Gain = Y-PSNR minus the input's.")
     if p == "crf":
         return (f"{e['frames']} frames {e['size'][1]}x{e['size'][0]}; encoded with {e['codec']} at CRF {e['crf']} "
                 "(yuv420p, preset medium, single-threaded, in memory) and decoded; methods get no noise level")

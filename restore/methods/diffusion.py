@@ -15,9 +15,9 @@ _SR = {m.scale: m.name for m in zoo.models_for("upscale") if zoo.available(m.nam
 _INTERP = zoo.model_name("interpolate")
 
 if zoo.available(_DEBLOCK):
-    @register("deblock", "diffusion", family="diffusion", default=True, card=str(zoo.card_path(_DEBLOCK)),
+    @register("deblock", "diffusion", family="diffusion", default=True, card=str(zoo.card_path(_DEBLOCK)), blind=True,
               description="Blind video diffusion model for compression artefacts (x264/x265, MPEG-2/4, JPEG); "
-                          "strength 0-1 blends it with the input, estimated from the stream when not given.")
+                          "strength 0-1 blends it with the input; auto: full on any lossy stream, off on lossless.")
     def _deblock(opts: MethodOptions):
         from ..diffusion.restorers import DiffusionDenoiser
         from .deblock import Blended

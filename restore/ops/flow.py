@@ -19,6 +19,11 @@ import numpy as np
 # reaching 12; below these we fall back to zero flow.
 _MIN_FLOW_SIZE = 8
 _MIN_FLOW_LONG_SIDE = 12
+# OpenCV's DIS (4.x) crashes the process (SIGSEGV) on thin frames whose long side sets more
+# pyramid levels than the short side has pixels for: with the fast presets 8-28 px tall at
+# 96+ px wide, 8-12 px at 48+ (medium: 8-12 px at 48+). Such frames are flowed edge-padded to
+# this short side and the flow cropped back.
+_SAFE_SHORT_SIDE = 32
 
 
 def to_grey_u8(img: np.ndarray) -> np.ndarray:
@@ -139,7 +144,12 @@ def dis_flow(a: np.ndarray, b: np.ndarray, preset: str = "medium") -> np.ndarray
         if flow is not None:
             return flow
     dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
-    flow = dis.calc(ga, gb, None).astype(np.float32, copy=False)
+    if min(h, w) < _SAFE_SHORT_SIDE:
+        ph, pw = max(0, _SAFE_SHORT_SIDE - h), max(0, _SAFE_SHORT_SIDE - w)
+        pad = [cv2.copyMakeBorder(g, 0, ph, 0, pw, cv2.BORDER_REPLICATE) for g in (ga, gb)]
+        flow = np.ascontiguousarray(dis.calc(pad[0], pad[1], None)[:h, :w]).astype(np.float32, copy=False)
+    else:
+        flow = dis.calc(ga, gb, None).astype(np.float32, copy=False)
     if cache is not None:
         cache.put(key, flow)
     return flow

@@ -178,15 +178,17 @@ def _work_settings(cfg: EnhanceConfig, device: str, specs, out_dtype, precision:
             "dtype": np.dtype(out_dtype).name, "restore": __version__, "weights": weights}
 
 
-def resolve_deblock(src: Path, strength: float | None, log: Callable[[str], None] | None = None) -> tuple[float | None, dict]:
-    """The deblock strength of a run: the given one, or (None = auto) the estimate from the
-    stream (restore.methods.damage): once per video, so it cannot flicker from chunk to chunk."""
+def resolve_deblock(src: Path, strength: float | None, log: Callable[[str], None] | None = None,
+                    blind: bool = False) -> tuple[float | None, dict]:
+    """The deblock strength of a run: the given one, or (None = auto) from the estimate of the
+    stream (restore.methods.damage): once per video, so it cannot flicker from chunk to chunk.
+    `blind`: the method judges the damage itself (damage.auto_strength: full on any lossy stream)."""
     if strength is not None:
         info = {"strength": float(strength), "auto": False}
         if log:
             log(f"deblock: strength {strength:g}")
         return float(strength), info
-    from ..methods.damage import estimate_from_stream
+    from ..methods.damage import auto_strength, estimate_from_stream
 
     try:
         est = estimate_from_stream(src)
@@ -194,10 +196,13 @@ def resolve_deblock(src: Path, strength: float | None, log: Callable[[str], None
         if log:
             log(f"deblock: auto -> estimated from the frames ({type(err).__name__} reading the stream)")
         return None, {"strength": None, "auto": True, "basis": "frames"}
+    s = auto_strength(est, blind)
     if log:
-        log(f"deblock: auto -> {est.describe()}" + ("; nothing to remove, frames left untouched"
-                                                   if est.strength <= 0 else ""))
-    return est.strength, {"auto": True, **est.to_dict()}
+        text = est.describe()
+        if s != est.strength:
+            text = f"strength {s:g}: a blind model on a {'lossy' if s > 0 else 'lossless'} stream (damage {text})"
+        log(f"deblock: auto -> {text}" + ("; nothing to remove, frames left untouched" if s <= 0 else ""))
+    return s, {"auto": True, **est.to_dict(), "damage": est.strength, "strength": s}
 
 
 def enhance(input, output=None, *, preset="default", overwrite: bool = False,
@@ -258,7 +263,7 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
 
     deblock_info = None
     if "deblock" in specs:
-        strength, deblock_info = resolve_deblock(src, cfg.deblock.strength, log)
+        strength, deblock_info = resolve_deblock(src, cfg.deblock.strength, log, blind=specs["deblock"].blind)
         if strength is not None and strength <= 0:
             del specs["deblock"]  # nothing to remove: the method is not even built
             deblock_info["ran"] = False
