@@ -278,3 +278,30 @@ def test_batch_status_csv_refuses_manifest_and_existing(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err and existing.read_text() == "old\n"
     assert main(["batch", "status", str(out), "--csv", str(existing), "--overwrite"]) == 0
     assert existing.read_text().splitlines()[0].startswith("path,rel,status")
+
+
+def test_ladder_encodes_of_a_full_range_rgb_master_keep_its_levels(tmp_path):
+    # ffmpeg tags RGB masters full range ("pc"); converting to YUV by that tag made full-range
+    # YUV that went out untagged and decoded as TV range: every ladder point lost ~2 dB at once
+    import av
+
+    from restore.io import decode
+    from restore.metrics.ladder import encode_ladder, parse_encode
+    from restore.metrics.psnr import psnr_y
+
+    frames = synthetic_frames(6, 96, 64, seed=4)
+    ref = tmp_path / "master.mkv"
+    with av.open(str(ref), "w") as out:
+        st = out.add_stream("ffv1", rate=25)
+        st.width, st.height, st.pix_fmt = 96, 64, "bgr0"
+        st.codec_context.color_range = 2
+        for f in frames:
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="bgr0")
+            vf.color_range = 2
+            out.mux(st.encode(vf))
+        out.mux(st.encode())
+    with av.open(str(ref)) as c:
+        assert next(c.decode(video=0)).color_range == 2
+    (enc,) = encode_ladder(ref, parse_encode("libx264:10"), tmp_path / "enc", preset="ultrafast")
+    got = np.stack([f.image for f in decode(enc)])
+    assert psnr_y(frames.reshape(-1, 96, 3), got.reshape(-1, 96, 3)) > 40

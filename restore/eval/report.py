@@ -46,8 +46,9 @@ def _protocol_line(e: dict) -> str:
         return (f"{e['frames']} frames {e['size'][1]}x{e['size'][0]}; encoded with {e['codec']} at CRF {e['crf']} "
                 f"({e.get('kbps', 0):g} kbit/s at 25 fps; yuv420p, preset medium, single-threaded, in memory) and "
                 f"decoded. Estimate from the stream: {e.get('auto_text', '-')}; classical deblock methods get that "
-                "strength, blind models full strength on a lossy stream (as --deblock auto), `:full` rows strength 1; "
-                "peers are tuned per CRF on other clips. Gain = Y-PSNR minus the input's.")
+                "strength, blind models full strength on a lossy stream (as --deblock auto; a `:full` row at "
+                "strength 1 where that is less); peers are tuned per CRF on other clips. Gain = Y-PSNR minus the "
+                "input's.")
     if p == "crf":
         return (f"{e['frames']} frames {e['size'][1]}x{e['size'][0]}; encoded with {e['codec']} at CRF {e['crf']} "
                 "(yuv420p, preset medium, single-threaded, in memory) and decoded; methods get no noise level")

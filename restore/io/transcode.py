@@ -54,7 +54,13 @@ def encode_many(reference, jobs: list[tuple[str, int, Path]], *, preset: str = "
             outs.append((oc, st))
             paths.append(path)
         for i, frame in enumerate(src.decode(vin)):
-            if frame.format.name != pix_fmt:
+            if frame.format.name != pix_fmt and frame.format.is_rgb:
+                # RGB is full range; left to the frame's tag, swscale would make full-range YUV
+                # that goes out untagged, and every decoder would read it as TV range (a 2 dB
+                # loss before any encoding on an RGB master). TV range, untagged, as VideoWriter.
+                frame = frame.reformat(format=pix_fmt, dst_color_range=1)
+                frame.color_range = 0
+            elif frame.format.name != pix_fmt:
                 frame = frame.reformat(format=pix_fmt)
             frame.pts, frame.time_base = i, 1 / Fraction(rate)
             for oc, st in outs:
