@@ -76,7 +76,11 @@ def decode_yuv(path, *, fmt: str, width: int, height: int, rgb: bool = False,
             for frame in container.decode(stream):
                 native = frame
                 if frame.format.name != fmt or frame.width != width or frame.height != height:
-                    frame = frame.reformat(width=width, height=height, format=fmt, interpolation="BICUBIC")
+                    # RGB goes to TV-range YUV, as ffmpeg's scale does and as every encode is
+                    # read: left to the tag ffmpeg gives RGB ("pc"), an RGB reference came out
+                    # full range against a TV-range distorted file (PSNR-Y 28.0 instead of 32.1)
+                    rng = {"dst_color_range": 1} if frame.format.is_rgb and not av.VideoFormat(fmt).is_rgb else {}
+                    frame = frame.reformat(width=width, height=height, format=fmt, interpolation="BICUBIC", **rng)
                 image = None
                 if rgb:
                     src = native if rgb_native else frame
