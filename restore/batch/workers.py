@@ -79,7 +79,11 @@ def transcode_worker(input_path: str, output_path: str, options: dict) -> dict:
                 vout.options = {"crf": str(overrides.get("crf") or 23), "preset": "ultrafast"}
                 for frame in src.decode(vin):
                     frames_in += 1
-                    img = frame.reformat(width=vout.width, height=vout.height, format="yuv420p")
+                    # RGB to TV-range YUV, untagged, as the encoders are read (restore.io.encode)
+                    rng = {"dst_color_range": 1} if frame.format.is_rgb else {}
+                    img = frame.reformat(width=vout.width, height=vout.height, format="yuv420p", **rng)
+                    if rng:
+                        img.color_range = 0
                     img.pts, img.time_base = frames_in - 1, 1 / rate  # constant rate, from 0
                     for packet in vout.encode(img):
                         dst.mux(packet)
