@@ -10,8 +10,8 @@ an H.264-equivalent QP), bits per pixel, blockiness and the resulting strength. 
 for: QP_CLEAN (mean QP of x264 CRF ~20-21), QP_FULL (CRF ~37), MPEG_QP_OFFSET (MPEG points land
 on the x264 PSNR-vs-QP line), BPP_CURVES (bpp where each codec reaches the x264 CRF 20 / 37 PSNR).
 With `--model`, each encode is also restored by the shipped deblock model at full strength and the
-table gains its Y-PSNR gain over the decoded input: where the model starts to help (QP_CLEAN) and
-that it never harms a lossless or near-lossless encode.
+table gains its Y-PSNR gain over the decoded input: the evidence behind damage.auto_strength (a
+blind model at full strength on every lossy stream) and for QP_LOSSLESS.
 Calibration only: the product never reads ../shared.
 """
 from __future__ import annotations

@@ -16,20 +16,18 @@ import argparse
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def fuse(coded: np.ndarray, i: int, dis, grey: list) -> np.ndarray:
-    h, w = grey[0].shape
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+def fuse(coded: np.ndarray, i: int) -> np.ndarray:
+    from restore.ops.flow import dis_flow, warp
+
+    h, w = coded.shape[1:3]
     acc, wsum = coded[i].astype(np.float32), np.ones((h, w, 1), np.float32)
     for j in (i - 2, i - 1, i + 1, i + 2):
-        f = dis.calc(grey[i], grey[j], None)
-        warped = cv2.remap(coded[j].astype(np.float32), gx + f[..., 0], gy + f[..., 1], cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
+        warped = warp(coded[j], dis_flow(coded[i], coded[j], "medium"))
         wt = np.exp(-(np.abs(warped - coded[i]).mean(-1, keepdims=True) / 6.0) ** 2) * 0.7
         acc += wt * warped
         wsum += wt
@@ -47,15 +45,13 @@ def main() -> None:
     ap.add_argument("--crfs", default="23,37")
     args = ap.parse_args()
     clip = protocols.crop_to_multiple(load_clip(args.clip, args.frames), 2)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     print("| x264 CRF | decoded Y-PSNR | aligned 5-frame average |\n|---|---|---|")
     for crf in (int(c) for c in args.crfs.split(",")):
         coded = protocols.encode_crf(clip, "libx264", crf)
-        grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in coded]
         idx = range(2, len(coded) - 2)
         ref = np.concatenate([clip[i] for i in idx])
         base = np.concatenate([coded[i] for i in idx])
-        fused = np.concatenate([fuse(coded, i, dis, grey) for i in idx])
+        fused = np.concatenate([fuse(coded, i) for i in idx])
         print(f"| {crf} | {psnr_y(ref, base):.3f} | {psnr_y(ref, fused):.3f} |")
 
 

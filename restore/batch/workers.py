@@ -20,7 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from restore.errors import MediaError, RestoreError
-from restore.io import local_url
+from restore.io import local_url, reformat
 from restore.io.atomic import atomic_output, sweep_stale_temps, temp_glob
 
 
@@ -79,11 +79,7 @@ def transcode_worker(input_path: str, output_path: str, options: dict) -> dict:
                 vout.options = {"crf": str(overrides.get("crf") or 23), "preset": "ultrafast"}
                 for frame in src.decode(vin):
                     frames_in += 1
-                    # RGB to TV-range YUV, untagged, as the encoders are read (restore.io.encode)
-                    rng = {"dst_color_range": 1} if frame.format.is_rgb else {}
-                    img = frame.reformat(width=vout.width, height=vout.height, format="yuv420p", **rng)
-                    if rng:
-                        img.color_range = 0
+                    img = reformat(frame, "yuv420p", width=vout.width, height=vout.height)
                     img.pts, img.time_base = frames_in - 1, 1 / rate  # constant rate, from 0
                     for packet in vout.encode(img):
                         dst.mux(packet)

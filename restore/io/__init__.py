@@ -11,7 +11,7 @@ See docs/ARCHITECTURE.md for the contract and each module's docstring for the de
 """
 from __future__ import annotations
 
-from restore.io._av import local_url
+from restore.io._av import local_url, reformat
 from restore.io.atomic import atomic_output, check_output_path
 from restore.io.codecs import available_encoders
 from restore.io.decode import VideoFrame, decode
@@ -35,4 +35,5 @@ __all__ = [
     "to_float",
     "from_float",
     "local_url",
+    "reformat",
 ]

@@ -13,6 +13,7 @@ from pathlib import Path
 import av
 
 from restore.errors import MediaError
+from restore.io._av import reformat
 
 __all__ = ["encode_many", "video_bitrate", "encoder_exists"]
 
@@ -54,14 +55,8 @@ def encode_many(reference, jobs: list[tuple[str, int, Path]], *, preset: str = "
             outs.append((oc, st))
             paths.append(path)
         for i, frame in enumerate(src.decode(vin)):
-            if frame.format.name != pix_fmt and frame.format.is_rgb:
-                # RGB is full range; left to the frame's tag, swscale would make full-range YUV
-                # that goes out untagged, and every decoder would read it as TV range (a 2 dB
-                # loss before any encoding on an RGB master). TV range, untagged, as VideoWriter.
-                frame = frame.reformat(format=pix_fmt, dst_color_range=1)
-                frame.color_range = 0
-            elif frame.format.name != pix_fmt:
-                frame = frame.reformat(format=pix_fmt)
+            if frame.format.name != pix_fmt:
+                frame = reformat(frame, pix_fmt)  # an RGB master to TV-range YUV
             frame.pts, frame.time_base = i, 1 / Fraction(rate)
             for oc, st in outs:
                 for pkt in st.encode(frame):

@@ -15,8 +15,9 @@ Three measurements, best first:
 Lossless codecs (FFV1, PNG, raw video, x264 at QP 0 ...) are 0 outright: a clean input is never
 touched. The estimated strength scales a method by the damage (the classical DCT filter harms
 light encodes at a heavy setting); a blind model judges the damage itself and gains at every
-lossy level, so `auto_strength` runs it at full strength on any lossy stream. The constants come from x264 CRF ladders on real footage (scripts/calibrate_deblock.py
-rederives them and prints the table; see CALIBRATION below).
+lossy level, so `auto_strength` runs it at full strength on any lossy stream. The constants come
+from x264 CRF ladders on real footage (scripts/calibrate_deblock.py rederives them and prints the
+table; see CALIBRATION below).
 """
 from __future__ import annotations
 
