@@ -38,7 +38,8 @@ def _command_line(params: dict) -> str:
               help="Data folder (frames/<clip>, images/<set>, interp/<case> as ../shared/data/val) or a video file; "
                    "repeatable. Default: the bundled sample clip.")
 @click.option("--tasks", default=None, metavar="LIST",
-              help="Comma-separated: denoise<sigma>, sr2, sr4, interp, x264crf<N>, x265crf<N> (compressed clip restored "
+              help="Comma-separated: denoise<sigma>, sr2, sr4, interp, interp3, interp4 (frames dropped from a clip, "
+                   "times k/3 or k/4 between the kept ones), x264crf<N>, x265crf<N> (compressed clip restored "
                    "by the denoisers, blind), deblock-x264crf<N>, deblock-x265crf<N> (compressed clip, the deblock "
                    "methods and peers), deblock (= x264 CRF 18, 23, 30, 37 and x265 CRF 32). "
                    "Default: denoise15,denoise25,denoise50,sr2,sr4,interp.")

@@ -118,12 +118,14 @@ def test_data_discovery(val_dir, tmp_path):
 
 def fake_worker(inputs: dict, params: dict, clock: dict) -> np.ndarray:
     """A stand-in learned peer, run by restore.eval.peers.worker in a child process: a 3x3 box
-    blur (denoise), nearest-neighbour upscaling, or the mean of the two frames (interpolate)."""
+    blur (denoise), nearest-neighbour upscaling, or the cross-fade of the two frames at the job's t
+    (interpolate)."""
     import time
 
     clock["setup_end"] = time.perf_counter()
     if "first" in inputs:
-        return ((inputs["first"].astype(np.uint16) + inputs["second"] + 1) // 2).astype(np.uint8)
+        t = float(params.get("t", 0.5))
+        return np.rint((1 - t) * inputs["first"] + t * inputs["second"].astype(np.float64)).astype(np.uint8)
     frames = inputs["frames"]
     s = int(params.get("scale", 1))
     if s > 1:
@@ -201,6 +203,27 @@ def test_interpolation_by_frame_dropping_on_a_clip(tmp_path):
     assert e["protocol"] == "frame dropping" and e["targets"] == [1, 3]
     assert e["methods"]["dis"]["psnr_rgb"] > e["methods"]["blend"]["psnr_rgb"]
     assert np.isfinite(e["methods"]["dis"]["ewarp"])
+
+
+def test_interpolation_at_thirds_passes_each_time_to_every_method(tmp_path):
+    # A static texture brightening linearly: the frame at t = 1/3 is exactly the cross-fade with
+    # weights (2/3, 1/3), so only a method that was given the right t scores high.
+    tex = _clip(1)[0].astype(np.float64) * 0.5
+    clip = tmp_path / "ramp"
+    for i in range(7):
+        _write(clip / f"{i:03d}.png", np.rint(tex + 12 * i).astype(np.uint8))
+    from restore.eval.peers.learned import RIFEHD36
+
+    res = run_bench([clip], "interp3", frames=7, methods=["blend", "dis", "fake-peer", "rife-hd3.6"], out=tmp_path / "b",
+                    device="cpu", lpips=False, peers=[FakePeer(), RIFEHD36()], log=lambda m: None)
+    (e,) = res["tasks"]["interp3"]["datasets"]
+    assert e["protocol"] == "frame dropping" and e["factor"] == 3 and e["targets"] == [1, 2, 4, 5]
+    for name in ("blend", "dis", "fake-peer"):
+        assert e["methods"][name]["psnr_rgb"] > 45, name  # t = 1/2 for both would give about 25 dB
+        assert np.isfinite(e["methods"][name]["ewarp"])
+    assert "t = 1/2 only" in e["skipped"]["rife-hd3.6"]
+    md = (tmp_path / "b" / "bench.md").read_text()
+    assert "interpolation x3 (t = 1/3, 2/3)" in md and "every 3th frame kept" not in md
 
 
 def test_builtin_peers_are_skipped_with_reasons_when_not_installed(val_dir, tmp_path):

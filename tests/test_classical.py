@@ -191,3 +191,54 @@ def test_flow_utilities_recover_a_known_translation():
     assert occ.shape == f.shape[1:3] and occ[8:-8, 8:-8].mean() < 0.05
     mid = interpolate_pair(f[0], f[1], 0.5)
     assert mid.shape == f[0].shape and mid.dtype == np.float32
+
+
+def _square_over_texture(h=64, w=96, shift=16, scale=1, seed=0):
+    """Frames 0, 1/2, 1 of a textured square moving `shift` px right over a static textured
+    background, and the exact flows 0 -> 1 and 1 -> 0 (so only the projection is under test)."""
+    rng = np.random.default_rng(seed)
+    h, w, shift, side, top, left = h * scale, w * scale, shift * scale, 20 * scale, 22 * scale, 20 * scale
+    bg = cv2.GaussianBlur(rng.random((h, w, 3)).astype(np.float32), (0, 0), 1.5 * scale) * 0.6
+    tex = 0.4 + cv2.GaussianBlur(rng.random((side, side, 3)).astype(np.float32), (0, 0), 1.0 * scale) * 0.6
+
+    def frame(x0):
+        f = bg.copy()
+        f[top:top + side, x0:x0 + side] = tex
+        return f
+
+    f01 = np.zeros((h, w, 2), np.float32)
+    f01[top:top + side, left:left + side, 0] = shift
+    f10 = np.zeros((h, w, 2), np.float32)
+    f10[top:top + side, left + shift:left + shift + side, 0] = -shift
+    return frame(left), frame(left + shift // 2), frame(left + shift), f01, f10
+
+
+def test_motion_is_projected_to_where_the_content_is_at_t():
+    from restore.ops.flow import project_motion
+
+    f0, mid, f1, f01, f10 = _square_over_texture()
+    motion, cover = project_motion(f01, 0.5, f0, f1)
+    row = 30
+    # the square (x 20..39 at t=0, 36..55 at t=1) sits at 28..47 halfway: its motion is there,
+    # including in front of where it started, where the flow of frame 0 at the same pixel is 0
+    np.testing.assert_allclose(motion[row, 28:48, 0], 16, atol=1e-3)
+    assert (cover[row, 28:48] > 0.5).all()
+    # where the square was and no longer is (x 20..27), nothing of frame 0 lands: a hole
+    assert (cover[row, 20:28] < 1e-3).all()
+    # the background in front, covered by the square halfway, lost the collision to it
+    np.testing.assert_allclose(motion[row, 56:, 0], 0, atol=1e-3)
+    # with the exact flows, the interpolated frame is right; Super SloMo's per-pixel approximation
+    # of the flows at t (which this replaced) smeared the square's edges: 25.8 dB
+    assert psnr(interpolate_pair(f0, f1, 0.5, f01, f10), mid) > 31
+
+
+def test_large_frames_project_motion_at_reduced_size(monkeypatch):
+    from restore.ops import flow
+
+    f0, mid, f1, f01, f10 = _square_over_texture(scale=8)  # 768x512: above _PROJECT_MAX_PIXELS
+    assert f0.shape[0] * f0.shape[1] > flow._PROJECT_MAX_PIXELS
+    reduced = interpolate_pair(f0, f1, 0.5, f01, f10)
+    monkeypatch.setattr(flow, "_PROJECT_MAX_PIXELS", 10 ** 9)
+    full = interpolate_pair(f0, f1, 0.5, f01, f10)
+    assert psnr(full, mid) > 31
+    assert psnr(reduced, mid) > psnr(full, mid) - 1.0

@@ -25,15 +25,16 @@ import torch
 from ..errors import ConfigError
 from ..ops.flow import dis_flow
 from .data import Sequence
-from .tasks import flow_hints, with_anchors
+from .tasks import HINT_FLOW_PRESET, flow_hints, with_anchors
 
 
 def _hints_job(args) -> np.ndarray:
     """(n-1, 3, H, W, 3) uint8: warp0, warp1, blend for each k of one pair."""
     f0, f1, n = args
     cv2.setNumThreads(1)
+    torch.set_num_threads(1)  # one process per core already; the motion projection uses torch
     a, b = f0.astype(np.float32) / 255, f1.astype(np.float32) / 255
-    flows = dis_flow(a, b), dis_flow(b, a)
+    flows = dis_flow(a, b, HINT_FLOW_PRESET), dis_flow(b, a, HINT_FLOW_PRESET)
     out = []
     for k in range(1, n):
         w0, w1, blend = flow_hints(a, b, k / n, flows)

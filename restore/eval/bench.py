@@ -31,7 +31,6 @@ from .scoring import LPIPSMeter, ewarp, score_pairs
 
 DEFAULT_FRAMES = 10        # clip frames per data folder when --frames is not given
 SAMPLE_FRAMES = 4          # frames of the bundled sample clip (the fresh-install default)
-INTERP_DROP = 2            # frame dropping on clips without triplets: every other frame is a target
 
 
 def _stderr(msg: str) -> None:
@@ -82,16 +81,16 @@ def datasets_for(task: Task, sources: list[bdata.DataSource], frames: int | None
         for name in src.clips:
             n = clip_frames
             if task.kind == "interpolate":
-                if src.triplets is not None:
-                    continue  # the triplets are the interpolation protocol of this folder
-                n = max(n, INTERP_DROP + 1)  # at least one dropped frame with neighbours
+                if src.triplets is not None and task.factor == 2:
+                    continue  # the triplets are the t = 1/2 protocol of this folder
+                n = max(n, task.factor + 1)  # at least one pair with dropped frames between
             out.append(Dataset(name, "clip", lambda src=src, name=name, n=n: src.load_clip(name, n),
                                full_length=lambda src=src, name=name: _clip_length(src, name),
                                load_range=lambda a, b, src=src, name=name: _clip_range(src, name, a, b)))
         if task.kind == "upscale":
             for name, folder in src.image_sets.items():
                 out.append(Dataset(name, "images", lambda folder=folder: bdata.load_images(folder, frames)))
-        if task.kind == "interpolate" and src.triplets is not None:
+        if task.kind == "interpolate" and task.factor == 2 and src.triplets is not None:
             out.append(Dataset(src.triplets.name if src.triplets.name != "interp" else "triplets", "triplets",
                                lambda t=src.triplets: bdata.load_triplets(t, frames)))
     clips = [d for d in out if d.kind == "clip"]
@@ -154,15 +153,24 @@ def run_candidate(task: Task, ds: Dataset, refs, inputs, cand: Candidate, ctx: B
         score = score_pairs(zip(ref, out), mode="sequence", crop=crop, lpips=ctx.lpips)
         score["ewarp"] = ewarp(ref, out)
         return _row(score, sec, len(out), cand.family, params, cand.description)
-    if ds.kind == "clip":  # interpolation by frame dropping: all pairs of the clip in one call
+    if ds.kind == "clip":  # interpolation by frame dropping: all pairs of the clip in one call per t
         kept, targets, _ = inputs
-        out, sec = _timed_call(fn, kept[:-1], kept[1:])
-        out = _check(out, targets.shape, cand.name)
+        f = task.factor
+        pairs = len(kept) - 1
+        out = np.empty((pairs, f - 1) + targets.shape[1:], np.uint8)
+        sec = 0.0
+        for k in range(1, f):
+            o, s = _timed_call(fn, kept[:-1], kept[1:], k / f) if f != 2 else _timed_call(fn, kept[:-1], kept[1:])
+            out[:, k - 1] = _check(o, (pairs,) + targets.shape[1:], cand.name)
+            sec += s
+        out = out.reshape(targets.shape)  # pair by pair, in time order, as drop_frames lists them
         score = score_pairs(zip(targets, out), mode="sequence", lpips=ctx.lpips)
         # E_warp of the whole restored clip (kept frames with the predictions between them)
-        full = refs.copy()
-        full[1:len(out) * INTERP_DROP:INTERP_DROP] = out
-        score["ewarp"] = ewarp(refs[:len(out) * INTERP_DROP + 1], full[:len(out) * INTERP_DROP + 1])
+        n = pairs * f + 1
+        full = refs[:n].copy()
+        for k in range(1, f):
+            full[k:n:f] = out[k - 1::f - 1]
+        score["ewarp"] = ewarp(refs[:n], full)
         return _row(score, sec, len(out), cand.family, params, cand.description)
     outs, total = [], 0.0
     if ds.kind == "images":
@@ -221,8 +229,8 @@ def prepare(task: Task, ds: Dataset, ctx: BenchContext):
         proto = {"protocol": "BI", "scale": s, "images": [n for n, _ in loaded]}
         return hrs, [protocols.bi_downscale(h, s) for h in hrs], proto, None
     if ds.kind == "clip":
-        kept, targets, idx = protocols.drop_frames(loaded, INTERP_DROP)
-        proto = {"protocol": "frame dropping", "factor": INTERP_DROP, "frames": len(loaded),
+        kept, targets, idx = protocols.drop_frames(loaded, task.factor)
+        proto = {"protocol": "frame dropping", "factor": task.factor, "frames": len(loaded),
                  "targets": idx, "size": list(loaded.shape[1:3])}
         return loaded, (kept, targets, idx), proto, None
     proto = {"protocol": "triplets", "triplets": [t.name for t in loaded]}

@@ -1,7 +1,7 @@
 """Tasks of the benchmark and the methods that compete on them, behind one contract:
 
     spatial method:      f(frames_u8 (T, H, W, 3)) -> uint8 (T, H*s, W*s, 3)   (one call = one clip, one shot)
-    interpolate method:  f(first_u8, second_u8 (N, H, W, 3)) -> uint8 (N, H, W, 3) at t = 1/2
+    interpolate method:  f(first_u8, second_u8 (N, H, W, 3), t=0.5) -> uint8 (N, H, W, 3) at time t
 
 Our methods come from the registry (restore.registry), every one registered for the task by its
 registry name, so a model registered later shows up without a change here; peers come from
@@ -36,6 +36,7 @@ class Task:
     scale: int = 1
     codec: str | None = None  # compression tasks: libx264 / libx265 at `crf`, restored blind
     crf: int | None = None
+    factor: int = 2           # interpolation: the frame-rate multiplier (times k / factor between pairs)
 
     @property
     def label(self) -> str:
@@ -48,7 +49,10 @@ class Task:
             return f"denoising, sigma {self.sigma:g}"
         if self.kind == "upscale":
             return f"super-resolution x{self.scale} (BI)"
-        return "interpolation x2 (t = 1/2)"
+        if self.factor == 2:
+            return "interpolation x2 (t = 1/2)"
+        times = ", ".join(f"{k}/{self.factor}" for k in range(1, self.factor))
+        return f"interpolation x{self.factor} (t = {times})"
 
 
 def parse_task(name: str) -> Task:
@@ -65,6 +69,11 @@ def parse_task(name: str) -> Task:
         return Task(name, "upscale", scale=scale)
     if name in ("interp", "interp2"):
         return Task("interp", "interpolate")
+    if m := re.fullmatch(r"interp(\d)", name):
+        factor = int(m.group(1))
+        if factor not in (3, 4):
+            raise BenchError(f"--tasks {name}: interpolation factor must be 2, 3 or 4")
+        return Task(name, "interpolate", factor=factor)
     if m := re.fullmatch(r"deblock-(x264|x265)crf(\d+)", name):
         crf = int(m.group(2))
         if not 0 <= crf <= 51:
@@ -75,7 +84,7 @@ def parse_task(name: str) -> Task:
         if not 0 <= crf <= 51:
             raise BenchError(f"--tasks {name}: CRF must be in 0..51")
         return Task(name, "denoise", codec="lib" + m.group(1), crf=crf)
-    raise BenchError(f"--tasks: unknown task {name!r} (denoise<sigma>, sr2, sr4, interp, x264crf<N>, x265crf<N>, "
+    raise BenchError(f"--tasks: unknown task {name!r} (denoise<sigma>, sr2, sr4, interp, interp3, interp4, x264crf<N>, x265crf<N>, "
                      f"deblock-x264crf<N>, deblock-x265crf<N>, deblock = {','.join(DEBLOCK_TASKS)}; "
                      f"default {','.join(DEFAULT_TASKS)})")
 
@@ -113,10 +122,10 @@ def _spatial(restorer) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
-def _interpolator(interp, t: float = 0.5) -> Callable:
+def _interpolator(interp) -> Callable:
     from restore.ops.frames import from_float, to_float
 
-    def run(first_u8: np.ndarray, second_u8: np.ndarray) -> np.ndarray:
+    def run(first_u8: np.ndarray, second_u8: np.ndarray, t: float = 0.5) -> np.ndarray:
         return from_float(interp(to_float(first_u8), to_float(second_u8), t), np.uint8)
 
     return run

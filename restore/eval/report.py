@@ -53,7 +53,9 @@ def _protocol_line(e: dict) -> str:
         return (f"{e['frames']} frames {e['size'][1]}x{e['size'][0]}; encoded with {e['codec']} at CRF {e['crf']} "
                 "(yuv420p, preset medium, single-threaded, in memory) and decoded; methods get no noise level")
     if p == "frame dropping":
-        return (f"{e['frames']} frames {e['size'][1]}x{e['size'][0]}; every other frame dropped, "
+        f = e.get("factor", 2)
+        kept = "every other frame dropped" if f == 2 else f"one frame in {f} kept"
+        return (f"{e['frames']} frames {e['size'][1]}x{e['size'][0]}; {kept}, "
                 f"{len(e['targets'])} predicted from their neighbours")
     if p == "triplets":
         return f"{len(e['triplets'])} triplets: frame10 + frame11 -> frame10i11"
@@ -197,7 +199,9 @@ def scatter(task_name: str, task: dict, path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     key = main_psnr(task["kind"])
-    points = [(ds["dataset"], name, r) for ds in task["datasets"] for name, r in ds["methods"].items()]
+    # a lossless result (infinite PSNR) has no place on the axis: it stays in the table only
+    points = [(ds["dataset"], name, r) for ds in task["datasets"] for name, r in ds["methods"].items()
+              if math.isfinite(r[key])]
     if not points:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 
 import cv2
 import numpy as np
+import torch
 
 # DIS needs a few pyramid levels worth of pixels, and OpenCV refuses frames with neither side
 # reaching 12; below these we fall back to zero flow.
@@ -40,10 +42,16 @@ def to_grey_u8(img: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(u8), cv2.COLOR_RGB2GRAY)
 
 
+# Largest frame (pixels) that `intermediate_flows` projects motion on at full size.
+_PROJECT_MAX_PIXELS = 640 * 360
+
+# name -> (OpenCV preset, patch stride or None for the preset's). "fine" is medium with patches
+# every 2 px instead of 3: +0.25 dB on the interpolation triplets for 1.6x the time.
 _PRESETS = {
-    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+    "ultrafast": (cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, None),
+    "fast": (cv2.DISOPTICAL_FLOW_PRESET_FAST, None),
+    "medium": (cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, None),
+    "fine": (cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, 2),
 }
 
 
@@ -143,7 +151,10 @@ def dis_flow(a: np.ndarray, b: np.ndarray, preset: str = "medium") -> np.ndarray
         flow = cache.get(key)
         if flow is not None:
             return flow
-    dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
+    base, stride = _PRESETS[preset]
+    dis = cv2.DISOpticalFlow_create(base)
+    if stride is not None:
+        dis.setPatchStride(stride)
     if min(h, w) < _SAFE_SHORT_SIDE:
         ph, pw = max(0, _SAFE_SHORT_SIDE - h), max(0, _SAFE_SHORT_SIDE - w)
         pad = [cv2.copyMakeBorder(g, 0, ph, 0, pw, cv2.BORDER_REPLICATE) for g in (ga, gb)]
@@ -159,6 +170,13 @@ def dis_flow(a: np.ndarray, b: np.ndarray, preset: str = "medium") -> np.ndarray
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     gx.flags.writeable = gy.flags.writeable = False  # shared between calls
+    return gx, gy
+
+
+@functools.lru_cache(maxsize=4)
+def _torch_grid(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gy, gx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                            indexing="ij")
     return gx, gy
 
 
@@ -190,16 +208,93 @@ def occlusion_mask(flow_fw: np.ndarray, flow_bw: np.ndarray,
     return (err > alpha1 * mag + alpha2).astype(np.float32)
 
 
+def project_motion(flow: np.ndarray, t: float, src: np.ndarray, dst: np.ndarray,
+                   sharpness: float = 40.0) -> tuple[np.ndarray, np.ndarray]:
+    """Forward-project the motion `flow` (src -> dst) to time t: each pixel of `src` is carried to
+    x + t * flow(x), bilinearly splatted, and every position at time t gets the weighted mean
+    motion of what lands on it. Where several pixels collide (an occluder and what it covers),
+    the one whose flow matches brightness best wins: weights exp(-sharpness * |src - dst warped|),
+    the metric of softmax splatting (Niklaus and Liu 2020). Returns (motion (H, W, 2) src -> dst of
+    the content at each position at time t, coverage (H, W): summed weight, 0 in holes).
+    """
+    h, w = flow.shape[:2]
+    err = np.abs(warp(dst, flow) - src)
+    err = err.mean(-1) if err.ndim == 3 else err
+    # torch's index_add_ splats about 3x faster than numpy's bincount (0.05 s at 1280x720)
+    weight = torch.from_numpy(np.exp(-sharpness * err).astype(np.float32))
+    fl = torch.from_numpy(np.require(flow, np.float32, ["C", "W"]))  # cached flows are read-only
+    gx, gy = _torch_grid(h, w)
+    tx = gx + t * fl[..., 0]
+    ty = gy + t * fl[..., 1]
+    x0, y0 = tx.floor(), ty.floor()
+    fx, fy = tx - x0, ty - y0
+    values = torch.stack([torch.ones_like(weight), fl[..., 0], fl[..., 1]]).reshape(3, -1)
+    n = h * w
+    acc = torch.zeros(3, n + 1)  # the extra slot collects what lands outside the frame
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        xi, yi = x0 + dx, y0 + dy
+        bw = (fx if dx else 1.0 - fx) * (fy if dy else 1.0 - fy) * weight
+        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+        idx = torch.where(inside, yi * w + xi, torch.full_like(xi, n)).long().reshape(-1)
+        acc.index_add_(1, idx, values * bw.reshape(1, -1))
+    cover = acc[0, :n]
+    motion = (acc[1:, :n] / cover.clamp_min(1e-12)).T.reshape(h, w, 2)
+    return motion.numpy(), cover.reshape(h, w).numpy()
+
+
+def intermediate_flows(first: np.ndarray, second: np.ndarray, t: float, flow_01: np.ndarray,
+                       flow_10: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flows from time t to frame 0 and to frame 1, for backward-warping each endpoint to t.
+
+    Both endpoint flows are forward-projected to t (`project_motion`), which puts each motion
+    where its content is at time t, and the two estimates are averaged by coverage; linear motion
+    then gives both flows. Where nothing lands (disocclusions), Super SloMo's approximation from
+    the endpoint flows at the same pixel fills in (Jiang et al. 2018). On the 15 DAVIS validation
+    triplets the projection raises the classical blend by 0.2 dB over that approximation alone.
+    """
+    h, w = flow_01.shape[:2]
+    # DIS (medium) resolves motion at half the frame size anyway: above 640x360 the projection
+    # runs on frames shrunk by an integer factor, at a quarter of the cost or less, and measured
+    # within 0.03 dB of full size on 1280x720 clips.
+    f = max(1, math.ceil(math.sqrt(h * w / _PROJECT_MAX_PIXELS)))
+    if f > 1:
+        size = (max(1, w // f), max(1, h // f))
+        small = [cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in (first, second, flow_01, flow_10)]
+        sx, sy = size[0] / w, size[1] / h
+        for fl in small[2:]:
+            fl[..., 0] *= sx
+            fl[..., 1] *= sy
+        m0, c0 = project_motion(small[2], t, small[0], small[1])
+        m1, c1 = project_motion(small[3], 1.0 - t, small[1], small[0])
+        m0, m1, c0, c1 = (cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR) for x in (m0, m1, c0, c1))
+        for m in (m0, m1):
+            m[..., 0] /= sx
+            m[..., 1] /= sy
+    else:
+        m0, c0 = project_motion(flow_01, t, first, second)
+        m1, c1 = project_motion(flow_10, 1.0 - t, second, first)
+    k0 = np.minimum(c0, 1.0)[..., None]
+    k1 = np.minimum(c1, 1.0)[..., None]
+    motion = (k0 * m0 - k1 * m1) / np.maximum(k0 + k1, 1e-6)
+    hole = (c0 <= 1e-3) & (c1 <= 1e-3)
+    f_t0 = -t * motion
+    f_t1 = (1.0 - t) * motion
+    if hole.any():
+        f_t0[hole] = (-(1.0 - t) * t * flow_01 + t * t * flow_10)[hole]
+        f_t1[hole] = ((1.0 - t) ** 2 * flow_01 - t * (1.0 - t) * flow_10)[hole]
+    return f_t0.astype(np.float32, copy=False), f_t1.astype(np.float32, copy=False)
+
+
 def interpolate_pair(first: np.ndarray, second: np.ndarray, t: float,
                      flow_01: np.ndarray | None = None, flow_10: np.ndarray | None = None,
                      preset: str = "medium", occlusion_weight: float = 0.5) -> np.ndarray:
     """Frame at time t in (0, 1) between two (H, W, 3) float32 frames.
 
-    Bidirectional backward warping: the flows from time t to each endpoint are approximated from
-    the endpoint flows assuming linear motion (Jiang et al. 2018, Super SloMo), both endpoints are
-    warped to t and blended with weights (1 - t, t), down-weighted where the forward-backward check
-    says the sample is wrong: where the frame-1 sample is content that only exists in frame 1
-    (uncovered), the frame-0 sample shows the occluder, and vice versa.
+    Bidirectional backward warping: the flows from time t to each endpoint come from the endpoint
+    flows projected to t (`intermediate_flows`), both endpoints are warped to t and blended with
+    weights (1 - t, t), down-weighted where the forward-backward check says the sample is wrong:
+    where the frame-1 sample is content that only exists in frame 1 (uncovered), the frame-0
+    sample shows the occluder, and vice versa.
 
     `occlusion_weight` scales that down-weighting. Full strength (1.0) trusts the forward-backward
     check too much: its false positives on real footage cost more than the occlusions it fixes,
@@ -218,8 +313,7 @@ def interpolate_pair_parts(first: np.ndarray, second: np.ndarray, t: float,
         flow_01 = dis_flow(first, second, preset)
     if flow_10 is None:
         flow_10 = dis_flow(second, first, preset)
-    f_t0 = -(1.0 - t) * t * flow_01 + t * t * flow_10
-    f_t1 = (1.0 - t) ** 2 * flow_01 - t * (1.0 - t) * flow_10
+    f_t0, f_t1 = intermediate_flows(first, second, t, flow_01, flow_10)
     i0 = warp(first, f_t0)
     i1 = warp(second, f_t1)
     occ0 = occlusion_mask(flow_01, flow_10)  # frame-0 pixels missing from frame 1

@@ -98,6 +98,10 @@ class _WorkerMethod:
         self.seconds: float | None = None
 
     def __call__(self, *arrays):
+        params = self.job_params
+        if self.interpolate and len(arrays) == 3:  # (first, second, t)
+            *arrays, t = arrays
+            params = {**params, "t": float(t)}
         names = ("first", "second") if self.interpolate else ("frames",)
-        out, self.seconds = self.peer._run(self.ctx, self.job_params, dict(zip(names, arrays)))
+        out, self.seconds = self.peer._run(self.ctx, params, dict(zip(names, arrays)))
         return out

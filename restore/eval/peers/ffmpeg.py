@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import threading
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -319,20 +320,22 @@ class FFmpegMinterpolate(FFmpegPeer):
     name = "minterpolate"
     tasks = ("interpolate",)
     description = ("ffmpeg minterpolate, motion-compensated (mi_mode=mci, mc_mode=aobmc, me_mode=bidir, vsbmc=1, "
-                   "scd=none), frame rate doubled, in yuv444p")
+                   "scd=none), frame rate multiplied, in yuv444p")
     # minterpolate takes only YUV: full-chroma yuv444p with accurate conversions, as for hqdn3d.
     GRAPH = (f"[0:v]scale=flags={SWS}:out_color_matrix=bt601:out_range=pc,format=yuv444p,"
-             "minterpolate=fps=50:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=none,"
+             "minterpolate=fps={fps}:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=none,"
              f"scale=flags={SWS}:in_color_matrix=bt601:in_range=pc,format=rgb24[out]")
 
     def build(self, task, ctx, dataset):
-        def run(first_u8, second_u8):
+        def run(first_u8, second_u8, t=0.5):
             # Each pair on its own (pairs may be unrelated scenes). minterpolate emits nothing for a
             # two-frame input (it looks one frame ahead), so the second frame is repeated: 25 fps
-            # (a, b, b) in, 50 fps (a, a|b, b, ...) out; output 1 is the frame at t = 1/2.
+            # (a, b, b) in, 25 d fps out for t = n / d; output n is the frame at t.
+            frac = Fraction(t).limit_denominator(12)
+            graph = self.GRAPH.replace("{fps}", str(25 * frac.denominator))
             outs = []
             for a, b in zip(first_u8, second_u8):
-                outs.append(run_graph(np.stack([a, b, b]), self.GRAPH, out_frames=2)[1])
+                outs.append(run_graph(np.stack([a, b, b]), graph, out_frames=frac.denominator)[frac.numerator])
             return np.stack(outs)
 
         return run

