@@ -111,7 +111,7 @@ class DISInterpolator:
     """Flow-based interpolation; caches the flows of the last pair so that several t values
     between the same two frames (multipliers above 2) estimate flow once."""
 
-    def __init__(self, preset: str = "medium"):
+    def __init__(self, preset: str = "fine"):
         self.preset = preset
         self._cache: tuple | None = None
 
@@ -135,9 +135,10 @@ class DISInterpolator:
 
 
 @register("interpolate", "dis", family="classical",
-          description="DIS optical flow both ways, bidirectional warping, blending with half-strength occlusion weights")
+          description="DIS optical flow both ways (patch stride 2), motion projected to t, bidirectional warping, "
+                      "blending with half-strength occlusion weights")
 def _dis(options: MethodOptions):
-    return DISInterpolator(options.extra.get("flow_preset", "medium"))
+    return DISInterpolator(options.extra.get("flow_preset", "fine"))
 
 
 def blend(first: np.ndarray, second: np.ndarray, t: float) -> np.ndarray:
