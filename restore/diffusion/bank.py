@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..ops.flow import dis_flow
+from ..ops.flow import INTERP_PRESET, dis_flow
 from .data import Sequence
-from .tasks import HINT_FLOW_PRESET, flow_hints, with_anchors
+from .tasks import flow_hints, with_anchors
 
 
 def _hints_job(args) -> np.ndarray:
@@ -34,7 +34,7 @@ def _hints_job(args) -> np.ndarray:
     cv2.setNumThreads(1)
     torch.set_num_threads(1)  # one process per core already; the motion projection uses torch
     a, b = f0.astype(np.float32) / 255, f1.astype(np.float32) / 255
-    flows = dis_flow(a, b, HINT_FLOW_PRESET), dis_flow(b, a, HINT_FLOW_PRESET)
+    flows = dis_flow(a, b, INTERP_PRESET), dis_flow(b, a, INTERP_PRESET)
     out = []
     for k in range(1, n):
         w0, w1, blend = flow_hints(a, b, k / n, flows)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..ops.flow import dis_flow, interpolate_pair_parts
+from ..ops.flow import INTERP_PRESET, dis_flow, interpolate_pair_parts
 from ..ops.resize import imresize
 
 
@@ -54,19 +54,12 @@ def upsample(lr: torch.Tensor, scale: int) -> torch.Tensor:
 
 # ---- interpolation hints -------------------------------------------------------------
 
-# DIS preset of the hints. The model refines them and gains more from a finer flow than the
-# classical blend does: "fine" over "medium" raised the shipped model by 0.41 dB on the 15
-# validation triplets (the blend by 0.25), for about 0.05 s more per pair at 1280x720.
-HINT_FLOW_PRESET = "fine"
-
-
 def flow_hints(f0: np.ndarray, f1: np.ndarray, t: float, flows=None):
     """DIS flow both ways; each endpoint backward-warped to time t (along the endpoint flows
     projected to t: `ops.flow.intermediate_flows`), and the classical occlusion-aware blend of the two,
     which is the estimate the model refines. f0, f1: float32 (H,W,3) in [0,1]; `flows`: the pair's
     (flow 0->1, flow 1->0) when already computed for another t."""
-    f01, f10 = flows if flows is not None else (dis_flow(f0, f1, HINT_FLOW_PRESET),
-                                                 dis_flow(f1, f0, HINT_FLOW_PRESET))
+    f01, f10 = flows if flows is not None else (dis_flow(f0, f1, INTERP_PRESET), dis_flow(f1, f0, INTERP_PRESET))
     blend, w0, w1 = interpolate_pair_parts(f0, f1, t, flow_01=f01, flow_10=f10)
     return w0, w1, blend
 

@@ -160,7 +160,7 @@ def run_candidate(task: Task, ds: Dataset, refs, inputs, cand: Candidate, ctx: B
         out = np.empty((pairs, f - 1) + targets.shape[1:], np.uint8)
         sec = 0.0
         for k in range(1, f):
-            o, s = _timed_call(fn, kept[:-1], kept[1:], k / f) if f != 2 else _timed_call(fn, kept[:-1], kept[1:])
+            o, s = _timed_call(fn, kept[:-1], kept[1:], k / f)
             out[:, k - 1] = _check(o, (pairs,) + targets.shape[1:], cand.name)
             sec += s
         out = out.reshape(targets.shape)  # pair by pair, in time order, as drop_frames lists them

@@ -84,9 +84,9 @@ def parse_task(name: str) -> Task:
         if not 0 <= crf <= 51:
             raise BenchError(f"--tasks {name}: CRF must be in 0..51")
         return Task(name, "denoise", codec="lib" + m.group(1), crf=crf)
-    raise BenchError(f"--tasks: unknown task {name!r} (denoise<sigma>, sr2, sr4, interp, interp3, interp4, x264crf<N>, x265crf<N>, "
-                     f"deblock-x264crf<N>, deblock-x265crf<N>, deblock = {','.join(DEBLOCK_TASKS)}; "
-                     f"default {','.join(DEFAULT_TASKS)})")
+    raise BenchError(f"--tasks: unknown task {name!r} (denoise<sigma>, sr2, sr4, interp, interp3, interp4, "
+                     f"x264crf<N>, x265crf<N>, deblock-x264crf<N>, deblock-x265crf<N>, "
+                     f"deblock = {','.join(DEBLOCK_TASKS)}; default {','.join(DEFAULT_TASKS)})")
 
 
 def parse_tasks(names) -> list[Task]:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from ..registry import MethodOptions, register
-from ..ops.flow import dis_flow, interpolate_pair
+from ..ops.flow import INTERP_PRESET, dis_flow, interpolate_pair
 from ..ops.noise import estimate_noise_sigma
 
 
@@ -111,7 +111,7 @@ class DISInterpolator:
     """Flow-based interpolation; caches the flows of the last pair so that several t values
     between the same two frames (multipliers above 2) estimate flow once."""
 
-    def __init__(self, preset: str = "fine"):
+    def __init__(self, preset: str = INTERP_PRESET):
         self.preset = preset
         self._cache: tuple | None = None
 
@@ -138,7 +138,7 @@ class DISInterpolator:
           description="DIS optical flow both ways (patch stride 2), motion projected to t, bidirectional warping, "
                       "blending with half-strength occlusion weights")
 def _dis(options: MethodOptions):
-    return DISInterpolator(options.extra.get("flow_preset", "fine"))
+    return DISInterpolator(options.extra.get("flow_preset", INTERP_PRESET))
 
 
 def blend(first: np.ndarray, second: np.ndarray, t: float) -> np.ndarray:

@@ -46,7 +46,7 @@ def to_grey_u8(img: np.ndarray) -> np.ndarray:
 _PROJECT_MAX_PIXELS = 640 * 360
 
 # name -> (OpenCV preset, patch stride or None for the preset's). "fine" is medium with patches
-# every 2 px instead of 3: +0.25 dB on the interpolation triplets for 1.6x the time.
+# every 2 px instead of 3, for 1.6x the time.
 _PRESETS = {
     "ultrafast": (cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, None),
     "fast": (cv2.DISOPTICAL_FLOW_PRESET_FAST, None),
@@ -208,6 +208,13 @@ def occlusion_mask(flow_fw: np.ndarray, flow_bw: np.ndarray,
     return (err > alpha1 * mag + alpha2).astype(np.float32)
 
 
+# DIS preset of flow-based interpolation: the classical `dis` method and the learned
+# interpolator's hints (and its training bank). On the 15 validation triplets "fine" over
+# "medium" (both with the projection) raised the classical blend from 26.72 to 27.00 dB and the
+# shipped model, on its hints, from 26.80 to 27.09, for about 0.05 s more per pair at 1280x720.
+INTERP_PRESET = "fine"
+
+
 def project_motion(flow: np.ndarray, t: float, src: np.ndarray, dst: np.ndarray,
                    sharpness: float = 40.0) -> tuple[np.ndarray, np.ndarray]:
     """Forward-project the motion `flow` (src -> dst) to time t: each pixel of `src` is carried to
@@ -280,14 +287,15 @@ def intermediate_flows(first: np.ndarray, second: np.ndarray, t: float, flow_01:
     f_t0 = -t * motion
     f_t1 = (1.0 - t) * motion
     if hole.any():
-        f_t0[hole] = (-(1.0 - t) * t * flow_01 + t * t * flow_10)[hole]
-        f_t1[hole] = ((1.0 - t) ** 2 * flow_01 - t * (1.0 - t) * flow_10)[hole]
+        a, b = flow_01[hole], flow_10[hole]
+        f_t0[hole] = -(1.0 - t) * t * a + t * t * b
+        f_t1[hole] = (1.0 - t) ** 2 * a - t * (1.0 - t) * b
     return f_t0.astype(np.float32, copy=False), f_t1.astype(np.float32, copy=False)
 
 
 def interpolate_pair(first: np.ndarray, second: np.ndarray, t: float,
                      flow_01: np.ndarray | None = None, flow_10: np.ndarray | None = None,
-                     preset: str = "medium", occlusion_weight: float = 0.5) -> np.ndarray:
+                     preset: str = INTERP_PRESET, occlusion_weight: float = 0.5) -> np.ndarray:
     """Frame at time t in (0, 1) between two (H, W, 3) float32 frames.
 
     Bidirectional backward warping: the flows from time t to each endpoint come from the endpoint
@@ -306,7 +314,7 @@ def interpolate_pair(first: np.ndarray, second: np.ndarray, t: float,
 
 def interpolate_pair_parts(first: np.ndarray, second: np.ndarray, t: float,
                            flow_01: np.ndarray | None = None, flow_10: np.ndarray | None = None,
-                           preset: str = "medium", occlusion_weight: float = 0.5):
+                           preset: str = INTERP_PRESET, occlusion_weight: float = 0.5):
     """interpolate_pair's (blend, first warped to t, second warped to t): the learned
     interpolator's hints, computed once."""
     if flow_01 is None:
