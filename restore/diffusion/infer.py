@@ -78,7 +78,7 @@ def tiled(fn, x: torch.Tensor, cond: torch.Tensor, tile: int | None, overlap: in
             res = call(*(v[..., y0:y1, x0:x1] for v in (x, cond, *more)))
             out[..., y0:y1, x0:x1] += res * wt
             weight[..., y0:y1, x0:x1] += wt
-    return out / weight
+    return out.div_(weight)
 
 
 def _pad_to(t: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -120,4 +120,4 @@ def restore_chunk(model: EDMPrecond, cond: torch.Tensor, estimate: torch.Tensor,
         return tiled(run, xs, cond, tile, overlap, multiple, estimate)
 
     out = SAMPLERS[sampler](denoise, x, sigma_ladder(start_sigma, steps))
-    return out.clamp(-1, 1)
+    return out.clamp_(-1, 1)  # the sampler's result is a fresh tensor (one step or more)

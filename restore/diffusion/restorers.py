@@ -31,8 +31,9 @@ def _to_t(frames: np.ndarray) -> torch.Tensor:
 
 
 def _to_np(t: torch.Tensor) -> np.ndarray:
-    """(T, 3, H, W) in [-1, 1] -> (T, H, W, 3) float32 in [0, 1], clipped."""
-    u = t.float().add(1).mul_(0.5).clamp_(0, 1).permute(0, 2, 3, 1)
+    """(T, 3, H, W) in [-1, 1] -> (T, H, W, 3) float32 in [0, 1], clipped. Consumes `t` (a
+    restorer's own result): the scaling is done in place, saving a full-resolution buffer."""
+    u = t.float().add_(1).mul_(0.5).clamp_(0, 1).permute(0, 2, 3, 1)
     out = torch.empty(u.shape, dtype=torch.float32, device=u.device)
     out.copy_(u)
     return out.cpu().numpy()
@@ -91,6 +92,8 @@ class _Base:
             res = restore_chunk(self.model, with_anchors(cond_w, anc), est_w, start_sigma=sigma,
                                 steps=self.steps, seed=self.seed + offset + start, add_noise=add_noise,
                                 tile=self.tile, overlap=self.overlap, sampler=self.sampler)
+            if start == 0 and end == t:  # one window: its frames are the result, no stacking copy
+                return res[n_anc:n_anc + t]
             outputs.extend(res[n_anc:n_anc + end - start])
             start = end
         return torch.stack(outputs)
@@ -126,7 +129,7 @@ class DiffusionUpscaler(_Base):
                  start_index: int | None = None) -> np.ndarray:
         lr = _to_t(frames)
         h, w = lr.shape[-2:]
-        up = imresize(lr, (h * self.scale, w * self.scale)).clamp(-1, 1)
+        up = imresize(lr, (h * self.scale, w * self.scale)).clamp_(-1, 1)
         anc = _to_t(anchors) if anchors is not None and len(anchors) else None
         out = self._run(up, up, anc, self.start_sigma, add_noise=True,
                         offset=self._offset(start_index, len(frames)))

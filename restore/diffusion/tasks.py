@@ -36,14 +36,17 @@ TASKS = {
 
 def with_anchors(task_cond: torch.Tensor, anchors: torch.Tensor | None) -> torch.Tensor:
     """Append anchor channels and mask. task_cond (T,C,H,W); anchors (A,3,H,W) fill slots 0..A-1."""
-    t, _, h, w = task_cond.shape
-    anchor_img = task_cond.new_zeros(t, 3, h, w)
-    mask = task_cond.new_zeros(t, 1, h, w)
+    t, c, h, w = task_cond.shape
+    # one allocation, each channel written once: at the output resolution of a chunk this is
+    # hundreds of MB, and zeros + cat wrote the anchor channels twice into two fresh buffers
+    out = task_cond.new_empty(t, c + 4, h, w)
+    out[:, :c] = task_cond
+    out[:, c:] = 0
     if anchors is not None and len(anchors):
         a = min(len(anchors), t)
-        anchor_img[:a] = anchors[-a:]
-        mask[:a] = 1
-    return torch.cat([task_cond, anchor_img, mask], dim=1)
+        out[:a, c:c + 3] = anchors[-a:]
+        out[:a, c + 3] = 1
+    return out
 
 
 def upsample(lr: torch.Tensor, scale: int) -> torch.Tensor:
