@@ -103,9 +103,12 @@ class DiffusionDenoiser(_Base):
     """sigma255: the input's noise sigma on the 0-255 scale (None = estimate per chunk); the
     sampler's start level is that sigma in model units (data in [-1, 1])."""
 
-    def __init__(self, model, meta, *, sigma255: float | None = None, **kw):
+    def __init__(self, model, meta, *, sigma255: float | None = None, align_radius: int | None = None, **kw):
         super().__init__(model, meta, **kw)
         self.sigma255 = sigma255
+        # > 0: one window per output frame, its neighbours within this radius warped onto it
+        # (centred.py); 0: the chunk-joint windows with anchors
+        self.align_radius = int(align_radius if align_radius is not None else self.inference.get("align_radius", 0))
 
     def __call__(self, frames: np.ndarray, anchors: np.ndarray | None = None, *,
                  start_index: int | None = None) -> np.ndarray:
@@ -114,10 +117,30 @@ class DiffusionDenoiser(_Base):
             from ..ops.noise import estimate_noise_sigma
             sigma255 = float(estimate_noise_sigma(frames))
         sigma = max(2 * sigma255 / 255, float(self.inference["sigma_floor"]))
+        offset = self._offset(start_index, len(frames))
+        if self.align_radius > 0:
+            return _to_np(self._run_centred(frames, sigma, offset))
         y = _to_t(frames)
         anc = _to_t(anchors) if anchors is not None and len(anchors) else None
-        out = self._run(y, y, anc, sigma, add_noise=False, offset=self._offset(start_index, len(frames)))
+        out = self._run(y, y, anc, sigma, add_noise=False, offset=offset)
         return _to_np(out)
+
+    def _run_centred(self, frames: np.ndarray, sigma: float, offset: int) -> torch.Tensor:
+        """Each frame restored from its own window of aligned neighbours; anchors are not used
+        (the windows overlap in content, not in restored frames)."""
+        from .centred import CentredWindows
+
+        frames = np.asarray(frames, dtype=np.float32)
+        out = None
+        for i, win, pos in CentredWindows(frames, self.align_radius):
+            y = _to_t(win)
+            res = restore_chunk(self.model, with_anchors(y, None), y, start_sigma=sigma, steps=self.steps,
+                                seed=self.seed + offset + i, add_noise=False, tile=self.tile,
+                                overlap=self.overlap, sampler=self.sampler)
+            if out is None:
+                out = res.new_empty((len(frames),) + tuple(res.shape[1:]))
+            out[i] = res[pos]
+        return out
 
 
 class DiffusionUpscaler(_Base):

@@ -37,6 +37,15 @@ if zoo.available(_DENOISE):
         model, meta = zoo.load(_DENOISE, opts.device, opts.precision)
         return DiffusionDenoiser(model, meta, sigma255=opts.strength, **_kw(opts))
 
+    @register("denoise", "diffusion-aligned", family="diffusion", card=str(zoo.card_path(_DENOISE)),
+              description="The diffusion denoiser on one window per frame, its neighbours motion-aligned "
+                          "onto it (DIS flow): about +0.3 to +0.6 dB at 2.5x the time.")
+    def _denoise_aligned(opts: MethodOptions):
+        from ..diffusion.restorers import DiffusionDenoiser
+
+        model, meta = zoo.load(_DENOISE, opts.device, opts.precision)
+        return DiffusionDenoiser(model, meta, sigma255=opts.strength, align_radius=1, **_kw(opts))
+
 
 if _SR:
     @register("upscale", "diffusion", family="diffusion", default=True, scales=tuple(sorted(_SR)),

@@ -1,0 +1,59 @@
+"""Windows centred on each output frame, with the neighbours motion-aligned onto it.
+
+A window of raw neighbours lets a network fuse only where the scene holds still; warping each
+neighbour onto the output frame first turns moving content into still content, which is how the
+flow-based video denoisers (DVDnet, TOFlow) get their lead. The shipped denoiser was trained on raw
+windows, yet fuses aligned ones without retraining: on davis-dog (6 frames, one window of 3 per
+output frame) +0.35 / +0.50 / +0.65 dB RGB-PSNR at noise sigma 15 / 25 / 50 over its chunk-joint
+windows (docs/diffusion.md).
+
+Flow is DIS on the noisy frames averaged 2x2 (the average halves the noise; full-size flow on
+blurred frames scored the same). Neighbours are warped with nearest sampling: an integer shift
+keeps the noise white at its level, where bilinear sampling would smooth it and tell the network
+a lower level than the one it is conditioned on.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from ..ops.flow import dis_flow, warp
+
+FLOW_PRESET = "medium"
+
+
+class CentredWindows:
+    """frames (T, H, W, 3) float32 in [0, 1] -> for each frame i, the 2r+1 frames of the chunk
+    nearest to it (fewer when the chunk is shorter; shifted inward at its ends), each neighbour
+    warped onto frame i, and i's position in that window. Each flow is computed once."""
+
+    def __init__(self, frames: np.ndarray, radius: int):
+        self.frames, self.radius = frames, int(radius)
+        t, h, w = frames.shape[:3]
+        self.size = (w, h)
+        small = (max(1, w // 2), max(1, h // 2))
+        self.small = [cv2.resize(f, small, interpolation=cv2.INTER_AREA) for f in frames]
+        self.ratio = np.array([w / small[0], h / small[1]], np.float32)
+        self._flows: dict[tuple[int, int], np.ndarray] = {}
+
+    def flow(self, i: int, j: int) -> np.ndarray:
+        """flow(i -> j) at full size: frame i(x) ~ frame j(x + flow(x))."""
+        if (i, j) not in self._flows:
+            f = dis_flow(self.small[i], self.small[j], FLOW_PRESET)
+            self._flows[i, j] = cv2.resize(f, self.size, interpolation=cv2.INTER_LINEAR) * self.ratio
+        return self._flows[i, j]
+
+    def span(self, i: int) -> range:
+        t = len(self.frames)
+        k = min(t, 2 * self.radius + 1)
+        lo = min(max(0, i - self.radius), t - k)
+        return range(lo, lo + k)
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray, int]]:
+        for i in range(len(self.frames)):
+            idx = self.span(i)
+            win = np.stack([self.frames[j] if j == i else warp(self.frames[j], self.flow(i, j), cv2.INTER_NEAREST)
+                            for j in idx])
+            yield i, win, i - idx.start
