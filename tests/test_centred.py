@@ -69,3 +69,32 @@ def test_aligned_denoiser_beats_raw_windows_on_a_pan(pan):
     raw = psnr(DiffusionDenoiser(model, meta, sigma255=25, align_radius=0)(noisy))
     aligned = psnr(DiffusionDenoiser(model, meta, sigma255=25, align_radius=1)(noisy))
     assert aligned > raw + 0.2, (aligned, raw)
+
+
+def test_training_windows_are_aligned_as_at_inference(pan):
+    import torch
+
+    from restore.diffusion.centred import align_to_centre
+
+    clean = torch.from_numpy(pan[1:4]).permute(0, 3, 1, 2).contiguous()
+    noisy = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    c, n = align_to_centre(clean, noisy)
+    assert c.shape == clean.shape and n.shape == noisy.shape and c.is_contiguous()
+    assert torch.equal(c[1], clean[1]) and torch.equal(n[1], noisy[1])
+    inner = (slice(None), slice(16, -16), slice(16, -16))
+    for j in (0, 2):
+        raw = (clean[j] - clean[1])[inner].abs().mean()
+        assert (c[j] - clean[1])[inner].abs().mean() < 0.1 * raw
+        # the same pixels moved in both clips: the slot's noise is still white at its level
+        resid = (n[j] - c[j])[inner]
+        assert abs(float(resid.std()) - 0.1) < 0.005
+
+
+def test_align_windows_needs_an_odd_denoise_window(tmp_path):
+    from restore.diffusion.trainconfig import load_train_config
+    from restore.errors import ConfigError
+
+    cfg = Path(__file__).resolve().parent.parent / "configs" / "train" / "denoise.yaml"
+    assert load_train_config(cfg, {"align_windows": True}).align_windows
+    with pytest.raises(ConfigError, match="align_windows"):
+        load_train_config(cfg, {"align_windows": True, "frames": 4})

@@ -18,6 +18,7 @@ from typing import Iterator
 
 import cv2
 import numpy as np
+import torch
 
 from ..ops.flow import dis_flow, warp
 
@@ -57,3 +58,21 @@ class CentredWindows:
             win = np.stack([self.frames[j] if j == i else warp(self.frames[j], self.flow(i, j), cv2.INTER_NEAREST)
                             for j in idx])
             yield i, win, i - idx.start
+
+
+def align_to_centre(clean: torch.Tensor, degraded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training window as `CentredWindows` builds one at inference: every frame of the
+    (T, 3, H, W) clips in [0, 1] warped onto the centre frame by the flow of the degraded frames.
+    The clean clip is warped by the same flow, so each slot keeps its own exact target."""
+    t = clean.shape[0]
+    centre = t // 2
+    host = [v.detach().permute(0, 2, 3, 1).float().cpu().numpy() for v in (clean, degraded)]
+    windows = CentredWindows(host[1], centre)
+    outs = [np.array(h) for h in host]
+    for j in range(t):
+        if j != centre:
+            flow = windows.flow(centre, j)
+            for src, dst in zip(host, outs):
+                dst[j] = warp(src[j], flow, cv2.INTER_NEAREST)
+    return tuple(torch.from_numpy(o).permute(0, 3, 1, 2).contiguous().to(v.device, v.dtype)
+                 for o, v in zip(outs, (clean, degraded)))

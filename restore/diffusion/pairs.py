@@ -16,6 +16,7 @@ import torch
 from .data import Sequence, random_clip, random_clip_encoded
 from .degradations import Chain, build_chain, randn_like
 from ..ops.resize import imresize
+from .centred import align_to_centre
 from .tasks import interp_task_cond, with_anchors
 
 
@@ -83,6 +84,8 @@ def start_noise(rng: np.random.Generator, like: torch.Tensor, shared_p: float = 
 def denoise_pair(clips, cfg, rng: np.random.Generator, chain: Chain) -> dict:
     clean, state = clips(cfg.frames, cfg.patch, rng)
     noisy, state = chain(clean, rng, state)
+    if cfg.align_windows:
+        clean, noisy = align_to_centre(clean, noisy)
     x0, y = clean * 2 - 1, noisy * 2 - 1
     # the model is conditioned on the white-noise level; compression damage alone sits at the floor
     sigma_s = max(2 * state.get("sigma255", 0.0) / 255, cfg.sigma_floor)

@@ -29,6 +29,8 @@ class TrainConfig:
     patch: int = 96                    # HR patch size (multiple of 8, and of 8*scale for sr)
     batch: int = 4
     p_anchor: float = 0.5              # probability a chunk gets 1-2 anchor frames
+    align_windows: bool = False        # denoise: every frame warped onto the centre one, as the
+                                       # centred windows of inference.align_radius (centred.py)
     # degradations: a list of named steps (degradations.py); empty = the v1 chain from the keys below
     degradations: list = field(default_factory=list)
     max_noise: float = 55.0            # denoise: noise std upper bound, 0-255 scale
@@ -109,7 +111,8 @@ def check_source(entry, where: str, path) -> None:
         bad("'clean' / 'clean_downscale' belong to sources of kind 'encoded' only")
 
 
-INFERENCE_KEYS = {"window", "anchors", "lookahead", "overlap", "steps", "start_sigma", "sampler", "sigma_floor", "tile"}
+INFERENCE_KEYS = {"window", "anchors", "lookahead", "overlap", "steps", "start_sigma", "sampler", "sigma_floor", "tile",
+                  "align_radius"}
 
 
 def _set(raw: dict, key: str, value, known: dict, path) -> None:
@@ -182,6 +185,8 @@ def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainC
                           f"bicubic_down with scale {cfg.scale}", path)
     if cfg.model and cfg.model.get("type") != "window":
         raise ConfigError("key 'model': only {type: window, ...} is known (leave it out for the v1 U-Net)", path)
+    if cfg.align_windows and (cfg.task != "denoise" or cfg.frames % 2 == 0):
+        raise ConfigError("key 'align_windows': for the denoise task with an odd number of frames", path)
     unknown = set(cfg.inference) - INFERENCE_KEYS
     if unknown:
         raise ConfigError(f"key 'inference': unknown key(s) {', '.join(sorted(unknown))}", path)
