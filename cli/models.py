@@ -22,8 +22,8 @@ def _shipped(task: str, spec) -> list[dict]:
         return []
     from restore.diffusion import zoo
 
-    return [{"name": m.name, "card": str(zoo.card_path(m.name))} for m in zoo.models_for(task)
-            if zoo.available(m.name) and (task != "upscale" or m.scale in spec.scales)]
+    names = spec.models or [m.name for m in zoo.models_for(task)]
+    return [{"name": n, "card": str(zoo.card_path(n))} for n in names if zoo.available(n)]
 
 
 def rows() -> list[dict]:

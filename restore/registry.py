@@ -62,6 +62,7 @@ class MethodSpec:
     # deblock: the method judges the damage itself (a blind model), so `auto` runs it at full
     # strength on any lossy stream instead of scaling it by the estimated damage
     blind: bool = False
+    models: tuple[str, ...] = ()  # the shipped models (restore.diffusion.zoo names) behind it
 
 
 _REGISTRY: dict[tuple[str, str], MethodSpec] = {}
@@ -70,7 +71,7 @@ _DEFAULTS: dict[str, list[str]] = {}
 
 def register(task: str, name: str, *, description: str, family: str,
              scales: tuple[int, ...] = (1,), default: bool = False, card: str | None = None,
-             blind: bool = False):
+             blind: bool = False, models: tuple[str, ...] = ()):
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}")
 
@@ -78,7 +79,8 @@ def register(task: str, name: str, *, description: str, family: str,
         if (task, name) in _REGISTRY:
             raise ValueError(f"{task} method {name!r} is already registered "
                              f"(by {_REGISTRY[(task, name)].factory.__module__})")
-        _REGISTRY[(task, name)] = MethodSpec(task, name, factory, description, family, scales, card, blind)
+        _REGISTRY[(task, name)] = MethodSpec(task, name, factory, description, family, scales, card, blind,
+                                              tuple(models))
         order = _DEFAULTS.setdefault(task, [])
         if default:
             order.insert(0, name)

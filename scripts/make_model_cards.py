@@ -32,6 +32,11 @@ TASK_TEXT = {
     "denoise": "Video denoising: additive Gaussian noise (std 0-55 on the 0-255 scale, 8-bit clipped) "
                "and light JPEG damage. Sampling starts at the input itself, at its noise level "
                "(given with --denoise SIGMA or estimated).",
+    "denoise-aligned": "Video denoising as `denoise` (the same network, fine-tuned from it), for windows "
+                       "centred on each output frame with the two neighbours warped onto it by DIS flow of the "
+                       "noisy frames (restore/diffusion/centred.py; `--denoise-method diffusion-aligned`, "
+                       "configs/train/denoise-aligned.yaml). In the chunk-joint windows of `denoise` it does "
+                       "worse than `denoise`: use it through its method.",
     "sr-x2": "x2 video super-resolution of MATLAB-bicubic ('BI') downscaled frames, conditioned on "
              "the bicubic upsample; sampling starts from it plus noise.",
     "sr-x4": "x4 video super-resolution of MATLAB-bicubic ('BI') downscaled frames, conditioned on "
@@ -67,7 +72,8 @@ def _fmt(v, nd=3):
 # which bench tasks each shipped model answers (docs/validation.json is `restore bench --md` output)
 BENCH_TASKS = {"deblock": ("deblock-x264crf18", "deblock-x264crf23", "deblock-x264crf30", "deblock-x264crf37",
                            "deblock-x265crf32"),
-               "denoise": ("denoise15", "denoise25", "denoise50"), "sr-x2": ("sr2",), "sr-x4": ("sr4",),
+               "denoise": ("denoise15", "denoise25", "denoise50"),
+               "denoise-aligned": ("denoise15", "denoise25", "denoise50"), "sr-x2": ("sr2",), "sr-x4": ("sr4",),
                "interp-x2": ("interp",)}
 
 
@@ -121,6 +127,10 @@ def _chunk_text(cfg: dict, meta: dict) -> str:
     if not inf:
         return (f"{cfg.get('frames')} frames in training; windows of {int(cfg.get('frames', 3)) + 1} "
                 "anchored on each other at inference")
+    if inf.get("align_radius"):
+        k = 2 * int(inf["align_radius"]) + 1
+        return (f"{cfg.get('frames')} frames in training, aligned onto the centre one; at inference one window of "
+                f"{k} frames per output frame, the neighbours warped onto it (no anchors)")
     return (f"{cfg.get('frames')} frames in training; at inference windows of {inf['window']} frames "
             f"({inf['anchors']} restored anchors in front, {inf.get('lookahead', 0)} frames of lookahead)")
 

@@ -23,7 +23,7 @@ def test_each_shipped_model_has_its_training_config(m):
 
 
 def test_model_names_by_task():
-    assert zoo.NAMES == ("deblock", "denoise", "sr-x2", "sr-x4", "interp-x2")
+    assert zoo.NAMES == ("deblock", "denoise", "denoise-aligned", "sr-x2", "sr-x4", "interp-x2")
     assert [zoo.model_name(t) for t in ("deblock", "denoise", "interpolate")] == ["deblock", "denoise", "interp-x2"]
     assert zoo.model_name("upscale", 4) == "sr-x4"
     with pytest.raises(ConfigError, match="upscale x3"):
@@ -47,5 +47,7 @@ def test_restore_models_names_the_shipped_models(capsys):
     rows = {(r["task"], r["name"]): r for r in json.loads(capsys.readouterr().out)}
     for m in zoo.MODELS:
         if zoo.available(m.name):
-            assert m.name in [x["name"] for x in rows[(m.task, "diffusion")]["models"]]
+            assert m.name in [x["name"] for r in rows.values() if r["task"] == m.task and r["family"] == "diffusion"
+                              for x in r["models"]]
+    assert [x["name"] for x in rows[("denoise", "diffusion")]["models"]] == ["denoise"]
     assert rows[("upscale", "lanczos")]["models"] == []

@@ -31,6 +31,7 @@ class ShippedModel:
 MODELS: tuple[ShippedModel, ...] = (
     ShippedModel("deblock", "deblock", "denoise"),
     ShippedModel("denoise", "denoise", "denoise"),
+    ShippedModel("denoise-aligned", "denoise", "denoise"),  # the `diffusion-aligned` method's (centred.py)
     ShippedModel("sr-x2", "upscale", "sr", 2),
     ShippedModel("sr-x4", "upscale", "sr", 4),
     ShippedModel("interp-x2", "interpolate", "interp", 2),
