@@ -2,10 +2,7 @@
 
 A window of raw neighbours lets a network fuse only where the scene holds still; warping each
 neighbour onto the output frame first turns moving content into still content, which is how the
-flow-based video denoisers (DVDnet, TOFlow) get their lead. The shipped denoiser was trained on raw
-windows, yet fuses aligned ones without retraining: on davis-dog (6 frames, one window of 3 per
-output frame) +0.35 / +0.50 / +0.65 dB RGB-PSNR at noise sigma 15 / 25 / 50 over its chunk-joint
-windows (docs/diffusion.md).
+flow-based video denoisers (DVDnet, TOFlow) get their lead. Measurements: docs/diffusion.md.
 
 Flow is DIS on the noisy frames averaged 2x2 (the average halves the noise; full-size flow on
 blurred frames scored the same). Neighbours are warped with nearest sampling: an integer shift
@@ -46,6 +43,10 @@ class CentredWindows:
             self._flows[i, j] = cv2.resize(f, self.size, interpolation=cv2.INTER_LINEAR) * self.ratio
         return self._flows[i, j]
 
+    def onto(self, i: int, j: int, img: np.ndarray) -> np.ndarray:
+        """`img` (frame j, or anything on its pixel grid) warped onto frame i."""
+        return img if i == j else warp(img, self.flow(i, j), cv2.INTER_NEAREST)
+
     def span(self, i: int) -> range:
         t = len(self.frames)
         k = min(t, 2 * self.radius + 1)
@@ -55,8 +56,7 @@ class CentredWindows:
     def __iter__(self) -> Iterator[tuple[int, np.ndarray, int]]:
         for i in range(len(self.frames)):
             idx = self.span(i)
-            win = np.stack([self.frames[j] if j == i else warp(self.frames[j], self.flow(i, j), cv2.INTER_NEAREST)
-                            for j in idx])
+            win = np.stack([self.onto(i, j, self.frames[j]) for j in idx])
             yield i, win, i - idx.start
 
 
@@ -68,11 +68,6 @@ def align_to_centre(clean: torch.Tensor, degraded: torch.Tensor) -> tuple[torch.
     centre = t // 2
     host = [v.detach().permute(0, 2, 3, 1).float().cpu().numpy() for v in (clean, degraded)]
     windows = CentredWindows(host[1], centre)
-    outs = [np.array(h) for h in host]
-    for j in range(t):
-        if j != centre:
-            flow = windows.flow(centre, j)
-            for src, dst in zip(host, outs):
-                dst[j] = warp(src[j], flow, cv2.INTER_NEAREST)
+    outs = [np.stack([windows.onto(centre, j, h[j]) for j in range(t)]) for h in host]
     return tuple(torch.from_numpy(o).permute(0, 3, 1, 2).contiguous().to(v.device, v.dtype)
                  for o, v in zip(outs, (clean, degraded)))
