@@ -71,6 +71,40 @@ def test_aligned_denoiser_beats_raw_windows_on_a_pan(pan):
     assert aligned > raw + 0.2, (aligned, raw)
 
 
+def test_fusion_averages_agreeing_slots_and_drops_the_rest():
+    import torch
+
+    from restore.diffusion.centred import fuse_slots
+
+    g = torch.Generator().manual_seed(0)
+    truth = torch.rand(3, 32, 32, generator=g)
+    noisy = truth + 0.05 * torch.randn(3, 3, 32, 32, generator=g)  # three estimates of one frame
+    fused = fuse_slots(noisy, 1, sigma=1.0, scale=100.0)  # tau far above their disagreement
+    assert torch.allclose(fused, noisy.mean(0), atol=1e-4)
+    assert torch.equal(fuse_slots(noisy, 1, sigma=1.0, scale=0), noisy[1])
+    # a slot where the flow failed (another picture) gets no weight
+    wrong = torch.stack([noisy[0], noisy[1], torch.rand(3, 32, 32, generator=g)])
+    fused = fuse_slots(wrong, 1, sigma=0.25, scale=0.2)
+    assert torch.allclose(fused, fuse_slots(noisy[:2], 1, sigma=0.25, scale=0.2), atol=1e-4)
+    assert not torch.allclose(fused, noisy[1], atol=1e-3)
+
+
+def test_fusing_the_restored_neighbours_beats_the_centre_slot(pan):
+    from restore.diffusion import zoo
+    from restore.diffusion.degrade import add_noise
+    from restore.diffusion.restorers import DiffusionDenoiser
+
+    model, meta = zoo.load("denoise-aligned", "cpu", "fp32")
+    noisy = add_noise(np.rint(pan * 255).astype(np.uint8), 50).astype(np.float32) / 255
+
+    def psnr(out):
+        return 10 * np.log10(1 / np.mean((out[:, 8:-8, 8:-8] - pan[:, 8:-8, 8:-8]) ** 2))
+
+    centre = psnr(DiffusionDenoiser(model, meta, sigma255=50, fuse=0)(noisy))
+    fused = psnr(DiffusionDenoiser(model, meta, sigma255=50)(noisy))
+    assert fused > centre + 0.1, (fused, centre)
+
+
 def test_training_windows_are_aligned_as_at_inference(pan):
     import torch
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .centred import FUSE_SCALE, CentredWindows, fuse_slots
 from .checkpoint import inference_block
 from ..ops.resize import imresize
 from .infer import restore_chunk
@@ -103,9 +104,13 @@ class DiffusionDenoiser(_Base):
     """sigma255: the input's noise sigma on the 0-255 scale (None = estimate per chunk); the
     sampler's start level is that sigma in model units (data in [-1, 1])."""
 
-    def __init__(self, model, meta, *, sigma255: float | None = None, align_radius: int | None = None, **kw):
+    def __init__(self, model, meta, *, sigma255: float | None = None, align_radius: int | None = None,
+                 fuse: float | None = None, **kw):
         super().__init__(model, meta, **kw)
         self.sigma255 = sigma255
+        # aligned windows only: how the restored neighbours are averaged into the centre frame
+        # (centred.fuse_slots; 0 keeps the centre slot alone)
+        self.fuse = FUSE_SCALE if fuse is None else float(fuse)
         # > 0: one window per output frame, its neighbours within this radius warped onto it
         # (centred.py); 0: the chunk-joint windows with anchors
         self.align_radius = int(align_radius if align_radius is not None else self.inference.get("align_radius", 0))
@@ -128,8 +133,6 @@ class DiffusionDenoiser(_Base):
     def _run_centred(self, frames: np.ndarray, sigma: float, offset: int) -> torch.Tensor:
         """Each frame restored from its own window of aligned neighbours; anchors are not used
         (the windows overlap in content, not in restored frames)."""
-        from .centred import CentredWindows
-
         frames = np.asarray(frames, dtype=np.float32)
         out = None
         for i, win, pos in CentredWindows(frames, self.align_radius):
@@ -139,7 +142,7 @@ class DiffusionDenoiser(_Base):
                                 overlap=self.overlap, sampler=self.sampler)
             if out is None:
                 out = res.new_empty((len(frames),) + tuple(res.shape[1:]))
-            out[i] = res[pos]
+            out[i] = fuse_slots(res, pos, sigma, self.fuse)
         return out
 
 
