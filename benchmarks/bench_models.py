@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from restore.diffusion import checkpoint, zoo  # noqa: E402
-from restore.device import PRECISIONS, resolve_precision  # noqa: E402
+from restore.device import PRECISIONS, keep_freed_memory, resolve_precision  # noqa: E402
 from restore.diffusion.restorers import DiffusionDenoiser, DiffusionInterpolator, DiffusionUpscaler  # noqa: E402
 
 
@@ -69,6 +69,7 @@ def main() -> None:
                     help="the networks' number format (auto: bf16 on CPUs with native bf16)")
     ap.add_argument("--model", action="append", default=[], metavar="TASK=STEM")
     args = ap.parse_args()
+    keep_freed_memory()  # as the CLI does
     torch.set_num_threads(args.threads)
     w, h = (int(v) for v in args.size.split("x"))
     models = [m.split("=", 1) for m in args.model] or [[n, str(zoo.model_path(n).with_suffix(""))]

@@ -74,6 +74,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def main(argv=None) -> int:
+    from restore.device import keep_freed_memory
+
+    keep_freed_memory()  # full-resolution buffers are reused, not page-faulted in again per chunk
     old = None
     try:
         old = signal.signal(signal.SIGTERM, _on_sigterm)

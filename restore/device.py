@@ -61,3 +61,32 @@ def resolve_precision(precision: str | None, device: str) -> str:
     if precision == "auto":
         return "bf16" if cpu_has_bf16() else "fp32"
     return precision
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc keep freed memory for reuse instead of handing it back to the kernel.
+
+    A restorer allocates and frees full-resolution buffers of tens to hundreds of MB per chunk.
+    By default glibc serves each from a fresh mmap and unmaps it on free, so every chunk pays the
+    page faults of touching that memory again: on this project's 2-core CPU, an eighth of the
+    interpolator's time per 1280x720 frame (docs/diffusion.md). With large blocks taken from the
+    heap and the heap not trimmed, the process's memory stays at its peak, which a restoring
+    process reaches on every chunk anyway. Process-wide, so entry points call it (the CLI, batch
+    workers, benchmarks), never the library on import. False where the C library is not glibc.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and others have no mallopt
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    ok = mallopt(m_mmap_threshold, 1 << 30)  # blocks up to 1 GiB from the heap, reused
+    ok &= mallopt(m_trim_threshold, (1 << 31) - 1)  # keep up to 2 GiB of free heap top
+    ok &= mallopt(m_top_pad, 1 << 26)  # grow the heap 64 MiB at a time
+    return bool(ok)

@@ -41,7 +41,10 @@ def sweep_temps(outputs, wait: float = 0.0) -> list[str]:
 
 
 def enhance_worker(input_path: str, output_path: str, options: dict) -> dict:
+    from restore.device import keep_freed_memory
     from restore.pipeline import enhance
+
+    keep_freed_memory()  # a worker process is an entry point of its own (see restore.device)
 
     # resume: an attempt that was killed or interrupted left its finished chunks in a work
     # folder next to the output; the next attempt continues from them (restore.io.workdir).

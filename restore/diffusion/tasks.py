@@ -75,10 +75,13 @@ def interp_task_cond(f0: np.ndarray, f1: np.ndarray, t: float, out: np.ndarray |
     h, w = f0.shape[:2]
     cond = np.empty((13, h, w), np.float32) if out is None else out
     start = np.empty((3, h, w), np.float32) if out_start is None else out_start
+    # HWC -> CHW through torch, whose transposing copies use every thread: numpy's strided ones
+    # took a tenth of the interpolator's time per 1280x720 frame
+    cond_t, start_t = torch.from_numpy(cond), torch.from_numpy(start)
     for i, img in enumerate((f0, f1, w0, w1)):
-        np.multiply(img.transpose(2, 0, 1), 2, out=cond[3 * i:3 * i + 3])
-    np.multiply(blend.transpose(2, 0, 1), 2, out=start)
-    cond[:12] -= 1
-    start -= 1
+        cond_t[3 * i:3 * i + 3].copy_(torch.from_numpy(np.asarray(img, np.float32)).permute(2, 0, 1))
+    start_t.copy_(torch.from_numpy(np.asarray(blend, np.float32)).permute(2, 0, 1))
+    cond_t[:12].mul_(2).sub_(1)
+    start_t.mul_(2).sub_(1)
     cond[12] = 2 * t - 1
     return cond, start
