@@ -35,7 +35,8 @@ TASK_TEXT = {
     "denoise-aligned": "Video denoising as `denoise` (the same network, fine-tuned from it), for windows "
                        "centred on each output frame with the two neighbours warped onto it by DIS flow of the "
                        "noisy frames (restore/diffusion/centred.py; `--denoise-method diffusion-aligned`, "
-                       "configs/train/denoise-aligned.yaml). In the chunk-joint windows of `denoise` it does "
+                       "configs/train/denoise-aligned.yaml); the restored neighbours are averaged into the "
+                       "output frame where they agree with it (centred.fuse_slots). In the chunk-joint windows of `denoise` it does "
                        "worse than `denoise`: use it through its method.",
     "sr-x2": "x2 video super-resolution of MATLAB-bicubic ('BI') downscaled frames, conditioned on "
              "the bicubic upsample; sampling starts from it plus noise.",
