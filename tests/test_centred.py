@@ -66,7 +66,7 @@ def test_aligned_denoiser_beats_raw_windows_on_a_pan(pan):
     def psnr(out):
         return 10 * np.log10(1 / np.mean((out[:, 8:-8, 8:-8] - clean[:, 8:-8, 8:-8]) ** 2))
 
-    raw = psnr(DiffusionDenoiser(model, meta, sigma255=25, align_radius=0)(noisy))
+    raw = psnr(DiffusionDenoiser(model, meta, sigma255=25, align_radius=0, fuse=0)(noisy))
     aligned = psnr(DiffusionDenoiser(model, meta, sigma255=25, align_radius=1)(noisy))
     assert aligned > raw + 0.2, (aligned, raw)
 
@@ -103,6 +103,34 @@ def test_fusing_the_restored_neighbours_beats_the_centre_slot(pan):
     centre = psnr(DiffusionDenoiser(model, meta, sigma255=50, fuse=0)(noisy))
     fused = psnr(DiffusionDenoiser(model, meta, sigma255=50)(noisy))
     assert fused > centre + 0.1, (fused, centre)
+
+
+def test_chunk_joint_output_is_fused_along_the_motion(pan):
+    from restore.diffusion import zoo
+    from restore.diffusion.degrade import add_noise
+    from restore.diffusion.restorers import DiffusionDenoiser
+
+    model, meta = zoo.load("denoise", "cpu", "fp32")
+    noisy = add_noise(np.rint(pan * 255).astype(np.uint8), 25).astype(np.float32) / 255
+
+    def psnr(out):
+        return 10 * np.log10(1 / np.mean((out[:, 8:-8, 8:-8] - pan[:, 8:-8, 8:-8]) ** 2))
+
+    plain = psnr(DiffusionDenoiser(model, meta, sigma255=25, fuse=0)(noisy))
+    fused = psnr(DiffusionDenoiser(model, meta, sigma255=25)(noisy))
+    assert fused > plain + 0.2, (fused, plain)
+
+
+def test_fusing_restored_frames_leaves_a_still_clean_clip_and_a_cut_alone(pan):
+    from restore.diffusion.centred import fuse_restored
+
+    still = np.repeat(pan[:1], 4, axis=0)
+    np.testing.assert_allclose(fuse_restored(still, 10 / 255), still, atol=1e-6)
+    # a cut inside the chunk: the other shot disagrees everywhere and gets no weight
+    other = np.ascontiguousarray(pan[:, ::-1, ::-1])
+    clip = np.concatenate([pan[:2], other[:2]])
+    out = fuse_restored(clip, 10 / 255)
+    assert np.abs(out[1] - clip[1]).mean() < 0.002 and np.abs(out[2] - clip[2]).mean() < 0.002
 
 
 def test_training_windows_are_aligned_as_at_inference(pan):

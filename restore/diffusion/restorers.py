@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .centred import FUSE_SCALE, CentredWindows, fuse_slots
+from .centred import FUSE_SCALE, RESTORED_FUSE_SCALE, CentredWindows, fuse_restored, fuse_slots
 from .checkpoint import inference_block
 from ..ops.resize import imresize
 from .infer import restore_chunk
@@ -108,9 +108,10 @@ class DiffusionDenoiser(_Base):
                  fuse: float | None = None, **kw):
         super().__init__(model, meta, **kw)
         self.sigma255 = sigma255
-        # aligned windows only: how the restored neighbours are averaged into the centre frame
-        # (centred.fuse_slots; 0 keeps the centre slot alone)
-        self.fuse = FUSE_SCALE if fuse is None else float(fuse)
+        # how much of the restored neighbours, motion-aligned, is averaged into each frame where
+        # they agree with it: centred.fuse_slots on aligned windows, centred.fuse_restored after
+        # the chunk-joint windows; 0 turns it off
+        self.fuse = float(fuse) if fuse is not None else None
         # > 0: one window per output frame, its neighbours within this radius warped onto it
         # (centred.py); 0: the chunk-joint windows with anchors
         self.align_radius = int(align_radius if align_radius is not None else self.inference.get("align_radius", 0))
@@ -127,8 +128,10 @@ class DiffusionDenoiser(_Base):
             return _to_np(self._run_centred(frames, sigma, offset))
         y = _to_t(frames)
         anc = _to_t(anchors) if anchors is not None and len(anchors) else None
-        out = self._run(y, y, anc, sigma, add_noise=False, offset=offset)
-        return _to_np(out)
+        out = _to_np(self._run(y, y, anc, sigma, add_noise=False, offset=offset))
+        if sigma255 < 1:  # blind at the floor (deblock) or a clean input: nothing to average out
+            return out
+        return fuse_restored(out, sigma255 / 255, RESTORED_FUSE_SCALE if self.fuse is None else self.fuse)
 
     def _run_centred(self, frames: np.ndarray, sigma: float, offset: int) -> torch.Tensor:
         """Each frame restored from its own window of aligned neighbours; anchors are not used
@@ -142,7 +145,7 @@ class DiffusionDenoiser(_Base):
                                 overlap=self.overlap, sampler=self.sampler)
             if out is None:
                 out = res.new_empty((len(frames),) + tuple(res.shape[1:]))
-            out[i] = fuse_slots(res, pos, sigma, self.fuse)
+            out[i] = fuse_slots(res, pos, sigma, FUSE_SCALE if self.fuse is None else self.fuse)
         return out
 
 
