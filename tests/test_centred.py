@@ -89,36 +89,23 @@ def test_fusion_averages_agreeing_slots_and_drops_the_rest():
     assert not torch.allclose(fused, noisy[1], atol=1e-3)
 
 
-def test_fusing_the_restored_neighbours_beats_the_centre_slot(pan):
+# aligned windows (their restored slots fused, centred.fuse_slots) and the chunk-joint windows
+# (their restored frames fused along the motion, centred.fuse_restored)
+@pytest.mark.parametrize("model_name, sigma, margin", [("denoise-aligned", 50, 0.1), ("denoise", 25, 0.2)])
+def test_fusing_the_restored_neighbours_beats_each_frame_alone(pan, model_name, sigma, margin):
     from restore.diffusion import zoo
     from restore.diffusion.degrade import add_noise
     from restore.diffusion.restorers import DiffusionDenoiser
 
-    model, meta = zoo.load("denoise-aligned", "cpu", "fp32")
-    noisy = add_noise(np.rint(pan * 255).astype(np.uint8), 50).astype(np.float32) / 255
+    model, meta = zoo.load(model_name, "cpu", "fp32")
+    noisy = add_noise(np.rint(pan * 255).astype(np.uint8), sigma).astype(np.float32) / 255
 
     def psnr(out):
         return 10 * np.log10(1 / np.mean((out[:, 8:-8, 8:-8] - pan[:, 8:-8, 8:-8]) ** 2))
 
-    centre = psnr(DiffusionDenoiser(model, meta, sigma255=50, fuse=0)(noisy))
-    fused = psnr(DiffusionDenoiser(model, meta, sigma255=50)(noisy))
-    assert fused > centre + 0.1, (fused, centre)
-
-
-def test_chunk_joint_output_is_fused_along_the_motion(pan):
-    from restore.diffusion import zoo
-    from restore.diffusion.degrade import add_noise
-    from restore.diffusion.restorers import DiffusionDenoiser
-
-    model, meta = zoo.load("denoise", "cpu", "fp32")
-    noisy = add_noise(np.rint(pan * 255).astype(np.uint8), 25).astype(np.float32) / 255
-
-    def psnr(out):
-        return 10 * np.log10(1 / np.mean((out[:, 8:-8, 8:-8] - pan[:, 8:-8, 8:-8]) ** 2))
-
-    plain = psnr(DiffusionDenoiser(model, meta, sigma255=25, fuse=0)(noisy))
-    fused = psnr(DiffusionDenoiser(model, meta, sigma255=25)(noisy))
-    assert fused > plain + 0.2, (fused, plain)
+    alone = psnr(DiffusionDenoiser(model, meta, sigma255=sigma, fuse=0)(noisy))
+    fused = psnr(DiffusionDenoiser(model, meta, sigma255=sigma)(noisy))
+    assert fused > alone + margin, (fused, alone)
 
 
 def test_fusing_restored_frames_leaves_a_still_clean_clip_and_a_cut_alone(pan):

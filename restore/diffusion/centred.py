@@ -92,8 +92,9 @@ def fuse_restored(frames: np.ndarray, noise: float, scale: float = RESTORED_FUSE
     the chunk warped onto it (flow of the restored frames, which is far steadier than the noisy
     frames'), weighted by agreement as `fuse_slots` with tau = scale * noise (the input's noise
     std, same units). What a chunk-joint restorer leaves of the noise differs from frame to frame,
-    so averaging along the motion removes more of it."""
-    if scale <= 0 or noise <= 0 or len(frames) < 2:
+    so averaging along the motion removes more of it. Below a noise std of 1/255 (a clean input,
+    or the blind deblock model at the floor) there is nothing to average out."""
+    if scale <= 0 or noise < 1 / 255 or len(frames) < 2:
         return frames
     out = np.empty_like(frames)
     for i, win, pos in CentredWindows(frames, 1):

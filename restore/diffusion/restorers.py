@@ -129,8 +129,6 @@ class DiffusionDenoiser(_Base):
         y = _to_t(frames)
         anc = _to_t(anchors) if anchors is not None and len(anchors) else None
         out = _to_np(self._run(y, y, anc, sigma, add_noise=False, offset=offset))
-        if sigma255 < 1:  # blind at the floor (deblock) or a clean input: nothing to average out
-            return out
         return fuse_restored(out, sigma255 / 255, RESTORED_FUSE_SCALE if self.fuse is None else self.fuse)
 
     def _run_centred(self, frames: np.ndarray, sigma: float, offset: int) -> torch.Tensor:
