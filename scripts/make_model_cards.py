@@ -104,7 +104,8 @@ def validation_rows(name: str, results: dict) -> list[str]:
 def _phase_text(h: dict) -> str:
     extra = [f"{k} {h[k]}" for k in ("noise_power", "interp_max_stride") if h.get(k) not in (None, 1, 1.0)]
     text = (f"steps {h['steps'][0]}-{h['steps'][1]} ({h['minutes']:.0f} min): batches of {h.get('batch')} "
-            f"chunks of {h.get('frames')} frames, {h.get('patch')} px, peak lr {h.get('lr'):g}")
+            f"chunks of {h.get('frames')} frames, {h.get('patch')} px, peak lr {h.get('lr'):g}"
+            + (f" ({h['lr_scale_new']:g}x that for the propagation)" if h.get("lr_scale_new") else ""))
     text += "".join(", " + e for e in extra)
     if h.get("loss"):
         text += f", {h['loss']} loss" + (f" + {h['lpips_weight']:g} LPIPS" if h.get("lpips_weight") else "")
@@ -118,7 +119,9 @@ def _arch_text(arch: dict) -> str:
         return (f"window network (restore/diffusion/windownet.py) at 1/{arch['factor']} of the output resolution: "
                 f"per-frame encoder ({arch['enc']} ch), fusion of {2 * arch['radius'] + 1} neighbouring frames"
                 f"{' warped onto each frame by DIS flow (align)' if arch.get('align') else ''}, "
-                f"U-Net channels {arch['channels']}, blocks {arch['blocks']}, pixel-shuffle head")
+                + (f"a {arch['propagate']}-channel state propagated backward and forward through the whole "
+                   "window along the same flows, " if arch.get("propagate") else "")
+                + f"U-Net channels {arch['channels']}, blocks {arch['blocks']}, pixel-shuffle head")
     return (f"pixel-space video U-Net, channels {arch['channels']}, {arch['blocks']} blocks/level, "
             "temporal conv + frame attention")
 

@@ -97,10 +97,11 @@ def test_window_net_sees_its_neighbours_and_no_further():
     assert all(diff[t] == 0 for t in (0, 1, 2))
 
 
-@pytest.mark.parametrize("align", [False, True])
-def test_window_net_inference_groups_match_one_pass(align):
+@pytest.mark.parametrize("align, propagate", [(False, 0), (True, 0), (True, 4)])
+def test_window_net_inference_groups_match_one_pass(align, propagate):
     torch.manual_seed(0)
-    net = WindowNet(cond_channels=7, enc=8, channels=(8, 16, 16), blocks=(1, 1, 1), align=align).eval()
+    net = WindowNet(cond_channels=7, enc=8, channels=(8, 16, 16), blocks=(1, 1, 1), align=align,
+                    propagate=propagate).eval()
     for p in net.parameters():
         torch.nn.init.normal_(p, std=0.1)
     x, cond, s = torch.randn(1, 11, 3, 32, 32), torch.randn(1, 11, 7, 32, 32), torch.zeros(1, 2)
@@ -175,6 +176,72 @@ def test_aligned_window_net_keeps_a_still_and_runs_in_bf16():
     assert torch.isfinite(out).all()
     assert net.config()["align"] is True
     assert "align" not in WindowNet(cond_channels=7).config()  # older checkpoints' arch, unchanged
+
+
+def test_propagation_reaches_the_whole_window_and_starts_as_the_plain_network():
+    torch.manual_seed(0)
+    kw = dict(cond_channels=7, factor=2, radius=1, enc=8, channels=(8, 16, 16), blocks=(1, 1, 1), align=True)
+    plain = WindowNet(**kw).eval()
+    for p in plain.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    grown = WindowNet(**kw, propagate=4).eval()
+    missing, unexpected = grown.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and {k.split(".")[0] for k in missing} == {"back", "forth", "inject"}
+    clip, cond = _panning_clip(8, 2)
+    x, s = torch.randn_like(clip), torch.zeros(1, 2)
+    x2 = x.clone()
+    x2[:, 0] += 1
+    with torch.no_grad():
+        assert torch.allclose(grown(x, cond, s), plain(x, cond, s), atol=1e-5)  # inject starts at zero
+        for p in grown.parameters():
+            torch.nn.init.normal_(p, std=0.2)
+        far = [(net(x2, cond, s) - net(x, cond, s))[0, 7].abs().max() for net in (plain, grown)]
+    # frame 7 is six frames from frame 0: out of a radius-1 window, within the propagation's reach
+    assert far[0] == 0 and far[1] > 1e-6
+    assert grown.config()["propagate"] == 4 and "propagate" not in plain.config()
+    with pytest.raises(ValueError, match="align"):
+        WindowNet(cond_channels=7, propagate=4)
+
+
+def test_a_phase_grows_propagation_onto_trained_weights(tmp_path):
+    import cv2
+    import torch.nn.functional as F
+
+    from restore.diffusion.train import train
+
+    frames = tmp_path / "frames" / "pan"
+    frames.mkdir(parents=True)
+    clip, _ = _panning_clip(6, 2)
+    for i, f in enumerate(clip[0].permute(0, 2, 3, 1).numpy()):
+        cv2.imwrite(str(frames / f"{i:05d}.png"), ((f + 1) * 127.5).round().astype(np.uint8))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("task: sr\nname: tiny\nscale: 2\n"
+                   f"out_dir: {tmp_path / 'run'}\n"
+                   f"sources: [{{path: '{tmp_path / 'frames' / '*'}', kind: frames}}]\n"
+                   "model: {type: window, factor: 2, radius: 1, enc: 8, channels: [8, 16], blocks: [1, 1], align: true}\n"
+                   "degradations: [{name: bicubic_down, scale: 2}]\n"
+                   "frames: 4\npatch: 32\nbatch: 1\niters: 1\nlog_every: 1\nval_every: 100\nthreads: 1\n")
+    stem = train(load_train_config(cfg), log=lambda *_: None)
+    logged = []
+    stem2 = train(load_train_config(cfg, {"out_dir": str(tmp_path / "run2"), "model.propagate": 4,
+                                          "init_weights": str(stem), "lr": 0.0}), log=logged.append)
+    assert any("start from their initialisation" in line for line in logged)
+    m1, _ = checkpoint.load(stem)
+    m2, meta2 = checkpoint.load(stem2)
+    assert meta2["arch"]["propagate"] == 4 and meta2["step"] == 2
+    lr = torch.rand(1, 4, 3, 16, 16) * 2 - 1
+    cond = torch.cat([F.interpolate(lr[0], scale_factor=2, mode="bicubic")[None], torch.zeros(1, 4, 4, 32, 32)], 2)
+    with torch.no_grad():
+        args = (cond[:, :, :3], torch.full((1,), 0.01), cond, torch.full((1,), 0.01), cond[:, :, :3])
+        assert torch.allclose(m1(*args), m2(*args), atol=1e-5)  # lr 0: the grown model is the old one
+    # the grown modules learn at their own lr (they start at zero effect, behind the trained layers)
+    from restore.diffusion.train import _build_model
+
+    net, _, _, opt = _build_model(load_train_config(cfg, {"model.propagate": 4, "lr_scale_new": 10}),
+                                  torch.device("cpu"))
+    assert [g["lr_scale"] for g in opt.param_groups] == [1.0, 10]
+    assert {id(p) for p in opt.param_groups[1]["params"]} == {
+        id(p) for m in (net.back, net.forth, net.inject) for p in m.parameters()}
 
 
 def test_objective_is_zero_for_an_oracle_and_ignores_anchor_slots():

@@ -30,6 +30,7 @@ from .pairs import make_batch
 from .precond import EDMPrecond
 from .trainconfig import TrainConfig
 from .validate import quick_validation
+from .windownet import PROPAGATION_MODULES
 
 
 def model_arch(cfg: TrainConfig) -> dict:
@@ -140,7 +141,8 @@ def _phase(cfg: TrainConfig, start_step: int, step: int, wall_start: float, wall
             "interp_max_stride", "interp_bank", "start_sigma_min", "start_sigma_max", "loss", "lpips_weight",
             "init_weights")
     return {"steps": [start_step, step], "minutes": round((wall - wall_start) / 60, 1),
-            **{k: getattr(cfg, k) for k in keys}, "device": _device_name(device, _amp(cfg, device))}
+            **{k: getattr(cfg, k) for k in keys}, "device": _device_name(device, _amp(cfg, device)),
+            **({"lr_scale_new": cfg.lr_scale_new} if cfg.lr_scale_new != 1 else {})}
 
 
 def _device_name(device: torch.device, amp: bool = False) -> str:
@@ -262,7 +264,14 @@ def _build_model(cfg: TrainConfig, device: torch.device):
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # a grown propagation starts at zero effect and learns only through its zero output conv:
+    # it gets its own lr (lr_scale_new x lr) so it can catch up with the trained layers
+    named = list(model.named_parameters())
+    grown = [p for k, p in named if k.split(".")[1] in PROPAGATION_MODULES]
+    groups = [{"params": [p for k, p in named if k.split(".")[1] not in PROPAGATION_MODULES], "lr_scale": 1.0}]
+    if grown:
+        groups.append({"params": grown, "lr_scale": cfg.lr_scale_new})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return net, model, ema, opt
 
 
@@ -315,10 +324,17 @@ def _init_from_weights(run: _Run, log) -> None:
         raise ConfigError(f"key 'init_weights': {init.with_suffix('.safetensors')} not found")
     weights = load_file(str(init.with_suffix(".safetensors")), device=str(run.device))
     try:
-        run.model.load_state_dict({k: v.float() for k, v in weights.items()})
+        # modules the weights lack may only be those a grown model adds (a window network's
+        # propagation), which start as they were built: at zero effect
+        missing, unexpected = run.model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+        grown = [k for k in missing if k.split(".")[1] in PROPAGATION_MODULES]
+        if unexpected or len(grown) < len(missing):
+            raise RuntimeError
     except RuntimeError:
         raise ConfigError(f"key 'init_weights': {init} does not fit channels {cfg.channels}, "
                           f"blocks {cfg.blocks}, task {cfg.task}") from None
+    if grown:
+        log(f"new modules start from their initialisation: {sorted({k.split('.')[1] for k in grown})}")
     run.ema.load_state_dict(run.model.state_dict())
     if init.with_suffix(".yaml").exists():
         prev = yaml.safe_load(init.with_suffix(".yaml").read_text())
@@ -370,7 +386,7 @@ def _lr(cfg: TrainConfig, steps: int, minutes: float) -> float:
 def _step(run: _Run, objective, autocast, batch: dict, lr: float) -> tuple[float, float]:
     """One optimisation step at `lr` and the EMA update; returns the loss and the estimate's."""
     for g in run.opt.param_groups:
-        g["lr"] = lr
+        g["lr"] = lr * g.get("lr_scale", 1.0)  # (a state saved before the groups had none)
     loss, _, _ = objective(run.model, batch, autocast=autocast)
     run.opt.zero_grad(set_to_none=True)
     loss.backward()

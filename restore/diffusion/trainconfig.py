@@ -51,6 +51,7 @@ class TrainConfig:
     # optimisation
     lr: float = 4e-4
     weight_decay: float = 0.01
+    lr_scale_new: float = 1.0          # lr of a window network's propagation, as a multiple of lr
     warmup: int = 100
     iters: int = 100000
     max_minutes: float = 60.0

@@ -13,6 +13,14 @@ where DIS is cheap: fusion then sees the same scene point in every slot even und
 a 5-frame window without alignment cannot exploit (TOFlow's and EDVR's lesson for SR). Flow is an
 input to the layers, not learned, so it needs no gradient and no pretrained flow network.
 
+With `propagate` (P channels; needs `align`), a state of P channels also runs through the window
+in both directions before the U-Net, as BasicVSR's propagation: backward from the last frame,
+then forward from the first, each step warping the previous state onto the frame by the same
+consecutive DIS flows the alignment uses. A frame then draws on every frame of its window (34 at
+x4 inference, the first two restored anchors of the previous window among them) instead of its
+2 * radius + 1 neighbours. The states enter the fused features through a 1x1 conv that starts at
+zero, so a network trained without propagation loads and starts exactly where it was.
+
 Noise levels enter as constant input planes (the current and the start level), which is cheaper
 than embedding-modulated blocks and is the noise-level map FastDVDnet found essential.
 
@@ -32,6 +40,7 @@ from torch import nn
 from ..ops.flow import dis_flow, warp
 
 ALIGN_PRESET = "fast"  # DIS preset for aligning neighbours (at the reduced resolution)
+PROPAGATION_MODULES = ("back", "forth", "inject")  # what `propagate` adds to a trained network
 
 
 def _act(x: torch.Tensor) -> torch.Tensor:
@@ -79,15 +88,44 @@ class _FlowChain:
         return flow
 
 
+class _Propagator(nn.Module):
+    """One step of a propagation pass: (features, carried state) -> the new state."""
+
+    def __init__(self, cin: int, p: int, blocks: int = 2):
+        super().__init__()
+        self.inp = nn.Conv2d(cin, p, 3, padding=1)
+        self.body = _stage(p, blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(_act(self.inp(x)))
+
+
+def _grid(flows: np.ndarray, device) -> torch.Tensor:
+    """Flows (..., h, w, 2) in pixels -> grid_sample positions x + flow in [-1, 1]."""
+    hh, ww = flows.shape[-3:-1]
+    ys, xs = torch.meshgrid(torch.arange(hh, dtype=torch.float32), torch.arange(ww, dtype=torch.float32),
+                            indexing="ij")
+    to_unit = torch.tensor([2 / max(ww - 1, 1), 2 / max(hh - 1, 1)])
+    return torch.from_numpy(np.ascontiguousarray(flows, np.float32)).add_(torch.stack([xs, ys], -1)).mul_(to_unit).sub_(1).to(device)
+
+
+def _warp(state: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Sample a (B, C, h, w) state at the grid's positions, in float32 (see _aligned)."""
+    return F.grid_sample(state.float(), grid, mode="bilinear", padding_mode="border",
+                         align_corners=True).to(state.dtype)
+
+
 class WindowNet(nn.Module):
     group = 2  # output frames per pass at inference (see forward)
 
     def __init__(self, in_channels: int = 3, cond_channels: int = 7, out_channels: int = 3,
                  factor: int = 2, radius: int = 2, enc: int = 32,
                  channels: tuple[int, ...] = (48, 96, 128), blocks: tuple[int, ...] = (1, 1, 2),
-                 scalars: int = 2, align: bool = False):
+                 scalars: int = 2, align: bool = False, propagate: int = 0):
         super().__init__()
-        self.align = bool(align)
+        if propagate and not align:
+            raise ValueError("propagate needs align: the states follow the alignment's flows")
+        self.align, self.propagate = bool(align), int(propagate)
         self.in_channels, self.cond_channels, self.out_channels = in_channels, cond_channels, out_channels
         self.factor, self.radius, self.enc_width = factor, radius, enc
         self.channels, self.blocks, self.scalars = tuple(channels), tuple(blocks), scalars
@@ -110,6 +148,13 @@ class WindowNet(nn.Module):
         self.head = nn.Conv2d(channels[0], out_channels * factor * factor, 3, padding=1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        if self.propagate:
+            p = self.propagate
+            self.back = _Propagator(channels[0] + p, p)
+            self.forth = _Propagator(channels[0] + 2 * p, p)
+            self.inject = nn.Conv2d(2 * p, channels[0], 1)
+            nn.init.zeros_(self.inject.weight)
+            nn.init.zeros_(self.inject.bias)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
         b, t, _, h, w = x.shape
@@ -119,10 +164,17 @@ class WindowNet(nn.Module):
         chains = [_FlowChain(g) for g in self._grey(cond)] if self.align else None
         if torch.is_grad_enabled() or b > 1 or t <= self.group:
             return self._restore(self._encode(x, cond, scalars), idx, h, w, chains)
-        # Inference on long windows runs `group` frames at a time, encoding each frame once and
-        # keeping the last ones' encodings for the next group's neighbours: the working set of
-        # a tile then stays in the CPU's cache whatever the window's length.
-        outs, e, e_lo, e_hi = [], None, 0, 0
+        if self.propagate:
+            return self._restore_propagated(x, cond, scalars, idx, h, w, chains)
+        outs = [self._shuffled(self._unet(_act(self.fuse(win)))) for win in self._groups(x, cond, scalars, idx, chains)]
+        return torch.cat(outs).reshape(1, t, self.out_channels, h, w)
+
+    def _groups(self, x, cond, scalars, idx, chains):
+        """Inference windows `group` frames at a time: yields each group's aligned windows, encoding each frame once and keeping the last ones' encodings for the next
+        group's neighbours, so the working set of a tile stays in the CPU's cache whatever the
+        window's length."""
+        t = x.shape[1]
+        e, e_lo, e_hi = None, 0, 0
         for i in range(0, t, self.group):
             lo, hi = max(0, i - self.radius), min(t, i + self.group + self.radius)
             kept = [] if e is None else [e[:, lo - e_lo:]]
@@ -130,8 +182,37 @@ class WindowNet(nn.Module):
                 kept.append(self._encode(x[:, e_hi:hi], cond[:, e_hi:hi], scalars))
             e = torch.cat(kept, dim=1) if len(kept) > 1 else kept[0]
             e_lo, e_hi = lo, hi
-            outs.append(self._restore(e, idx[i:i + self.group] - lo, h, w, chains, lo))
-        return torch.cat(outs, dim=1)
+            win = self._gather(e, idx[i:i + self.group] - lo)
+            if chains is not None:
+                win = self._aligned(win, chains, idx[i:i + self.group])
+            yield win
+
+    def _restore_propagated(self, x, cond, scalars, idx, h, w, chains) -> torch.Tensor:
+        """Inference with propagation (B = 1): every frame's fused features first, group by group,
+        then the states through the window, then the U-Net group by group."""
+        fused = torch.cat([_act(self.fuse(win)) for win in self._groups(x, cond, scalars, idx, chains)])
+        fused = self._propagated(fused[None], chains)[0]
+        outs = [self._shuffled(self._unet(fused[i:i + self.group])) for i in range(0, len(fused), self.group)]
+        return torch.cat(outs).reshape(1, len(fused), self.out_channels, h, w)
+
+    def _propagated(self, f: torch.Tensor, chains: list) -> torch.Tensor:
+        """Fused features (B, T, C, h, w) plus what the states carried from the whole window."""
+        b, t, _, hh, ww = f.shape
+        # consecutive flows, already computed by the alignment: towards t + 1 (backward pass)
+        # and towards t - 1 (forward pass), as grid_sample positions
+        if t > 1:
+            nxt = _grid(np.stack([[c.step(i, i + 1) for i in range(t - 1)] for c in chains]), f.device)
+            prv = _grid(np.stack([[c.step(i + 1, i) for i in range(t - 1)] for c in chains]), f.device)
+        back, state = [None] * t, None
+        for i in reversed(range(t)):
+            prev = f.new_zeros(b, self.propagate, hh, ww) if state is None else _warp(state, nxt[:, i])
+            state = back[i] = self.back(torch.cat([f[:, i], prev], 1))
+        out, state = [], None
+        for i in range(t):
+            prev = f.new_zeros(b, self.propagate, hh, ww) if state is None else _warp(state, prv[:, i - 1])
+            state = self.forth(torch.cat([f[:, i], back[i], prev], 1))
+            out.append(f[:, i] + self.inject(torch.cat([back[i], state], 1)))
+        return torch.stack(out, 1)
 
     def _encode(self, x: torch.Tensor, cond: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
         """x, cond (B, T, C, H, W) -> per-frame encodings (B, T, H/r, W/r, enc), channels-last."""
@@ -148,16 +229,20 @@ class WindowNet(nn.Module):
         return e.permute(0, 2, 3, 1).reshape(b, t, hh, ww, self.enc_width)  # a view
 
     def _restore(self, e: torch.Tensor, idx: torch.Tensor, h: int, w: int,
-                 chains: list | None = None, first: int = 0) -> torch.Tensor:
-        """Encodings (B, T, ...) of frames first.. and each output frame's neighbours idx (N, 2r+1),
-        indices into T -> (B, N, out, H, W); with each chunk's flows (`chains`), aligned."""
+                 chains: list | None = None) -> torch.Tensor:
+        """Encodings (B, T, ...) of a whole chunk and each output frame's neighbours idx (T, 2r+1)
+        -> (B, T, out, H, W); with each chunk's flows (`chains`), aligned."""
+        b, t = e.shape[:2]
         win = self._gather(e, idx)
         if chains is not None:
-            win = self._aligned(win, chains, idx + first)
-        out = self._per_frame(win)
-        if self.factor > 1:
-            out = F.pixel_shuffle(out, self.factor)
-        return out.reshape(e.shape[0], len(idx), self.out_channels, h, w)
+            win = self._aligned(win, chains, idx)
+        f = _act(self.fuse(win))
+        if self.propagate:
+            f = self._propagated(f.unflatten(0, (b, t)), chains).flatten(0, 1)
+        return self._shuffled(self._unet(f)).reshape(b, t, self.out_channels, h, w)
+
+    def _shuffled(self, out: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(out, self.factor) if self.factor > 1 else out
 
     @staticmethod
     def _gather(e: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -207,11 +292,7 @@ class WindowNet(nn.Module):
             fill(0)
         # sampling positions x + flow in grid_sample's [-1, 1] (contiguous torch passes: numpy's
         # strided ones over the (x, y) pairs took a quarter of the alignment's time)
-        ys, xs = torch.meshgrid(torch.arange(hh, dtype=torch.float32), torch.arange(ww, dtype=torch.float32),
-                                indexing="ij")
-        to_unit = torch.tensor([2 / max(ww - 1, 1), 2 / max(hh - 1, 1)])
-        grid = torch.from_numpy(flows).add_(torch.stack([xs, ys], -1)).mul_(to_unit).sub_(1)
-        grid = grid.to(win.device).view(b * n, k - 1, hh, ww, 2)
+        grid = _grid(flows, win.device).view(b * n, k - 1, hh, ww, 2)
         slots = win.unflatten(1, (k, c))  # (b*n, k, c, hh, ww), a view of the channels-last windows
         out = torch.empty_like(win, memory_format=torch.channels_last)
         out_slots = out.unflatten(1, (k, c))
@@ -227,8 +308,8 @@ class WindowNet(nn.Module):
                                             padding_mode="border", align_corners=True).to(win.dtype)
         return out
 
-    def _per_frame(self, win: torch.Tensor) -> torch.Tensor:
-        hcur = _act(self.fuse(win))
+    def _unet(self, hcur: torch.Tensor) -> torch.Tensor:
+        """Fused features of each output frame -> its output at the reduced resolution."""
         skips = []
         for i, stage in enumerate(self.down_stages):
             hcur = stage(hcur)
@@ -245,4 +326,5 @@ class WindowNet(nn.Module):
                     out_channels=self.out_channels, factor=self.factor, radius=self.radius,
                     enc=self.enc_width, channels=list(self.channels),
                     blocks=list(self.blocks), scalars=self.scalars,
-                    **({"align": True} if self.align else {}))
+                    **({"align": True} if self.align else {}),
+                    **({"propagate": self.propagate} if self.propagate else {}))
