@@ -255,6 +255,12 @@ def _load_data(cfg: TrainConfig, device: torch.device, log):
     return seqs, data_summary, bank
 
 
+def _grown(name: str) -> bool:
+    """Whether a parameter of the preconditioned model ('net.<module>...') is one that a grown
+    window network adds to trained weights."""
+    return name.split(".")[1] in PROPAGATION_MODULES
+
+
 def _build_model(cfg: TrainConfig, device: torch.device):
     """The network, its preconditioned model, the EMA copy and the optimiser."""
     net = build_net(model_arch(cfg), cfg.task)
@@ -267,10 +273,9 @@ def _build_model(cfg: TrainConfig, device: torch.device):
     # a grown propagation starts at zero effect and learns only through its zero output conv:
     # it gets its own lr (lr_scale_new x lr) so it can catch up with the trained layers
     named = list(model.named_parameters())
-    grown = [p for k, p in named if k.split(".")[1] in PROPAGATION_MODULES]
-    groups = [{"params": [p for k, p in named if k.split(".")[1] not in PROPAGATION_MODULES], "lr_scale": 1.0}]
-    if grown:
-        groups.append({"params": grown, "lr_scale": cfg.lr_scale_new})
+    groups = [{"params": [p for k, p in named if not _grown(k)], "lr_scale": 1.0}]
+    if any(_grown(k) for k, _ in named):
+        groups.append({"params": [p for k, p in named if _grown(k)], "lr_scale": cfg.lr_scale_new})
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return net, model, ema, opt
 
@@ -324,17 +329,16 @@ def _init_from_weights(run: _Run, log) -> None:
         raise ConfigError(f"key 'init_weights': {init.with_suffix('.safetensors')} not found")
     weights = load_file(str(init.with_suffix(".safetensors")), device=str(run.device))
     try:
-        # modules the weights lack may only be those a grown model adds (a window network's
-        # propagation), which start as they were built: at zero effect
         missing, unexpected = run.model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
-        grown = [k for k in missing if k.split(".")[1] in PROPAGATION_MODULES]
-        if unexpected or len(grown) < len(missing):
-            raise RuntimeError
-    except RuntimeError:
+    except RuntimeError:  # a layer of another shape
+        missing, unexpected = [], [None]
+    # the weights may lack only what a grown model adds (a window network's propagation), which
+    # starts as it was built: at zero effect
+    if unexpected or not all(_grown(k) for k in missing):
         raise ConfigError(f"key 'init_weights': {init} does not fit channels {cfg.channels}, "
-                          f"blocks {cfg.blocks}, task {cfg.task}") from None
-    if grown:
-        log(f"new modules start from their initialisation: {sorted({k.split('.')[1] for k in grown})}")
+                          f"blocks {cfg.blocks}, task {cfg.task}")
+    if missing:
+        log(f"new modules start from their initialisation: {sorted({k.split('.')[1] for k in missing})}")
     run.ema.load_state_dict(run.model.state_dict())
     if init.with_suffix(".yaml").exists():
         prev = yaml.safe_load(init.with_suffix(".yaml").read_text())

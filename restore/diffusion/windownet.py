@@ -106,7 +106,8 @@ def _grid(flows: np.ndarray, device) -> torch.Tensor:
     ys, xs = torch.meshgrid(torch.arange(hh, dtype=torch.float32), torch.arange(ww, dtype=torch.float32),
                             indexing="ij")
     to_unit = torch.tensor([2 / max(ww - 1, 1), 2 / max(hh - 1, 1)])
-    return torch.from_numpy(np.ascontiguousarray(flows, np.float32)).add_(torch.stack([xs, ys], -1)).mul_(to_unit).sub_(1).to(device)
+    grid = torch.from_numpy(np.ascontiguousarray(flows, np.float32)).add_(torch.stack([xs, ys], -1))
+    return grid.mul_(to_unit).sub_(1).to(device)
 
 
 def _warp(state: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
@@ -166,13 +167,15 @@ class WindowNet(nn.Module):
             return self._restore(self._encode(x, cond, scalars), idx, h, w, chains)
         if self.propagate:
             return self._restore_propagated(x, cond, scalars, idx, h, w, chains)
-        outs = [self._shuffled(self._unet(_act(self.fuse(win)))) for win in self._groups(x, cond, scalars, idx, chains)]
+        outs = [self._shuffled(self._unet(_act(self.fuse(win))))
+                for win in self._groups(x, cond, scalars, idx, chains)]
         return torch.cat(outs).reshape(1, t, self.out_channels, h, w)
 
     def _groups(self, x, cond, scalars, idx, chains):
-        """Inference windows `group` frames at a time: yields each group's aligned windows, encoding each frame once and keeping the last ones' encodings for the next
-        group's neighbours, so the working set of a tile stays in the CPU's cache whatever the
-        window's length."""
+        """Inference windows `group` frames at a time: yields each group's aligned windows,
+        encoding each frame once and keeping the last ones' encodings for the next group's
+        neighbours, so the working set of a tile stays in the CPU's cache whatever the window's
+        length."""
         t = x.shape[1]
         e, e_lo, e_hi = None, 0, 0
         for i in range(0, t, self.group):
