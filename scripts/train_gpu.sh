@@ -6,9 +6,14 @@
 #
 # The corpus travels as .carry/corpus (scripts/pack_corpus.py CONFIG .carry/corpus --stills 85),
 # a bank of real encodes of it as .carry/bank (scripts/make_codec_bank.py .carry/corpus/*.mp4
-# --out .carry/bank --downscale 2 --frames 32; used by configs whose chain has `encoded`) and 15
+# --out .carry/bank --downscale 2 --frames 32; used by configs whose chain has `encoded`), optionally 15
 # validation frames as .carry/val/davis-dog; lpips as a wheel in .whl (the GPU image has PyTorch,
-# OpenCV and safetensors but not lpips or PyAV: the sources say `reader: opencv`).
+# OpenCV and safetensors but not lpips or PyAV: the sources say `reader: opencv`). A call carries
+# at most 64 MiB with the tracked tree (46.7 MB at the third call): docs/diffusion.md, "The third
+# GPU call", lists what was left out of the index for it.
+#
+# On the same warm machine, EXTRA='--resume max_minutes=TOTAL' bash scripts/train_gpu.sh MORE ...
+# continues the runs: a resumed run's max_minutes counts its whole time, so TOTAL = first + MORE.
 set -u
 minutes=$1; shift
 out=${OUT:-/tmp/restore-gpu-out}
@@ -25,7 +30,8 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 device=${DEVICE:-cuda}   # DEVICE=cpu EXTRA='batch=2 ...' for a dry run of this script on a CPU
 corpus='sources=[{path: .carry/corpus/*.mp4, kind: video, reader: opencv}, {path: .carry/corpus/stills/*.jpg, kind: images}]'
 bank='sources=[{path: .carry/bank/*.mkv, kind: encoded, clean: .carry/corpus, clean_downscale: 2, reader: opencv}]'
-val='val_source={path: .carry/val/davis-dog, kind: frames}'
+# quick validation only where its frames travelled (they cost 7 MB of the 64 MiB a call may carry)
+if [ -d .carry/val/davis-dog ]; then val='val_source={path: .carry/val/davis-dog, kind: frames}'; else val='val_source={}'; fi
 # a hard stop a little after the budget: SIGINT makes a run save its checkpoint and exit
 limit=$(awk "BEGIN {print int($minutes * 60 + 100)}")
 pids=()

@@ -191,6 +191,10 @@ def test_tiny_training_run_and_resume(tmp_path):
     assert meta["step"] == 5
     # Each call of train() is one phase in the metadata, with the settings it ran with.
     assert [(h["steps"], h["patch"]) for h in meta["history"]] == [([0, 3], 32), ([3, 5], 48)]
+    # A resume with nothing left to train (its budget already spent) saves but adds no phase.
+    train(cfg2, resume=True, log=lambda *_: None)
+    _, meta = checkpoint.load(stem)
+    assert meta["step"] == 5 and [h["steps"] for h in meta["history"]] == [[0, 3], [3, 5]]
 
 
 def test_train_config_errors_name_the_key(tmp_path):

@@ -410,7 +410,9 @@ def _save(run: _Run) -> None:
     """The EMA weights and their model card (checkpoint.save), and the full state for resuming,
     replaced atomically so an interruption leaves the previous one whole."""
     wall = run.wall()
-    phases = run.history + [_phase(run.cfg, run.start_step, run.step, run.wall_before, wall, run.device)]
+    # a call that trained nothing (a resume whose budget was already spent) is not a phase
+    current = [_phase(run.cfg, run.start_step, run.step, run.wall_before, wall, run.device)]
+    phases = run.history + (current if run.step > run.start_step or not run.history else [])
     meta = _meta(run.cfg, run.net, run.step, run.data_summary, run.last_val, wall, phases)
     checkpoint.save(run.stem, run.ema, meta)
     tmp = run.state_path.with_name(run.state_path.name + ".tmp")
