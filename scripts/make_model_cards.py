@@ -107,6 +107,8 @@ def _phase_text(h: dict) -> str:
             f"chunks of {h.get('frames')} frames, {h.get('patch')} px, peak lr {h.get('lr'):g}"
             + (f" ({h['lr_scale_new']:g}x that for the propagation)" if h.get("lr_scale_new") else ""))
     text += "".join(", " + e for e in extra)
+    if h.get("p_first_step") is not None:  # older phases did not record it (they trained at 0.3 to 0.7)
+        text += f", {h['p_first_step']:.0%} of samples at the start level"
     if h.get("loss"):
         text += f", {h['loss']} loss" + (f" + {h['lpips_weight']:g} LPIPS" if h.get("lpips_weight") else "")
     if h.get("device"):

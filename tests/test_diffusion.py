@@ -185,12 +185,13 @@ def test_tiny_training_run_and_resume(tmp_path):
     assert meta["step"] == 3 and meta["task"] == "sr" and "psnr" in meta["validation"]
     log_rows = (tmp_path / "run" / "tiny.log.csv").read_text().strip().splitlines()
     assert len(log_rows) >= 4
-    cfg2 = load_train_config(cfg_path, {"iters": 5, "patch": 48})
+    cfg2 = load_train_config(cfg_path, {"iters": 5, "patch": 48, "p_first_step": 1.0})
     train(cfg2, resume=True, log=lambda *_: None)
     _, meta = checkpoint.load(stem)
     assert meta["step"] == 5
     # Each call of train() is one phase in the metadata, with the settings it ran with.
-    assert [(h["steps"], h["patch"]) for h in meta["history"]] == [([0, 3], 32), ([3, 5], 48)]
+    assert [(h["steps"], h["patch"], h["p_first_step"]) for h in meta["history"]] == [
+        ([0, 3], 32, cfg.p_first_step), ([3, 5], 48, 1.0)]
     # A resume with nothing left to train (its budget already spent) saves but adds no phase.
     train(cfg2, resume=True, log=lambda *_: None)
     _, meta = checkpoint.load(stem)

@@ -138,8 +138,8 @@ def _phase(cfg: TrainConfig, start_step: int, step: int, wall_start: float, wall
     """One call of train(): a resumed run may change patch size, noise sampling or budget, and the
     model card should say so."""
     keys = ("frames", "patch", "batch", "lr", "max_minutes", "degradations", "max_noise", "noise_power",
-            "interp_max_stride", "interp_bank", "start_sigma_min", "start_sigma_max", "loss", "lpips_weight",
-            "init_weights")
+            "interp_max_stride", "interp_bank", "start_sigma_min", "start_sigma_max", "p_first_step", "loss",
+            "lpips_weight", "init_weights")
     return {"steps": [start_step, step], "minutes": round((wall - wall_start) / 60, 1),
             **{k: getattr(cfg, k) for k in keys}, "device": _device_name(device, _amp(cfg, device)),
             **({"lr_scale_new": cfg.lr_scale_new} if cfg.lr_scale_new != 1 else {})}
