@@ -33,6 +33,9 @@ SETTINGS = {"denoise": True, "scale": 2, "fps_multiplier": 2, "model": "classica
 DRIVER = r"""
 import json, os, signal, sys, time
 from pathlib import Path
+# A shell without job control starts background commands with SIGINT ignored, and the child
+# inherits that (CI launched with `&`): give it the Ctrl-C a terminal user's process has.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from restore.io import encode
 a = json.loads(sys.argv[1])
 orig = encode.VideoWriter.write
