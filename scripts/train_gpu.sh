@@ -12,6 +12,9 @@
 # at most 64 MiB with the tracked tree (46.7 MB at the third call): docs/diffusion.md, "The third
 # GPU call", lists what was left out of the index for it.
 #
+# MOTION_MINUTES=M also trains the interpolator's motion refiner for M minutes beside them
+# (scripts/train_motion.py on .carry/corpus; its bank of triplets takes about a minute to build).
+#
 # On the same warm machine, EXTRA='--resume max_minutes=TOTAL' bash scripts/train_gpu.sh MORE ...
 # continues the runs: a resumed run's max_minutes counts its whole time, so TOTAL = first + MORE.
 set -u
@@ -43,7 +46,13 @@ for cfg in "$@"; do
       "${data[@]}" ${EXTRA:-} > "$out/$name.log" 2>&1 &
   pids+=($!)
 done
+if [ -n "${MOTION_MINUTES:-}" ]; then
+  timeout -s INT "$limit" ${PY:-python3} scripts/train_motion.py --out /tmp/runs/motion --corpus .carry/corpus \
+      --device "$device" --workers 8 --batch "${MOTION_BATCH:-32}" --minutes "$MOTION_MINUTES" > "$out/motion.log" 2>&1 &
+  pids+=($!)
+fi
 for pid in "${pids[@]}"; do wait "$pid"; done
+if [ -d /tmp/runs/motion ]; then (cd /tmp/runs/motion && tar czf "$out/motion.tgz" --exclude='*.train.pt' --exclude=bank .); fi
 for cfg in "$@"; do
   name=$(basename "$cfg" .yaml)
   (cd /tmp/runs/$name && tar czf "$out/$name.tgz" --exclude='*.train.pt' .)

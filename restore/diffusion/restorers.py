@@ -164,12 +164,19 @@ class DiffusionUpscaler(_Base):
 
 
 class DiffusionInterpolator(_Base):
+    """`motion`: a MotionRefiner correcting the DIS motion of the hints (None: DIS as it is);
+    the method builds it from the name in the checkpoint's `inference:` block."""
+
+    def __init__(self, model, meta, *, motion=None, **kw):
+        super().__init__(model, meta, **kw)
+        self.motion = motion
+
     def __call__(self, first: np.ndarray, second: np.ndarray, t: float, *,
                  start_index: int | None = None) -> np.ndarray:
         n, h, w = first.shape[:3]
         cond, est = np.empty((n, 13, h, w), np.float32), np.empty((n, 3, h, w), np.float32)
         for i, (f0, f1) in enumerate(zip(first, second)):
-            interp_task_cond(f0, f1, float(t), out=cond[i], out_start=est[i])
+            interp_task_cond(f0, f1, float(t), out=cond[i], out_start=est[i], motion=self.motion)
         cond, est = torch.from_numpy(cond), torch.from_numpy(est)
         out = self._run(cond, est, None, self.start_sigma, add_noise=True,
                         offset=self._offset(start_index, len(first)))

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..ops.flow import INTERP_PRESET, dis_flow, interpolate_pair_parts
+from ..ops.flow import INTERP_PRESET, blend_weights, dis_flow, intermediate_flows, interpolate_pair_parts
 from ..ops.resize import imresize
+from .motionnet import refined_hints
 
 
 @dataclass(frozen=True)
@@ -57,21 +58,26 @@ def upsample(lr: torch.Tensor, scale: int) -> torch.Tensor:
 
 # ---- interpolation hints -------------------------------------------------------------
 
-def flow_hints(f0: np.ndarray, f1: np.ndarray, t: float, flows=None):
+def flow_hints(f0: np.ndarray, f1: np.ndarray, t: float, flows=None, motion=None):
     """DIS flow both ways; each endpoint backward-warped to time t (along the endpoint flows
     projected to t: `ops.flow.intermediate_flows`), and the classical occlusion-aware blend of the two,
     which is the estimate the model refines. f0, f1: float32 (H,W,3) in [0,1]; `flows`: the pair's
-    (flow 0->1, flow 1->0) when already computed for another t."""
+    (flow 0->1, flow 1->0) when already computed for another t; `motion`: a `MotionRefiner`
+    that corrects the motion at t and the blend weight before the warps (None: DIS as it is)."""
     f01, f10 = flows if flows is not None else (dis_flow(f0, f1, INTERP_PRESET), dis_flow(f1, f0, INTERP_PRESET))
-    blend, w0, w1 = interpolate_pair_parts(f0, f1, t, flow_01=f01, flow_10=f10)
-    return w0, w1, blend
+    if motion is None:
+        blend, w0, w1 = interpolate_pair_parts(f0, f1, t, flow_01=f01, flow_10=f10)
+        return w0, w1, blend
+    ft0, ft1 = intermediate_flows(f0, f1, t, f01, f10)
+    weight0, _ = blend_weights(t, f01, f10, ft0, ft1)
+    return refined_hints(motion, f0, f1, t, ft0, ft1, weight0)
 
 
 def interp_task_cond(f0: np.ndarray, f1: np.ndarray, t: float, out: np.ndarray | None = None,
-                     out_start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     out_start: np.ndarray | None = None, motion=None) -> tuple[np.ndarray, np.ndarray]:
     """(13,H,W) conditioning and (3,H,W) start estimate in [-1,1] for the frame at time t, written
     into `out` / `out_start` when given (a restorer fills one (T, ...) array in place)."""
-    w0, w1, blend = flow_hints(f0, f1, t)
+    w0, w1, blend = flow_hints(f0, f1, t, motion=motion)
     h, w = f0.shape[:2]
     cond = np.empty((13, h, w), np.float32) if out is None else out
     start = np.empty((3, h, w), np.float32) if out_start is None else out_start

@@ -79,3 +79,16 @@ def load(name: str, device: str = "cpu", precision: str = "fp32"):
         raise ConfigError(f"model {name!r} has no weights in {weights_dir()} "
                           "(reinstall restore, or pick a classical method with --model classical)")
     return checkpoint.load(model_path(name), device=device, precision=precision)
+
+
+@functools.lru_cache(maxsize=4)
+def load_motion(name: str, device: str = "cpu", precision: str = "fp32"):
+    """The interpolator's motion refiner (restore.diffusion.motionnet) named by its `inference:`
+    block, from the same weights folder."""
+    from .motionnet import load_refiner
+
+    path = weights_dir() / f"{name}.safetensors"
+    if not (path.exists() and path.with_suffix(".yaml").exists()):
+        raise ConfigError(f"motion model {name!r} has no weights in {weights_dir()} "
+                          "(reinstall restore, or pick the classical interpolator with --model classical)")
+    return load_refiner(path, device=device, precision=precision)

@@ -74,4 +74,6 @@ if zoo.available(_INTERP):
         from ..diffusion.restorers import DiffusionInterpolator
 
         model, meta = zoo.load(_INTERP, opts.device, opts.precision)
-        return DiffusionInterpolator(model, meta, **_kw(opts))
+        motion = meta["inference"].get("motion")
+        motion = zoo.load_motion(motion, opts.device, opts.precision) if motion else None
+        return DiffusionInterpolator(model, meta, motion=motion, **_kw(opts))

@@ -324,6 +324,15 @@ def interpolate_pair_parts(first: np.ndarray, second: np.ndarray, t: float,
     f_t0, f_t1 = intermediate_flows(first, second, t, flow_01, flow_10)
     i0 = warp(first, f_t0)
     i1 = warp(second, f_t1)
+    w0, w1 = blend_weights(t, flow_01, flow_10, f_t0, f_t1, occlusion_weight)
+    out = w0[..., None] * i0 + w1[..., None] * i1
+    return np.clip(out, 0.0, 1.0).astype(np.float32), i0, i1
+
+
+def blend_weights(t: float, flow_01: np.ndarray, flow_10: np.ndarray, f_t0: np.ndarray, f_t1: np.ndarray,
+                  occlusion_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) weights of the two endpoints warped to t, summing to 1: (1 - t, t), each lowered where
+    the forward-backward check says its sample shows content the other frame does not have."""
     occ0 = occlusion_mask(flow_01, flow_10)  # frame-0 pixels missing from frame 1
     occ1 = occlusion_mask(flow_10, flow_01)  # frame-1 pixels missing from frame 0
     # Soften the binary masks so isolated flow outliers do not leave speckles.
@@ -339,5 +348,4 @@ def interpolate_pair_parts(first: np.ndarray, second: np.ndarray, t: float,
     w0 = np.where(fallback, 1.0 - t, w0)
     w1 = np.where(fallback, t, w1)
     total = w0 + w1
-    out = (w0[..., None] * i0 + w1[..., None] * i1) / total[..., None]
-    return np.clip(out, 0.0, 1.0).astype(np.float32), i0, i1
+    return w0 / total, w1 / total
