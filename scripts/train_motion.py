@@ -63,7 +63,7 @@ def build_bank(out: Path, sources: list[dict], per_seq: int, crop: int, crops_pe
             if min(h, w) < crop:
                 continue
             jobs = []
-            count = min(per_seq, max(4, n_frames // 3))
+            count = min(per_seq, max(4, n_frames // 2))
             t0 = time.time()
             for _ in range(count):
                 n, k = TRIPLETS[rng.choice(len(TRIPLETS), p=TRIPLET_P)]
