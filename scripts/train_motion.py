@@ -48,12 +48,21 @@ def build_bank(out: Path, sources: list[dict], per_seq: int, crop: int, crops_pe
                workers: int = 1) -> MotionBank:
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    crops = []
     pool = None
     if workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        crops = _fill(out, sources, per_seq, crop, crops_per, rng, pool)
+    finally:  # an interrupted build must not wait for the queued jobs (the GPU script's hard stop)
+        if pool:
+            pool.shutdown(wait=False, cancel_futures=True)
+    return MotionBank(crops)
+
+
+def _fill(out: Path, sources: list[dict], per_seq: int, crop: int, crops_per: int, rng, pool) -> list[dict]:
+    crops = []
     for seq in load_sources(sources, max_frames=300):
         if seq.still:
             continue
@@ -81,9 +90,7 @@ def build_bank(out: Path, sources: list[dict], per_seq: int, crop: int, crops_pe
         z = np.load(path)
         n_items = len({key.split("_", 1)[0] for key in z.files})
         crops += [{key: z[f"{j}_{key}"] for key in ("frames", "flows", "weight0", "trust", "t")} for j in range(n_items)]
-    if pool:
-        pool.shutdown()
-    return MotionBank(crops)
+    return crops
 
 
 def charbonnier(x: torch.Tensor) -> torch.Tensor:
