@@ -12,12 +12,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restore.diffusion.motionbank import motion_sample  # noqa: E402
-from restore.diffusion.motionnet import load_refiner  # noqa: E402
+from restore.diffusion.motionnet import load_refiner, refined_hints  # noqa: E402
+from restore.ops.flow import warp  # noqa: E402
 
 
 def psnr(a, b):
@@ -34,20 +33,11 @@ def main():
     for d in sorted(glob.glob(args.data + "/*")):
         rd = lambda n: cv2.cvtColor(cv2.imread(f"{d}/{n}"), cv2.COLOR_BGR2RGB)
         s = motion_sample(rd("frame10.png"), rd("frame10i11.png"), rd("frame11.png"), 0.5)
-        g = net.granularity
-        h, w = s.f0.shape[:2]
-        ph, pw = -h % g, -w % g
-        T = lambda a: F.pad(torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None], (0, pw, 0, ph), mode="replicate")
-        w0 = np.clip(s.weight0, 1e-3, 1 - 1e-3)
-        logit0 = T(np.log(w0 / (1 - w0))[..., None])
-        with torch.no_grad():
-            t0 = time.time()
-            ft0, ft1, lg = net(T(s.f0), T(s.f1), T(s.flow_t0), T(s.flow_t1), logit0, torch.tensor([0.5]))
-            out, _, _ = net.blend(T(s.f0), T(s.f1), ft0, ft1, lg)
-            dt = time.time() - t0
-            base, _, _ = net.blend(T(s.f0), T(s.f1), T(s.flow_t0), T(s.flow_t1), logit0)
-        o = out[0, :, :h, :w].permute(1, 2, 0).numpy()
-        b = base[0, :, :h, :w].permute(1, 2, 0).numpy()
+        a = s.weight0[..., None]
+        b = a * warp(s.f0, s.flow_t0) + (1 - a) * warp(s.f1, s.flow_t1)
+        t0 = time.time()
+        _, _, o = refined_hints(net, s.f0, s.f1, 0.5, s.flow_t0, s.flow_t1, s.weight0)
+        dt = time.time() - t0
         rows.append((psnr(b, s.mid), psnr(o, s.mid), dt))
         print(f"{Path(d).name:22s} classical {rows[-1][0]:.2f}  refined {rows[-1][1]:.2f}  ({dt:.3f} s)", flush=True)
     m = np.mean(rows, 0)

@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restore.diffusion.data import load_sources  # noqa: E402
 from restore.diffusion.motionbank import MotionBank, crop_arrays, motion_sample  # noqa: E402
-from restore.diffusion.motionnet import MotionRefiner, save_refiner  # noqa: E402
+from restore.diffusion.motionnet import MotionRefiner, save_refiner, weight_logit  # noqa: E402
 
 SOURCES = [
     {"path": "../shared/data/train/frames/*", "kind": "frames"},
@@ -98,8 +98,7 @@ def charbonnier(x: torch.Tensor) -> torch.Tensor:
 
 
 def losses(net: MotionRefiner, b: dict, distill: float):
-    eps = 1e-3
-    logit0 = torch.log(b["weight0"].clamp(eps, 1 - eps) / (1 - b["weight0"]).clamp(eps, 1 - eps))
+    logit0 = weight_logit(b["weight0"])
     ft0, ft1, logit = net(b["f0"], b["f1"], b["flow_t0"], b["flow_t1"], logit0, b["t"])
     out, _, _ = net.blend(b["f0"], b["f1"], ft0, ft1, logit)
     photo = charbonnier(out - b["mid"])

@@ -6,7 +6,7 @@ the true middle frame to each endpoint (an oracle) blend to 31.9 dB where the pr
 give 27.0. `MotionRefiner` corrects the two flows from t and the blend weight, as RIFE's IFNet
 blocks do, but starting from the classical estimate (zero-initialised heads: untrained, it returns
 DIS unchanged). Each level looks at both endpoints warped by the current flows on a frame shrunk
-by its factor, works two strides further down, and adds a correction upsampled to the full frame.
+by its factor, works one stride further down, and adds a correction upsampled to the full frame.
 
 Flows are (B, 2, H, W) in pixels of the full frame, (dx, dy), backward: out(x) = img(x + flow(x)).
 """
@@ -61,7 +61,7 @@ class _Level(nn.Module):
     """One scale: inputs at 1/factor of the frame (with a cost volume around the current motion),
     features one stride lower, (dflow0, dflow1, dlogit) back at 1/factor."""
 
-    def __init__(self, factor: int, channels: int, convs: int, radius: int = 3, step: float = 2.0):
+    def __init__(self, factor: int, channels: int, convs: int, radius: int = 0, step: float = 2.0):
         super().__init__()
         self.factor, self.radius, self.step = factor, radius, step
         c = channels
@@ -153,7 +153,8 @@ def load_refiner(path_stem: str | Path, device: str = "cpu", precision: str = "f
     return net
 
 
-def _logit(weight0: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+def weight_logit(weight0: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """The blend's weight of f0 (0-1) as the logit the refiner corrects, clamped off 0 and 1."""
     w = weight0.clamp(eps, 1 - eps)
     return torch.log(w / (1 - w))
 
@@ -176,7 +177,7 @@ def refined_hints(net: MotionRefiner, f0: np.ndarray, f1: np.ndarray, t: float, 
 
     a, b = to_t(f0), to_t(f1)
     with torch.no_grad():
-        ft0, ft1, logit = net(a, b, to_t(flow_t0), to_t(flow_t1), _logit(to_t(weight0)),
+        ft0, ft1, logit = net(a, b, to_t(flow_t0), to_t(flow_t1), weight_logit(to_t(weight0)),
                               torch.tensor([float(t)], device=p.device))
         out, w0, w1 = net.blend(a, b, ft0, ft1, logit)
     back = lambda x: x[0, :, :h, :w].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
