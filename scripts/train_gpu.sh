@@ -49,7 +49,7 @@ done
 if [ -n "${MOTION_MINUTES:-}" ]; then
   # -k: a stop during the bank build (a process pool) is made final 30 s later
   timeout -k 30 -s INT "$limit" ${PY:-python3} scripts/train_motion.py --out /tmp/runs/motion --corpus .carry/corpus \
-      --device "$device" --workers 8 --batch "${MOTION_BATCH:-32}" --lr 1e-3 --per-seq 120 --crops-per 3 \
+      --device "$device" --workers 8 --batch "${MOTION_BATCH:-32}" --lr 1e-3 --per-seq 120 --crops-per 6 \
       --minutes "$MOTION_MINUTES" > "$out/motion.log" 2>&1 &
   pids+=($!)
 fi

@@ -136,6 +136,8 @@ def main(argv=None):
     sources = ([{"path": f"{args.corpus}/*.mp4", "kind": "video", "reader": "opencv"}] if args.corpus else SOURCES)
     bank = build_bank(out / "bank", sources, args.per_seq, args.crop, args.crops_per, args.seed, args.workers)
     print(f"bank: {len(bank)} crops, {bank.frames.numel() + 2 * bank.flows.numel() >> 20} MB", flush=True)
+    if torch.device(args.device).type == "cuda":
+        bank.to(args.device)
     levels = tuple(tuple(int(v) for v in lv.split(":")) for lv in args.levels.split(","))
     net = MotionRefiner(levels).to(args.device)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)

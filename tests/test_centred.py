@@ -108,6 +108,19 @@ def test_fusing_the_restored_neighbours_beats_each_frame_alone(pan, model_name, 
     assert fused > alone + margin, (fused, alone)
 
 
+def test_the_checkpoints_inference_block_sets_the_fusion_and_an_argument_overrides_it(pan):
+    from restore.diffusion import zoo
+    from restore.diffusion.degrade import add_noise
+    from restore.diffusion.restorers import DiffusionDenoiser
+
+    model, meta = zoo.load("denoise", "cpu", "fp32")
+    off = {**meta, "inference": {**meta["inference"], "fuse": 0.0}}
+    noisy = add_noise(np.rint(pan[:3] * 255).astype(np.uint8), 25).astype(np.float32) / 255
+    alone = DiffusionDenoiser(model, meta, sigma255=25, fuse=0)(noisy)
+    np.testing.assert_array_equal(DiffusionDenoiser(model, off, sigma255=25)(noisy), alone)
+    assert not np.array_equal(DiffusionDenoiser(model, off, sigma255=25, fuse=0.4)(noisy), alone)
+
+
 def test_fusing_restored_frames_leaves_a_still_clean_clip_and_a_cut_alone(pan):
     from restore.diffusion.centred import fuse_restored
 

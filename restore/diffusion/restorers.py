@@ -110,7 +110,9 @@ class DiffusionDenoiser(_Base):
         self.sigma255 = sigma255
         # how much of the restored neighbours, motion-aligned, is averaged into each frame where
         # they agree with it: centred.fuse_slots on aligned windows, centred.fuse_restored after
-        # the chunk-joint windows; 0 turns it off
+        # the chunk-joint windows; 0 turns it off. The checkpoint's `inference: fuse:` may set it,
+        # since how much noise a model leaves, and so what averaging can still take, is its own
+        fuse = fuse if fuse is not None else self.inference.get("fuse")
         self.fuse = float(fuse) if fuse is not None else None
         # > 0: one window per output frame, its neighbours within this radius warped onto it
         # (centred.py); 0: the chunk-joint windows with anchors
