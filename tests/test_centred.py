@@ -121,6 +121,22 @@ def test_the_checkpoints_inference_block_sets_the_fusion_and_an_argument_overrid
     assert not np.array_equal(DiffusionDenoiser(model, off, sigma255=25, fuse=0.4)(noisy), alone)
 
 
+def test_noise_scale_tells_the_network_less_noise_and_the_fusion_all_of_it(pan):
+    from restore.diffusion import zoo
+    from restore.diffusion.degrade import add_noise
+    from restore.diffusion.restorers import DiffusionDenoiser
+
+    model, meta = zoo.load("denoise", "cpu", "fp32")
+    inf = {k: v for k, v in meta["inference"].items() if k not in ("noise_scale", "fuse")}
+    half = {**meta, "inference": {**inf, "noise_scale": 0.5}}
+    noisy = add_noise(np.rint(pan[:3] * 255).astype(np.uint8), 30).astype(np.float32) / 255
+    # the network at sigma 15 and the fusion's tau at 0.4 x 30 = 0.8 x 15
+    told_half = DiffusionDenoiser(model, half, sigma255=30)(noisy)
+    np.testing.assert_allclose(told_half, DiffusionDenoiser(model, half, sigma255=15, fuse=0.8, noise_scale=1)(noisy),
+                               atol=1e-6)
+    assert np.abs(told_half - DiffusionDenoiser(model, half, sigma255=30, noise_scale=1)(noisy)).mean() > 1e-3
+
+
 def test_fusing_restored_frames_leaves_a_still_clean_clip_and_a_cut_alone(pan):
     from restore.diffusion.centred import fuse_restored
 

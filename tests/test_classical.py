@@ -67,6 +67,20 @@ def test_noise_sigma_estimate(sigma):
     assert abs(estimate_noise_sigma(u8) - sigma) < 0.15 * sigma
 
 
+def test_noise_sigma_estimate_is_not_fooled_by_noise_clipped_at_black_and_white():
+    # half the frame near black, half near white: 8-bit clipping shrinks the noise there, and
+    # counting those blocks read sigma 50 as about 40
+    rng = np.random.default_rng(3)
+    h, w = 96, 128
+    level = np.where(np.arange(w) < w // 2, 12.0, 243.0)[None, :, None]
+    middle = np.full((h, w, 3), 128.0)
+    frames = []
+    for i in range(4):
+        base = np.where(np.arange(h)[:, None, None] < h // 3, middle, level)  # a third mid-grey
+        frames.append(np.clip(np.rint(base + rng.normal(0, 50, (h, w, 3))), 0, 255).astype(np.uint8))
+    assert abs(estimate_noise_sigma(np.stack(frames)) - 50) < 0.1 * 50
+
+
 @pytest.mark.parametrize("strength", [25.0, None])
 def test_nlmeans_improves_psnr_at_sigma_25(strength):
     clean = panning_texture(7)

@@ -38,7 +38,8 @@ def inference_block(meta: dict) -> dict:
     """How a restorer runs this model: window (frames per forward pass, anchors included),
     anchors (restored frames carried in front of each window), steps, start_sigma, sampler,
     sigma_floor (denoise: the level used for a clean input), optionally fuse (denoise: the scale of
-    the averaging with restored neighbours, centred.py). Checkpoints written before the
+    the averaging with restored neighbours, centred.py) and noise_scale (denoise: the share of the
+    input's noise level the network is told; 1 when absent). Checkpoints written before the
     block existed get it from their sampling defaults and training chunk length."""
     block = dict(meta.get("inference") or {})
     legacy = {

@@ -105,7 +105,7 @@ class DiffusionDenoiser(_Base):
     sampler's start level is that sigma in model units (data in [-1, 1])."""
 
     def __init__(self, model, meta, *, sigma255: float | None = None, align_radius: int | None = None,
-                 fuse: float | None = None, **kw):
+                 fuse: float | None = None, noise_scale: float | None = None, **kw):
         super().__init__(model, meta, **kw)
         self.sigma255 = sigma255
         # how much of the restored neighbours, motion-aligned, is averaged into each frame where
@@ -114,6 +114,11 @@ class DiffusionDenoiser(_Base):
         # since how much noise a model leaves, and so what averaging can still take, is its own
         fuse = fuse if fuse is not None else self.inference.get("fuse")
         self.fuse = float(fuse) if fuse is not None else None
+        # the network is told this share of the input's noise level, the fusion the whole of it:
+        # told a little less, the network keeps detail and leaves noise that differs from frame
+        # to frame, which the fusion then averages away (docs/diffusion.md, "Telling the network
+        # less noise than there is")
+        self.noise_scale = float(noise_scale if noise_scale is not None else self.inference.get("noise_scale", 1.0))
         # > 0: one window per output frame, its neighbours within this radius warped onto it
         # (centred.py); 0: the chunk-joint windows with anchors
         self.align_radius = int(align_radius if align_radius is not None else self.inference.get("align_radius", 0))
@@ -124,23 +129,25 @@ class DiffusionDenoiser(_Base):
         if sigma255 is None:
             from ..ops.noise import estimate_noise_sigma
             sigma255 = float(estimate_noise_sigma(frames))
-        sigma = max(2 * sigma255 / 255, float(self.inference["sigma_floor"]))
+        floor = float(self.inference["sigma_floor"])
+        sigma = max(2 * sigma255 / 255, floor)
+        level = max(sigma * self.noise_scale, floor)  # what the network is conditioned on
         offset = self._offset(start_index, len(frames))
         if self.align_radius > 0:
-            return _to_np(self._run_centred(frames, sigma, offset))
+            return _to_np(self._run_centred(frames, level, sigma, offset))
         y = _to_t(frames)
         anc = _to_t(anchors) if anchors is not None and len(anchors) else None
-        out = _to_np(self._run(y, y, anc, sigma, add_noise=False, offset=offset))
+        out = _to_np(self._run(y, y, anc, level, add_noise=False, offset=offset))
         return fuse_restored(out, sigma255 / 255, RESTORED_FUSE_SCALE if self.fuse is None else self.fuse)
 
-    def _run_centred(self, frames: np.ndarray, sigma: float, offset: int) -> torch.Tensor:
+    def _run_centred(self, frames: np.ndarray, level: float, sigma: float, offset: int) -> torch.Tensor:
         """Each frame restored from its own window of aligned neighbours; anchors are not used
         (the windows overlap in content, not in restored frames)."""
         frames = np.asarray(frames, dtype=np.float32)
         out = None
         for i, win, pos in CentredWindows(frames, self.align_radius):
             y = _to_t(win)
-            res = restore_chunk(self.model, with_anchors(y, None), y, start_sigma=sigma, steps=self.steps,
+            res = restore_chunk(self.model, with_anchors(y, None), y, start_sigma=level, steps=self.steps,
                                 seed=self.seed + offset + i, add_noise=False, tile=self.tile,
                                 overlap=self.overlap, sampler=self.sampler)
             if out is None:
