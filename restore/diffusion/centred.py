@@ -7,7 +7,8 @@ flow-based video denoisers (DVDnet, TOFlow) get their lead. Measurements: docs/d
 Flow is DIS on the noisy frames averaged 2x2 (the average halves the noise; full-size flow on
 blurred frames scored the same). Neighbours are warped with nearest sampling: an integer shift
 keeps the noise white at its level, where bilinear sampling would smooth it and tell the network
-a lower level than the one it is conditioned on.
+a lower level than the one it is conditioned on. Restored frames (`fuse_restored`) carry little
+noise, and there bilinear sampling, which keeps sub-pixel motion, serves better.
 
 The network restores every slot of a window, and each restored neighbour is a second estimate of
 the centre frame wherever the flow was right. `fuse_slots` averages them into the centre frame,
@@ -35,10 +36,13 @@ RESTORED_FUSE_SCALE = 0.4
 class CentredWindows:
     """frames (T, H, W, 3) float32 in [0, 1] -> for each frame i, the 2r+1 frames of the chunk
     nearest to it (fewer when the chunk is shorter; shifted inward at its ends), each neighbour
-    warped onto frame i, and i's position in that window. Each flow is computed once."""
+    warped onto frame i, and i's position in that window. Each flow is computed once.
+    interpolation: nearest for the network's windows (what the aligned models trained on: the
+    noise stays white), bilinear where restored frames are averaged (fuse_restored: +0.02 to
+    +0.06 dB over nearest on two training clips at sigma 15-50)."""
 
-    def __init__(self, frames: np.ndarray, radius: int):
-        self.frames, self.radius = frames, int(radius)
+    def __init__(self, frames: np.ndarray, radius: int, interpolation: int = cv2.INTER_NEAREST):
+        self.frames, self.radius, self.interpolation = frames, int(radius), interpolation
         t, h, w = frames.shape[:3]
         self.size = (w, h)
         small = (max(1, w // 2), max(1, h // 2))
@@ -55,7 +59,7 @@ class CentredWindows:
 
     def onto(self, i: int, j: int, img: np.ndarray) -> np.ndarray:
         """`img` (frame j, or anything on its pixel grid) warped onto frame i."""
-        return img if i == j else warp(img, self.flow(i, j), cv2.INTER_NEAREST)
+        return img if i == j else warp(img, self.flow(i, j), self.interpolation)
 
     def span(self, i: int) -> range:
         t = len(self.frames)
@@ -97,7 +101,7 @@ def fuse_restored(frames: np.ndarray, noise: float, scale: float = RESTORED_FUSE
     if scale <= 0 or noise < 1 / 255 or len(frames) < 2:
         return frames
     out = np.empty_like(frames)
-    for i, win, pos in CentredWindows(frames, 1):
+    for i, win, pos in CentredWindows(frames, 1, cv2.INTER_LINEAR):
         slots = torch.from_numpy(win).permute(0, 3, 1, 2)
         out[i] = fuse_slots(slots, pos, noise, scale).permute(1, 2, 0).numpy()
     return out
