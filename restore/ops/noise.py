@@ -16,8 +16,8 @@ def _frame_sigma(img: np.ndarray, margin: float = 2.0) -> float:
     band of an orthonormal Haar transform, (a - b - c + d) / 2 over 2x2 blocks, keeps white noise at
     its sigma while smooth content and straight edges cancel; the median ignores the rest.
     Noise is clipped at 0 and 255 in an 8-bit frame, so near the ends of the range it is smaller
-    than elsewhere: counted in, those blocks made sigma 50 read as 43-47 on the validation clips
-    (and the denoiser, told less noise than there was, lost 0.3-0.5 dB). So the estimate is
+    than elsewhere: counted in, those blocks made sigma 50 read as 43-47 on four DAVIS / SAM2 clips
+    (and the denoiser, told less noise than there was, lost 0.2-0.3 dB). So the estimate is
     repeated on the blocks whose mean lies at least `margin` estimated sigmas inside the range
     (twice; the first pass errs low); where fewer than 5 % of the blocks are left (a dark frame),
     the last estimate stands.
