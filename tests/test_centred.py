@@ -137,6 +137,37 @@ def test_noise_scale_tells_the_network_less_noise_and_the_fusion_all_of_it(pan):
     assert np.abs(told_half - DiffusionDenoiser(model, half, sigma255=30, noise_scale=1)(noisy)).mean() > 1e-3
 
 
+def test_noise_scale_table_is_read_at_the_inputs_level(pan):
+    from restore.diffusion import zoo
+    from restore.diffusion.degrade import add_noise
+    from restore.diffusion.restorers import DiffusionDenoiser, noise_scale_at
+
+    table = [[35, 0.9], [15, 0.5]]  # unsorted on purpose
+    assert noise_scale_at(table, 10) == 0.5 and noise_scale_at(table, 60) == 0.9
+    assert noise_scale_at(table, 25) == pytest.approx(0.7)
+    assert noise_scale_at(0.95, 50) == 0.95
+    for bad in ([], [[15]], "0.9", [[15, "x"]]):
+        with pytest.raises(ValueError, match="noise_scale"):
+            noise_scale_at(bad, 15)
+    model, meta = zoo.load("denoise", "cpu", "fp32")
+    with pytest.raises(ValueError, match="noise_scale"):
+        DiffusionDenoiser(model, {**meta, "inference": {**meta["inference"], "noise_scale": [[15]]}})
+    noisy = add_noise(np.rint(pan[:3] * 255).astype(np.uint8), 25).astype(np.float32) / 255
+    tabled = {**meta, "inference": {**meta["inference"], "noise_scale": table}}
+    np.testing.assert_array_equal(DiffusionDenoiser(model, tabled, sigma255=25)(noisy),
+                                  DiffusionDenoiser(model, meta, sigma255=25, noise_scale=0.7)(noisy))
+
+
+def test_training_config_rejects_a_malformed_noise_scale(tmp_path):
+    from restore.diffusion.trainconfig import load_train_config
+    from restore.errors import ConfigError
+
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text("task: denoise\ninference: {noise_scale: [[15, 0.9], [25]]}\n")
+    with pytest.raises(ConfigError, match="noise_scale"):
+        load_train_config(cfg)
+
+
 def test_fusing_restored_frames_leaves_a_still_clean_clip_and_a_cut_alone(pan):
     from restore.diffusion.centred import fuse_restored
 

@@ -39,8 +39,9 @@ def inference_block(meta: dict) -> dict:
     anchors (restored frames carried in front of each window), steps, start_sigma, sampler,
     sigma_floor (denoise: the level used for a clean input), optionally fuse (denoise: the scale of
     the averaging with restored neighbours, centred.py) and noise_scale (denoise: the share of the
-    input's noise level the network is told; 1 when absent). Checkpoints written before the
-    block existed get it from their sampling defaults and training chunk length."""
+    input's noise level the network is told, one number or a table over the level; 1 when
+    absent). Checkpoints written before the block existed get it from their sampling defaults and
+    training chunk length."""
     block = dict(meta.get("inference") or {})
     legacy = {
         "window": lambda: int(meta["config"]["frames"]) + 1,

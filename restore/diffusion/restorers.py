@@ -100,12 +100,29 @@ class _Base:
         return torch.stack(outputs)
 
 
+def noise_scale_at(spec, sigma255: float) -> float:
+    """The share of the noise level a denoiser's network is told: `spec` is one number, or a table
+    of [sigma255, share] points read linearly between them and flat beyond the ends. A table
+    because the best share falls with the level: at low noise what the network leaves is small and
+    the fusion averages it away, at high noise it is large and survives where the motion defeats
+    the fusion (docs/diffusion.md, "A noise_scale that falls with the level")."""
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        return float(spec)
+    try:
+        points = sorted((float(s), float(k)) for s, k in spec)
+    except (TypeError, ValueError):
+        raise ValueError(f"noise_scale must be a number or a list of [sigma255, share] pairs, got {spec!r}") from None
+    if not points:
+        raise ValueError("noise_scale: an empty table")
+    return float(np.interp(sigma255, [s for s, _ in points], [k for _, k in points]))
+
+
 class DiffusionDenoiser(_Base):
     """sigma255: the input's noise sigma on the 0-255 scale (None = estimate per chunk); the
     sampler's start level is that sigma in model units (data in [-1, 1])."""
 
     def __init__(self, model, meta, *, sigma255: float | None = None, align_radius: int | None = None,
-                 fuse: float | None = None, noise_scale: float | None = None, **kw):
+                 fuse: float | None = None, noise_scale: float | list | None = None, **kw):
         super().__init__(model, meta, **kw)
         self.sigma255 = sigma255
         # how much of the restored neighbours, motion-aligned, is averaged into each frame where
@@ -118,7 +135,8 @@ class DiffusionDenoiser(_Base):
         # told a little less, the network keeps detail and leaves noise that differs from frame
         # to frame, which the fusion then averages away (docs/diffusion.md, "Telling the network
         # less noise than there is")
-        self.noise_scale = float(noise_scale if noise_scale is not None else self.inference.get("noise_scale", 1.0))
+        self.noise_scale = noise_scale if noise_scale is not None else self.inference.get("noise_scale", 1.0)
+        noise_scale_at(self.noise_scale, 0.0)  # a malformed table fails here, not mid-video
         # > 0: one window per output frame, its neighbours within this radius warped onto it
         # (centred.py); 0: the chunk-joint windows with anchors
         self.align_radius = int(align_radius if align_radius is not None else self.inference.get("align_radius", 0))
@@ -131,7 +149,7 @@ class DiffusionDenoiser(_Base):
             sigma255 = float(estimate_noise_sigma(frames))
         floor = float(self.inference["sigma_floor"])
         sigma = max(2 * sigma255 / 255, floor)
-        level = max(sigma * self.noise_scale, floor)  # what the network is conditioned on
+        level = max(sigma * noise_scale_at(self.noise_scale, sigma255), floor)  # what the network is told
         offset = self._offset(start_index, len(frames))
         if self.align_radius > 0:
             return _to_np(self._run_centred(frames, level, sigma, offset))

@@ -191,6 +191,13 @@ def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainC
     unknown = set(cfg.inference) - INFERENCE_KEYS
     if unknown:
         raise ConfigError(f"key 'inference': unknown key(s) {', '.join(sorted(unknown))}", path)
+    if "noise_scale" in cfg.inference:
+        from .restorers import noise_scale_at
+
+        try:
+            noise_scale_at(cfg.inference["noise_scale"], 0.0)
+        except ValueError as e:
+            raise ConfigError(f"key 'inference': {e}", path) from None
     mult = 8 * (cfg.scale if cfg.task == "sr" else 1)
     if cfg.model:
         mult = max(mult, int(cfg.model.get("factor", 2)) * 4)
