@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from restore.diffusion import checkpoint, zoo  # noqa: E402
 from restore.device import PRECISIONS, keep_freed_memory, resolve_precision  # noqa: E402
+from restore.diffusion.fusenet import load_fusenet  # noqa: E402
 from restore.diffusion.restorers import DiffusionDenoiser, DiffusionInterpolator, DiffusionUpscaler  # noqa: E402
 
 
@@ -90,7 +92,9 @@ def main() -> None:
         elif task.startswith("sr"):
             restorer = DiffusionUpscaler(model, meta)
         else:  # denoise, deblock
-            restorer = DiffusionDenoiser(model, meta, sigma255=25.0 if task == "denoise" else 0.0)
+            fuser = meta["inference"].get("fuse_net")  # the learned fusion, beside the checkpoint
+            fuser = load_fusenet(Path(stem).parent / fuser, args.device, precision) if fuser else None
+            restorer = DiffusionDenoiser(model, meta, sigma255=25.0 if task == "denoise" else 0.0, fuse_net=fuser)
         restorer(frames[: min(4, len(frames))])
         times = []
         for i in range(max(1, args.repeat)):

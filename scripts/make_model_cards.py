@@ -164,6 +164,10 @@ def card(name: str, meta: dict, results: dict | None, size: int) -> str:
         f"({data.get('stills')} still images made into clips): {', '.join(data.get('sources', []))}"
         f"{'; ' + data['note'] if data.get('note') else ''} |",
         f"| git commit | {meta.get('git_commit')} |",
+        *([f"| last stage | each restored frame averaged with its motion-aligned restored neighbours, weighted by "
+           f"the learned fusion `{meta['inference']['fuse_net']}` (restore/diffusion/fusenet.py; trained on this "
+           "model's own outputs by scripts/train_fusenet.py: retrain it when these weights change) |"]
+          if (meta.get("inference") or {}).get("fuse_net") else []),
         "",
         "Training curve: `" + name + ".log.csv` (step, wall seconds, loss, and every `val_every` steps the "
         "quick validation: PSNR, the degraded input's PSNR and LPIPS on a 192 px crop of davis-dog; "

@@ -17,6 +17,7 @@ import torch
 
 from .centred import FUSE_SCALE, RESTORED_FUSE_SCALE, CentredWindows, fuse_restored, fuse_slots
 from .checkpoint import inference_block
+from .fusenet import fuse_learned
 from ..ops.resize import imresize
 from .infer import restore_chunk
 from .tasks import interp_task_cond, with_anchors
@@ -122,9 +123,13 @@ class DiffusionDenoiser(_Base):
     sampler's start level is that sigma in model units (data in [-1, 1])."""
 
     def __init__(self, model, meta, *, sigma255: float | None = None, align_radius: int | None = None,
-                 fuse: float | None = None, noise_scale: float | list | None = None, **kw):
+                 fuse: float | None = None, noise_scale: float | list | None = None, fuse_net=None, **kw):
         super().__init__(model, meta, **kw)
         self.sigma255 = sigma255
+        # fuse_net: a fusenet.FuseNet that weighs the restored neighbours after the chunk-joint
+        # windows (the checkpoint's `inference: fuse_net:` names it; the caller loads it, as the
+        # interpolator's motion refiner); an explicit `fuse` scale takes the hand weights instead
+        self.fuse_net = fuse_net
         # how much of the restored neighbours, motion-aligned, is averaged into each frame where
         # they agree with it: centred.fuse_slots on aligned windows, centred.fuse_restored after
         # the chunk-joint windows; 0 turns it off. The checkpoint's `inference: fuse:` may set it,
@@ -156,6 +161,8 @@ class DiffusionDenoiser(_Base):
         y = _to_t(frames)
         anc = _to_t(anchors) if anchors is not None and len(anchors) else None
         out = _to_np(self._run(y, y, anc, level, add_noise=False, offset=offset))
+        if self.fuse_net is not None and self.fuse is None:
+            return fuse_learned(out, sigma255 / 255, self.fuse_net)
         return fuse_restored(out, sigma255 / 255, RESTORED_FUSE_SCALE if self.fuse is None else self.fuse)
 
     def _run_centred(self, frames: np.ndarray, level: float, sigma: float, offset: int) -> torch.Tensor:

@@ -113,7 +113,7 @@ def check_source(entry, where: str, path) -> None:
 
 
 INFERENCE_KEYS = {"window", "anchors", "lookahead", "overlap", "steps", "start_sigma", "sampler", "sigma_floor", "tile",
-                  "align_radius", "fuse", "noise_scale"}
+                  "align_radius", "fuse", "noise_scale", "fuse_net"}
 
 
 def _set(raw: dict, key: str, value, known: dict, path) -> None:

@@ -92,3 +92,16 @@ def load_motion(name: str, device: str = "cpu", precision: str = "fp32"):
         raise ConfigError(f"motion model {name!r} has no weights in {weights_dir()} "
                           "(reinstall restore, or pick the classical interpolator with --model classical)")
     return load_refiner(path, device=device, precision=precision)
+
+
+@functools.lru_cache(maxsize=4)
+def load_fusenet(name: str, device: str = "cpu", precision: str = "fp32"):
+    """The denoiser's learned fusion of restored frames (restore.diffusion.fusenet) named by its
+    `inference:` block, from the same weights folder."""
+    from .fusenet import load_fusenet as load_net
+
+    path = weights_dir() / f"{name}.safetensors"
+    if not (path.exists() and path.with_suffix(".yaml").exists()):
+        raise ConfigError(f"fusion model {name!r} has no weights in {weights_dir()} "
+                          "(reinstall restore, or pick a classical method with --model classical)")
+    return load_net(path, device=device, precision=precision)

@@ -34,12 +34,14 @@ if zoo.available(_DENOISE):
     @register("denoise", "diffusion", family="diffusion", default=True, card=str(zoo.card_path(_DENOISE)),
               models=(_DENOISE,),
               description="Conditional video diffusion denoiser over chunks of frames (noise std 0-55, light compression); "
-                          "each restored frame averaged with its motion-aligned restored neighbours where they agree.")
+                          "each restored frame averaged with its motion-aligned restored neighbours, weighted by a small learned network.")
     def _denoise(opts: MethodOptions):
         from ..diffusion.restorers import DiffusionDenoiser
 
         model, meta = zoo.load(_DENOISE, opts.device, opts.precision)
-        return DiffusionDenoiser(model, meta, sigma255=opts.strength, **_kw(opts))
+        fuser = meta["inference"].get("fuse_net")
+        fuser = zoo.load_fusenet(fuser, opts.device, opts.precision) if fuser else None
+        return DiffusionDenoiser(model, meta, sigma255=opts.strength, fuse_net=fuser, **_kw(opts))
 
     _ALIGNED = _DENOISE_ALIGNED if zoo.available(_DENOISE_ALIGNED) else _DENOISE
 

@@ -180,17 +180,22 @@ def _torch_grid(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
     return gx, gy
 
 
-def warp(img: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-    """Backward warp: out(x) = img(x + flow(x)), replicating the border outside the frame."""
+def warp(img: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR,
+         out: np.ndarray | None = None) -> np.ndarray:
+    """Backward warp: out(x) = img(x + flow(x)), replicating the border outside the frame; written
+    into `out` (contiguous, float32, img's shape) when given."""
     h, w = flow.shape[:2]
     gx, gy = _grid(h, w)
     mx = gx + flow[..., 0]
     my = gy + flow[..., 1]
     src = np.ascontiguousarray(img, dtype=np.float32) if img.dtype != np.float32 else np.ascontiguousarray(img)
-    out = cv2.remap(src, mx, my, interpolation, borderMode=cv2.BORDER_REPLICATE)
-    if img.ndim == 3 and out.ndim == 2:  # remap drops a trailing singleton channel
-        out = out[..., None]
-    return out
+    if out is not None:
+        cv2.remap(src, mx, my, interpolation, dst=out, borderMode=cv2.BORDER_REPLICATE)
+        return out
+    res = cv2.remap(src, mx, my, interpolation, borderMode=cv2.BORDER_REPLICATE)
+    if img.ndim == 3 and res.ndim == 2:  # remap drops a trailing singleton channel
+        res = res[..., None]
+    return res
 
 
 def occlusion_mask(flow_fw: np.ndarray, flow_bw: np.ndarray,
