@@ -88,3 +88,12 @@ def test_the_default_denoiser_fuses_with_the_shipped_network(pan):
     fused = DiffusionDenoiser(model, meta, sigma255=25, fuse_net=restorer.fuse_net)(noisy)
     psnr = lambda a: -10 * np.log10(np.mean((np.clip(a, 0, 1) - pan[:4]) ** 2))
     assert psnr(fused) > psnr(unfused) + 0.2
+
+
+def test_odd_sizes_and_two_frames(pan):
+    torch.manual_seed(0)
+    net = FuseNet(2, 8).eval()
+    clip = np.ascontiguousarray(pan[:2, :101, :77])
+    out = fuse_learned(clip, 0.05, net)
+    assert out.shape == clip.shape and np.isfinite(out).all()
+    assert np.abs(out - clip).max() < 0.5
