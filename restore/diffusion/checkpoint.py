@@ -12,9 +12,8 @@ import subprocess
 from pathlib import Path
 
 import torch
-import yaml
-from safetensors.torch import load_file, save_file
 
+from .modulefile import cast, load_weights, read_meta, save_module
 from .precond import EDMPrecond
 from .tasks import TASKS
 from .unet import VideoUNet
@@ -71,36 +70,18 @@ def git_commit() -> str | None:
         return None
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def save(path_stem: str | Path, model: EDMPrecond, meta: dict) -> None:
-    stem = Path(path_stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(stem.with_suffix(".safetensors"), lambda p: save_file(tensors, str(p)))
-    _atomic_write(stem.with_suffix(".yaml"),
-                  lambda p: p.write_text(yaml.safe_dump(meta, sort_keys=False)))
+    save_module(path_stem, model, meta)
 
 
 def load(path_stem: str | Path, device: str = "cpu", precision: str = "fp32") -> tuple[EDMPrecond, dict]:
     """precision 'bf16' runs the network's layers in bfloat16 (restore.device.resolve_precision);
     EDMPrecond casts to and from it, so callers see fp32 either way."""
-    stem = Path(path_stem)
-    if stem.suffix in (".safetensors", ".yaml"):
-        stem = stem.with_suffix("")
-    meta = yaml.safe_load(stem.with_suffix(".yaml").read_text())
+    meta = read_meta(path_stem)
     meta["inference"] = inference_block(meta)
-    model = build_model(meta)
-    model.load_state_dict(load_file(str(stem.with_suffix(".safetensors")), device="cpu"))
+    model = load_weights(path_stem, build_model(meta))
     model.eval().to(device)
     if str(device).startswith("cpu"):
         model = model.to(memory_format=torch.channels_last)
-    if precision == "bf16":
-        model.net.to(torch.bfloat16)
-    elif precision != "fp32":
-        raise ValueError(f"unknown precision {precision!r}")
+    cast(model.net, precision)
     return model, meta

@@ -21,7 +21,12 @@ import torch.nn.functional as F
 
 from ..ops.flow import warp
 from .centred import CentredWindows
+from .modulefile import load_module, save_module
 
+
+def _offsets(radius: int) -> list[int]:
+    """The neighbours' frame offsets within `radius`, in the order of the network's weight channels."""
+    return [o for o in range(-radius, radius + 1) if o != 0]
 
 
 class FuseNet(nn.Module):
@@ -35,11 +40,6 @@ class FuseNet(nn.Module):
         self.body = nn.Sequential(nn.Conv2d(4 * k + 4, channels, 3, padding=1), nn.ReLU(),
                                   nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
                                   nn.Conv2d(channels, k, 3, padding=1))
-
-    @property
-    def offsets(self) -> list[int]:
-        """The neighbours' frame offsets, in the order of the weight channels."""
-        return [o for o in range(-self.radius, self.radius + 1) if o != 0]
 
     @property
     def config(self) -> dict:
@@ -81,14 +81,14 @@ class FuseNet(nn.Module):
 
 def neighbours(frames: np.ndarray, radius: int):
     """frames (T, H, W, 3) float32 -> for each i: (i, others (2r, H, W, 3) warped onto frame i in
-    the order of FuseNet.offsets, present (2r,) booleans). The flows to the next frames are DIS
+    the order of the network's weight channels, present (2r,) booleans). The flows to the next frames are DIS
     (`CentredWindows`: on the frames averaged 2x2); farther ones are chained from them (flow(i ->
     i+2) = flow(i -> i+1) + flow(i+1 -> i+2) read where the first one lands), which costs a resample
     where another DIS would cost a tenth of the denoiser's time per frame. The array yielded is
     reused for the next frame."""
     t = len(frames)
     windows = CentredWindows(frames, 1, cv2.INTER_LINEAR)
-    offsets = [o for o in range(-radius, radius + 1) if o != 0]
+    offsets = _offsets(radius)
     chained: dict[tuple[int, int], np.ndarray] = {}
 
     def flow(i: int, j: int) -> np.ndarray:
@@ -145,27 +145,8 @@ def fuse_learned(frames: np.ndarray, noise: float, net: FuseNet) -> np.ndarray:
 
 def save_fusenet(path_stem: str | Path, net: FuseNet, meta: dict) -> None:
     """OUT.safetensors (float32 weights) and OUT.yaml (radius, channels and what `meta` adds)."""
-    import yaml
-    from safetensors.torch import save_file
-
-    stem = Path(path_stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
-    save_file(tensors, str(stem.with_suffix(".safetensors")))
-    stem.with_suffix(".yaml").write_text(yaml.safe_dump({**net.config, **meta}, sort_keys=False))
+    save_module(path_stem, net, {**net.config, **meta})
 
 
 def load_fusenet(path_stem: str | Path, device: str = "cpu", precision: str = "fp32") -> FuseNet:
-    import yaml
-    from safetensors.torch import load_file
-
-    stem = Path(path_stem).with_suffix("")
-    meta = yaml.safe_load(stem.with_suffix(".yaml").read_text())
-    net = FuseNet(int(meta["radius"]), int(meta["channels"]))
-    net.load_state_dict(load_file(str(stem.with_suffix(".safetensors")), device="cpu"))
-    net.eval().to(device)
-    if precision == "bf16":
-        net.to(torch.bfloat16)
-    elif precision != "fp32":
-        raise ValueError(f"unknown precision {precision!r}")
-    return net
+    return load_module(path_stem, lambda meta: FuseNet(int(meta["radius"]), int(meta["channels"])), device, precision)

@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .modulefile import load_module, save_module
+
 
 def backward_warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """img (B, C, H, W) sampled at x + flow(x), bilinear, border replicated (as `ops.flow.warp`)."""
@@ -124,33 +126,12 @@ class MotionRefiner(nn.Module):
 
 def save_refiner(path_stem: str | Path, net: MotionRefiner, meta: dict) -> None:
     """OUT.safetensors (float32 weights) and OUT.yaml (`levels` and what `meta` adds)."""
-    import yaml
-    from safetensors.torch import save_file
-
-    stem = Path(path_stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
-    for suffix, write in ((".safetensors", lambda p: save_file(tensors, str(p))),
-                          (".yaml", lambda p: p.write_text(yaml.safe_dump({**net.config, **meta}, sort_keys=False)))):
-        tmp = stem.with_name(f".{stem.name}{suffix}.tmp")
-        write(tmp)
-        tmp.replace(stem.with_suffix(suffix))
+    save_module(path_stem, net, {**net.config, **meta})
 
 
 def load_refiner(path_stem: str | Path, device: str = "cpu", precision: str = "fp32") -> MotionRefiner:
-    import yaml
-    from safetensors.torch import load_file
-
-    stem = Path(path_stem).with_suffix("")
-    meta = yaml.safe_load(stem.with_suffix(".yaml").read_text())
-    net = MotionRefiner(tuple(tuple(int(v) for v in lv) for lv in meta["levels"]))
-    net.load_state_dict(load_file(str(stem.with_suffix(".safetensors")), device="cpu"))
-    net.eval().to(device)
-    if precision == "bf16":
-        net.to(torch.bfloat16)
-    elif precision != "fp32":
-        raise ValueError(f"unknown precision {precision!r}")
-    return net
+    return load_module(path_stem, lambda meta: MotionRefiner(tuple(tuple(int(v) for v in lv) for lv in meta["levels"])),
+                       device, precision)
 
 
 def weight_logit(weight0: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
