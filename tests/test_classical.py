@@ -256,3 +256,51 @@ def test_large_frames_project_motion_at_reduced_size(monkeypatch):
     full = interpolate_pair(f0, f1, 0.5, f01, f10)
     assert psnr(full, mid) > 31
     assert psnr(reduced, mid) > psnr(full, mid) - 1.0
+
+
+def test_inside_frame_fades_over_the_margin():
+    from restore.ops.flow import inside_frame
+
+    flow = np.zeros((4, 10, 2), np.float32)
+    flow[0, :, 0] = -np.arange(10) - 1.0   # row 0: every sample 1 px left of the frame
+    flow[1, :, 0] = -np.arange(10) - 0.5   # row 1: half a pixel outside
+    flow[2, :, 1] = 5.0                     # rows 2-3: below the frame's last row (3) or not
+    v = inside_frame(flow, margin=2.0)
+    np.testing.assert_allclose(v[0], 0.5)
+    np.testing.assert_allclose(v[1], 0.75)
+    np.testing.assert_allclose(v[2], 0.0)
+    np.testing.assert_allclose(v[3], 1.0)
+    assert set(np.unique(inside_frame(flow, margin=0))) == {0.0, 1.0}
+
+
+def _pan_with_exact_flows(dx=6.0, dy=0.0):
+    """Frames 0, 1, 2 of a pan whose new content enters at the right edge, and the exact flows
+    between frames 0 and 2."""
+    f = panning_texture(n=3, h=48, w=80, dx=dx, dy=dy)
+    f02 = np.broadcast_to(np.float32([-2 * dx, -2 * dy]), (48, 80, 2)).copy()
+    return f[0], f[1], f[2], f02, -f02
+
+
+def test_blend_takes_the_in_frame_sample_where_content_enters():
+    f0, mid, f1, f01, f10 = _pan_with_exact_flows()
+    ruled = interpolate_pair(f0, f1, 0.5, f01, f10)
+    plain = interpolate_pair(f0, f1, 0.5, f01, f10, edge_margin=None)
+    edge = (slice(None), slice(-8, None))  # frame 0 has no sample of these columns: they entered
+    inner = (slice(None), slice(8, -8))
+    assert psnr(ruled[edge], mid[edge]) > psnr(plain[edge], mid[edge]) + 6
+    np.testing.assert_allclose(ruled[inner], plain[inner], atol=1e-6)
+
+
+def test_interpolator_applies_the_edge_rule_its_hints_leave_out(monkeypatch):
+    """The shipped model was trained on blends without the frame-edge rule: its hints still leave
+    it out, and the rule's change of the blend is added to the model's output."""
+    from restore.diffusion import tasks
+
+    f0, mid, f1, _, _ = _pan_with_exact_flows()
+    model = make("interpolate", "diffusion", seed=1)
+    ruled = model(f0[None], f1[None], 0.5)[0]
+    monkeypatch.setattr(tasks, "edge_weights", lambda w0, w1, *a, **k: (w0, w1))
+    plain = make("interpolate", "diffusion", seed=1)(f0[None], f1[None], 0.5)[0]
+    edge, inner = (slice(None), slice(-8, None)), (slice(None), slice(8, -8))
+    assert psnr(ruled[edge], mid[edge]) > psnr(plain[edge], mid[edge]) + 3
+    np.testing.assert_allclose(ruled[inner], plain[inner], atol=1e-5)

@@ -37,7 +37,7 @@ def _hints_job(args) -> np.ndarray:
     flows = dis_flow(a, b, INTERP_PRESET), dis_flow(b, a, INTERP_PRESET)
     out = []
     for k in range(1, n):
-        w0, w1, blend = flow_hints(a, b, k / n, flows)
+        w0, w1, blend, _ = flow_hints(a, b, k / n, flows)
         out.append(np.stack([w0, w1, blend]))
     return np.round(np.clip(np.stack(out), 0, 1) * 255).astype(np.uint8)
 

@@ -43,7 +43,7 @@ def motion_sample(f0: np.ndarray, mid: np.ndarray, f1: np.ndarray, t: float,
     a, m, b = (x.astype(np.float32) / 255 if x.dtype == np.uint8 else x.astype(np.float32) for x in (f0, mid, f1))
     f01, f10 = dis_flow(a, b, preset), dis_flow(b, a, preset)
     ft0, ft1 = intermediate_flows(a, b, t, f01, f10)
-    w0, _ = blend_weights(t, f01, f10, ft0, ft1)
+    w0, _ = blend_weights(t, f01, f10, ft0, ft1, edge_margin=None)  # as flow_hints gives a refiner
     o0, o1 = dis_flow(m, a, preset), dis_flow(m, b, preset)
     trust0 = np.abs(warp(a, o0) - m).mean(-1) < TRUST_ERROR
     trust1 = np.abs(warp(b, o1) - m).mean(-1) < TRUST_ERROR

@@ -209,9 +209,11 @@ class DiffusionInterpolator(_Base):
                  start_index: int | None = None) -> np.ndarray:
         n, h, w = first.shape[:3]
         cond, est = np.empty((n, 13, h, w), np.float32), np.empty((n, 3, h, w), np.float32)
+        edge = np.empty((n, 3, h, w), np.float32)
         for i, (f0, f1) in enumerate(zip(first, second)):
-            interp_task_cond(f0, f1, float(t), out=cond[i], out_start=est[i], motion=self.motion)
+            interp_task_cond(f0, f1, float(t), out=cond[i], out_start=est[i], motion=self.motion, out_edge=edge[i])
         cond, est = torch.from_numpy(cond), torch.from_numpy(est)
         out = self._run(cond, est, None, self.start_sigma, add_noise=True,
                         offset=self._offset(start_index, len(first)))
-        return _to_np(out)
+        # the frame-edge rule, which the model's hints leave out (tasks.flow_hints)
+        return _to_np(out.float().add_(torch.from_numpy(edge).to(out.device)))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..ops.flow import INTERP_PRESET, blend_weights, dis_flow, intermediate_flows, interpolate_pair_parts
+from ..ops.flow import INTERP_PRESET, blend_weights, dis_flow, edge_weights, intermediate_flows, warp
 from ..ops.resize import imresize
 from .motionnet import refined_hints
 
@@ -63,21 +63,33 @@ def flow_hints(f0: np.ndarray, f1: np.ndarray, t: float, flows=None, motion=None
     projected to t: `ops.flow.intermediate_flows`), and the classical occlusion-aware blend of the two,
     which is the estimate the model refines. f0, f1: float32 (H,W,3) in [0,1]; `flows`: the pair's
     (flow 0->1, flow 1->0) when already computed for another t; `motion`: a `MotionRefiner`
-    that corrects the motion at t and the blend weight before the warps (None: DIS as it is)."""
+    that corrects the motion at t and the blend weight before the warps (None: DIS as it is).
+
+    Returns (warp0, warp1, blend, edge). The blend leaves out the frame-edge rule of the classical
+    method (`ops.flow.edge_weights`), as the shipped model was trained on it; `edge` (H, W) is the
+    change that rule makes to frame 0's weight, which the restorer applies to the model's output."""
     f01, f10 = flows if flows is not None else (dis_flow(f0, f1, INTERP_PRESET), dis_flow(f1, f0, INTERP_PRESET))
-    if motion is None:
-        blend, w0, w1 = interpolate_pair_parts(f0, f1, t, flow_01=f01, flow_10=f10)
-        return w0, w1, blend
     ft0, ft1 = intermediate_flows(f0, f1, t, f01, f10)
-    weight0, _ = blend_weights(t, f01, f10, ft0, ft1)
-    return refined_hints(motion, f0, f1, t, ft0, ft1, weight0)
+    weight0, weight1 = blend_weights(t, f01, f10, ft0, ft1, edge_margin=None)
+    edge = edge_weights(weight0, weight1, ft0, ft1)[0] - weight0
+    if motion is not None:  # the rule read from the DIS motion: the refiner corrects it by little
+        return (*refined_hints(motion, f0, f1, t, ft0, ft1, weight0), edge)
+    w0, w1 = warp(f0, ft0), warp(f1, ft1)
+    blend = np.clip(weight0[..., None] * w0 + weight1[..., None] * w1, 0.0, 1.0).astype(np.float32, copy=False)
+    return w0, w1, blend, edge
 
 
 def interp_task_cond(f0: np.ndarray, f1: np.ndarray, t: float, out: np.ndarray | None = None,
-                     out_start: np.ndarray | None = None, motion=None) -> tuple[np.ndarray, np.ndarray]:
+                     out_start: np.ndarray | None = None, motion=None,
+                     out_edge: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(13,H,W) conditioning and (3,H,W) start estimate in [-1,1] for the frame at time t, written
-    into `out` / `out_start` when given (a restorer fills one (T, ...) array in place)."""
-    w0, w1, blend = flow_hints(f0, f1, t, motion=motion)
+    into `out` / `out_start` when given (a restorer fills one (T, ...) array in place). `out_edge`
+    (3,H,W), when given, receives the frame-edge correction (`flow_hints`) on the same scale, to be
+    added to the model's output."""
+    w0, w1, blend, edge = flow_hints(f0, f1, t, motion=motion)
+    if out_edge is not None:
+        # the blend moves by d(weight0) * (warp0 - warp1); x2 for the [-1, 1] scale
+        torch.from_numpy(out_edge).copy_(torch.from_numpy(2.0 * edge[..., None] * (w0 - w1)).permute(2, 0, 1))
     h, w = f0.shape[:2]
     cond = np.empty((13, h, w), np.float32) if out is None else out
     start = np.empty((3, h, w), np.float32) if out_start is None else out_start
