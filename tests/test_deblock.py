@@ -324,3 +324,34 @@ def test_compare_restore_ladder_reports_a_bd_rate(tmp_path, capsys):
     assert bd and bd[0]["test"] == "libx264+deblock" and bd[0]["anchor"] == "libx264"
     rc, _, err = run(capsys, ["compare", str(src), "--deblock"])
     assert rc != 0 and "--restore-ladder" in err and "Traceback" not in err
+
+
+def test_the_models_fusion_is_kept_in_the_share_of_the_streams_damage():
+    """The learned fusion of restored neighbours averages detail away on light encodes: the
+    registry keeps its change in the share of the damage the caller read from the stream."""
+    from restore.diffusion.fusenet import FuseNet
+
+    spec = registry.get("deblock")
+    coded = _frames(CRF37_CLIP).astype(np.float32) / 255
+    none, half, full = (spec.factory(MethodOptions(strength=1.0, extra={"damage": d})) for d in (0.0, 0.5, 1.0))
+    net = full.restorer.fuse_net
+    assert isinstance(net, FuseNet) and net.level == 20.0 and net.warp == "cubic"
+    a, b, c = (np.asarray(r(coded)) for r in (none, half, full))
+    np.testing.assert_allclose(b, (a + c) / 2, atol=1e-5)
+    ref = _reference()
+    assert _py(ref, _u8(c)) > _py(ref, _u8(a))
+
+
+def test_bench_gives_the_deblock_methods_the_streams_damage(monkeypatch):
+    from restore.eval.methods import parse_task, registry_candidates
+    from restore.registry import MethodSpec
+
+    seen = []
+    fake = MethodSpec("deblock", "probe", lambda opts: seen.append(opts) or (lambda f, *a, **k: f),
+                      "records its options", "diffusion", blind=True)
+    monkeypatch.setattr(registry, "methods", lambda kind: [fake])
+    est = damage.DamageEstimate(strength=0.4, basis="quantiser", codec="h264", qp=31.0)
+    for cand in registry_candidates(parse_task("deblock-x264crf30"), "cpu", deblock_estimate=est):
+        cand.make()
+    assert [o.extra.get("damage") for o in seen] == [0.4]  # and the blind model's auto strength 1
+    assert seen[0].strength == 1.0

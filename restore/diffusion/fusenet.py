@@ -24,6 +24,9 @@ from .centred import CentredWindows
 from .modulefile import load_module, save_module
 
 
+WARPS = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
+
+
 def _offsets(radius: int) -> list[int]:
     """The neighbours' frame offsets within `radius`, in the order of the network's weight channels."""
     return [o for o in range(-radius, radius + 1) if o != 0]
@@ -33,9 +36,17 @@ class FuseNet(nn.Module):
     """The weights are predicted at half size (the inputs averaged 2x2) and resized up: they vary
     slowly, and a quarter of the pixels is what keeps this stage inside the denoiser's time."""
 
-    def __init__(self, radius: int = 2, channels: int = 24):
+    def __init__(self, radius: int = 2, channels: int = 24, level: float | None = None, warp: str = "linear"):
         super().__init__()
         self.radius, self.channels = int(radius), int(channels)
+        if warp not in WARPS:
+            raise ValueError(f"warp must be one of {', '.join(WARPS)}, got {warp!r}")
+        # how the neighbours are resampled onto the frame: cubic keeps more of the fine detail
+        # that a bilinear warp blurs (the deblock fusion: LPIPS), at a little more time
+        self.warp = warp
+        # a fixed level (0-255 scale) to give the network in place of the input's noise level,
+        # for a blind model that has none to pass (deblock); None: the caller passes the level
+        self.level = None if level is None else float(level)
         k = 2 * self.radius
         self.body = nn.Sequential(nn.Conv2d(4 * k + 4, channels, 3, padding=1), nn.ReLU(),
                                   nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
@@ -43,7 +54,8 @@ class FuseNet(nn.Module):
 
     @property
     def config(self) -> dict:
-        return {"radius": self.radius, "channels": self.channels}
+        return {"radius": self.radius, "channels": self.channels, **({} if self.level is None else {"level": self.level}),
+                **({} if self.warp == "linear" else {"warp": self.warp})}
 
     def small_weights(self, small_c: torch.Tensor, small_o: torch.Tensor, mask: torch.Tensor,
                       noise: torch.Tensor) -> torch.Tensor:
@@ -79,7 +91,7 @@ class FuseNet(nn.Module):
         return (centre + (wts.unsqueeze(2) * others).sum(1)) / (1 + wts.sum(1, keepdim=True))
 
 
-def neighbours(frames: np.ndarray, radius: int):
+def neighbours(frames: np.ndarray, radius: int, interpolation: int = cv2.INTER_LINEAR):
     """frames (T, H, W, 3) float32 -> for each i: (i, others (2r, H, W, 3) warped onto frame i in
     the order of the network's weight channels, present (2r,) booleans). The flows to the next frames are DIS
     (`CentredWindows`: on the frames averaged 2x2); farther ones are chained from them (flow(i ->
@@ -105,7 +117,7 @@ def neighbours(frames: np.ndarray, radius: int):
         present = [0 <= i + o < t for o in offsets]
         for k, (o, ok) in enumerate(zip(offsets, present)):
             if ok:
-                warp(frames[i + o], flow(i, i + o), cv2.INTER_LINEAR, out=others[k])
+                warp(frames[i + o], flow(i, i + o), interpolation, out=others[k])
             else:
                 others[k] = frames[i]
         yield i, others, present
@@ -130,7 +142,7 @@ def fuse_learned(frames: np.ndarray, noise: float, net: FuseNet) -> np.ndarray:
     device = next(net.parameters()).device
     out = np.empty_like(frames)
     level = torch.tensor([float(noise)], device=device)
-    for i, others, present in neighbours(frames, net.radius):
+    for i, others, present in neighbours(frames, net.radius, WARPS[net.warp]):
         mask = torch.tensor([present], dtype=torch.float32, device=device)
         small_c = torch.from_numpy(_half(frames[i])).permute(2, 0, 1)[None].to(device)
         small_o = torch.from_numpy(np.stack([_half(o) for o in others])).permute(0, 3, 1, 2)[None].to(device)
@@ -149,4 +161,5 @@ def save_fusenet(path_stem: str | Path, net: FuseNet, meta: dict) -> None:
 
 
 def load_fusenet(path_stem: str | Path, device: str = "cpu", precision: str = "fp32") -> FuseNet:
-    return load_module(path_stem, lambda meta: FuseNet(int(meta["radius"]), int(meta["channels"])), device, precision)
+    return load_module(path_stem, lambda meta: FuseNet(int(meta["radius"]), int(meta["channels"]), meta.get("level"),
+                                                        meta.get("warp", "linear")), device, precision)

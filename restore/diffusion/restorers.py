@@ -123,9 +123,13 @@ class DiffusionDenoiser(_Base):
     sampler's start level is that sigma in model units (data in [-1, 1])."""
 
     def __init__(self, model, meta, *, sigma255: float | None = None, align_radius: int | None = None,
-                 fuse: float | None = None, noise_scale: float | list | None = None, fuse_net=None, **kw):
+                 fuse: float | None = None, noise_scale: float | list | None = None, fuse_net=None,
+                 fuse_share: float = 1.0, **kw):
         super().__init__(model, meta, **kw)
         self.sigma255 = sigma255
+        # the share of the learned fusion's change that is kept (0-1): the deblock model's is the
+        # stream's damage, since on light encodes averaging blurs detail the codec kept
+        self.fuse_share = float(fuse_share)
         # fuse_net: a fusenet.FuseNet that weighs the restored neighbours after the chunk-joint
         # windows (the checkpoint's `inference: fuse_net:` names it; the caller loads it, as the
         # interpolator's motion refiner); an explicit `fuse` scale takes the hand weights instead
@@ -162,7 +166,11 @@ class DiffusionDenoiser(_Base):
         anc = _to_t(anchors) if anchors is not None and len(anchors) else None
         out = _to_np(self._run(y, y, anc, level, add_noise=False, offset=offset))
         if self.fuse_net is not None and self.fuse is None:
-            return fuse_learned(out, sigma255 / 255, self.fuse_net)
+            if self.fuse_share <= 0:
+                return out
+            level = sigma255 if self.fuse_net.level is None else self.fuse_net.level
+            fused = fuse_learned(out, level / 255, self.fuse_net)
+            return fused if self.fuse_share >= 1 else out + np.float32(self.fuse_share) * (fused - out)
         return fuse_restored(out, sigma255 / 255, RESTORED_FUSE_SCALE if self.fuse is None else self.fuse)
 
     def _run_centred(self, frames: np.ndarray, level: float, sigma: float, offset: int) -> torch.Tensor:

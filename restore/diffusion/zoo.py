@@ -96,7 +96,7 @@ def load_motion(name: str, device: str = "cpu", precision: str = "fp32"):
 
 @functools.lru_cache(maxsize=4)
 def load_fusenet(name: str, device: str = "cpu", precision: str = "fp32"):
-    """The denoiser's learned fusion of restored frames (restore.diffusion.fusenet) named by its
+    """A restorer's learned fusion of restored frames (restore.diffusion.fusenet) named by its
     `inference:` block, from the same weights folder."""
     from .fusenet import load_fusenet as load_net
 

@@ -161,8 +161,9 @@ def registry_candidates(task: Task, device: str, steps=None, per_frame: bool = F
         auto = auto_strength(deblock_estimate, spec.blind) if deblock_estimate is not None else None
         for name, k in variants:
             strength = task.sigma if task.kind == "denoise" else auto if task.kind == "deblock" else None
+            damage = deblock_estimate.strength if task.kind == "deblock" and deblock_estimate is not None else None
             opts = MethodOptions(strength=strength, scale=task.scale, device=device, steps=k,
-                                 precision=precision)
+                                 precision=precision, extra={"damage": damage} if damage is not None else {})
 
             def make(spec=spec, opts=opts):
                 fn = spec.factory(opts)

@@ -25,9 +25,17 @@ if zoo.available(_DEBLOCK):
         from .deblock import Blended
 
         model, meta = zoo.load(_DEBLOCK, opts.device, opts.precision)
+        fuser = meta["inference"].get("fuse_net")
+        fuser = zoo.load_fusenet(fuser, opts.device, opts.precision) if fuser else None
         # Blind: the noise-level map sits at the floor (sigma255=0), as in training, where the
-        # codec chain adds no white-noise level to condition on.
-        return Blended(DiffusionDenoiser(model, meta, sigma255=0.0, **_kw(opts)), opts.strength)
+        # codec chain adds no white-noise level to condition on; the fusion has its own level.
+        # It averages detail away on light encodes, so it is kept in the share of the stream's
+        # damage (damage.DamageEstimate.strength: 0 up to QP 26, 1 from about CRF 37) where the
+        # caller read the stream, else in the share of the strength asked for.
+        share = opts.extra.get("damage")
+        share = share if share is not None else opts.strength if opts.strength is not None else 1.0
+        return Blended(DiffusionDenoiser(model, meta, sigma255=0.0, fuse_net=fuser, fuse_share=share, **_kw(opts)),
+                       opts.strength)
 
 
 if zoo.available(_DENOISE):

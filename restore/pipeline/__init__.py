@@ -276,7 +276,8 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
         opts = registry.MethodOptions(
             strength=strengths.get(task),
             scale=scale if task == "upscale" else 1, device=device, precision=precision, steps=cfg.model.steps,
-            start_sigma=cfg.model.start_sigma, seed=cfg.model.seed, tile=cfg.model.tile)
+            start_sigma=cfg.model.start_sigma, seed=cfg.model.seed, tile=cfg.model.tile,
+            extra={"damage": deblock_info.get("damage")} if task == "deblock" and deblock_info else {})
         return specs[task].factory(opts)
 
     _check_memory(src, cfg, video.width, video.height, scale, writer.bit_depth)
