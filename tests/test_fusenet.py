@@ -97,3 +97,17 @@ def test_odd_sizes_and_two_frames(pan):
     out = fuse_learned(clip, 0.05, net)
     assert out.shape == clip.shape and np.isfinite(out).all()
     assert np.abs(out - clip).max() < 0.5
+
+
+def test_level_and_warp_travel_with_the_weights(tmp_path, pan):
+    from restore.diffusion.fusenet import load_fusenet, save_fusenet
+
+    with pytest.raises(ValueError, match="warp"):
+        FuseNet(2, 8, warp="nearest")
+    net = FuseNet(1, 8, level=20.0, warp="cubic").eval()
+    save_fusenet(tmp_path / "f", net, {"steps": 0})
+    back = load_fusenet(tmp_path / "f")
+    assert (back.radius, back.level, back.warp) == (1, 20.0, "cubic")
+    assert load_fusenet(tmp_path / "f").config == net.config
+    frames = pan[:3].astype(np.float32)
+    np.testing.assert_allclose(fuse_learned(frames, 0.05, back), fuse_learned(frames, 0.05, net), atol=1e-6)
