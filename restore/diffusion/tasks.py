@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..ops.flow import INTERP_PRESET, blend_weights, dis_flow, edge_weights, intermediate_flows, warp
+from ..ops.flow import INTERP_PRESET, blend_warped, blend_weights, dis_flow, edge_weights, intermediate_flows
 from ..ops.resize import imresize
 from .motionnet import refined_hints
 
@@ -74,8 +74,7 @@ def flow_hints(f0: np.ndarray, f1: np.ndarray, t: float, flows=None, motion=None
     edge = edge_weights(weight0, weight1, ft0, ft1)[0] - weight0
     if motion is not None:  # the rule read from the DIS motion: the refiner corrects it by little
         return (*refined_hints(motion, f0, f1, t, ft0, ft1, weight0), edge)
-    w0, w1 = warp(f0, ft0), warp(f1, ft1)
-    blend = np.clip(weight0[..., None] * w0 + weight1[..., None] * w1, 0.0, 1.0).astype(np.float32, copy=False)
+    blend, w0, w1 = blend_warped(f0, f1, ft0, ft1, weight0, weight1)
     return w0, w1, blend, edge
 
 

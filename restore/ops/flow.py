@@ -337,13 +337,17 @@ def interpolate_pair_parts(first: np.ndarray, second: np.ndarray, t: float,
     if flow_10 is None:
         flow_10 = dis_flow(second, first, preset)
     f_t0, f_t1 = intermediate_flows(first, second, t, flow_01, flow_10)
+    w0, w1 = blend_weights(t, flow_01, flow_10, f_t0, f_t1, occlusion_weight, edge_margin)
+    return blend_warped(first, second, f_t0, f_t1, w0, w1)
+
+
+def blend_warped(first: np.ndarray, second: np.ndarray, f_t0: np.ndarray, f_t1: np.ndarray,
+                 w0: np.ndarray, w1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(blend, first warped to t, second warped to t) for the flows from t and (H, W) weights."""
     i0 = warp(first, f_t0)
     i1 = warp(second, f_t1)
-    w0, w1 = blend_weights(t, flow_01, flow_10, f_t0, f_t1, occlusion_weight, edge_margin)
     out = w0[..., None] * i0 + w1[..., None] * i1
     return np.clip(out, 0.0, 1.0).astype(np.float32), i0, i1
-
-
 
 
 def inside_frame(flow: np.ndarray, margin: float = EDGE_MARGIN) -> np.ndarray:
