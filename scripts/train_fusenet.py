@@ -31,9 +31,10 @@ import torch.nn.functional as F
 
 from restore.diffusion import zoo
 from restore.diffusion.centred import fuse_restored
-from restore.diffusion.fusenet import WARPS, FuseNet, fuse_learned, neighbours, save_fusenet
+from restore.diffusion.fusenet import WARPS, FuseNet, fuse_learned, load_fusenet, neighbours, save_fusenet
 from restore.diffusion.restorers import DiffusionDenoiser
 from restore.eval import protocols
+from restore.metrics.lpips_metric import LPIPS, load_lpips
 
 SIGMAS = (10, 15, 25, 35, 50)
 ENCODES = (("libx264", 18), ("libx264", 23), ("libx264", 28), ("libx264", 33), ("libx264", 38),
@@ -111,6 +112,20 @@ def crops(cache: Path, radius: int, rng, warp: str = "linear") -> dict[str, torc
     return {k: torch.stack(v) for k, v in cols.items()}
 
 
+def score_held(cache: Path, net: FuseNet) -> None:
+    """Print PSNR / LPIPS on the held-out stretches: unfused, the hand fusion, the network."""
+    psnr = lambda a, ref: 10 * np.log10(1 / np.mean((np.clip(a, 0, 1) - ref) ** 2))
+    lp = LPIPS("cpu")
+    lpips = lambda a, ref: float(lp(np.clip(a, 0, 1), ref).mean())
+    net = net.eval().to(torch.bfloat16)  # as the denoiser runs it on a CPU
+    for name, clean, rest, sigma in _load(cache, held=True):
+        level = (net.level if net.level is not None else sigma) / 255
+        hand, learned = fuse_restored(rest, level), fuse_learned(rest, level, net)
+        print(f"{name}: PSNR / LPIPS unfused {psnr(rest, clean):.3f} / {lpips(rest, clean):.4f}, "
+              f"hand {psnr(hand, clean):.3f} / {lpips(hand, clean):.4f}, "
+              f"learned {psnr(learned, clean):.3f} / {lpips(learned, clean):.4f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="output stem, e.g. data/weights/denoise-fuse")
@@ -122,15 +137,23 @@ def main() -> None:
     ap.add_argument("--warp", default="linear", choices=tuple(WARPS), help="how neighbours are resampled (FuseNet.warp)")
     ap.add_argument("--channels", type=int, default=24)
     ap.add_argument("--steps", type=int, default=8000)
+    ap.add_argument("--lpips-weight", type=float, default=0.0,
+                    help="weight of an LPIPS term (the shipped AlexNet) beside the MSE: the average softens texture")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--evaluate", action="store_true",
+                    help="train nothing: score the network already at --out on the held-out stretches")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.time()
     make_cache(Path(args.data), Path(args.cache), args.task, args.level)
+    if args.evaluate:
+        score_held(Path(args.cache), load_fusenet(args.out))
+        return
     rng = np.random.default_rng(0)
     data = crops(Path(args.cache), args.radius, rng, args.warp)
     print(len(data["c"]), "crops", round(time.time() - t0), "s", flush=True)
     net = FuseNet(args.radius, args.channels, args.level if args.task == "deblock" else None, args.warp)
+    lpips_fn = load_lpips("cpu") if args.lpips_weight > 0 else None
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=args.steps, pct_start=0.1)
     for step in range(args.steps):
@@ -138,7 +161,10 @@ def main() -> None:
         c, n, y = (data[k][idx].float() for k in ("c", "n", "y"))
         if rng.random() < 0.5:
             c, n, y = c.flip(-1), n.flip(-1), y.flip(-1)
-        loss = F.mse_loss(net(c, n, data["m"][idx], data["s"][idx]), y)
+        pred = net(c, n, data["m"][idx], data["s"][idx])
+        loss = F.mse_loss(pred, y)
+        if lpips_fn is not None:
+            loss = loss + args.lpips_weight * lpips_fn(pred * 2 - 1, y * 2 - 1).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -149,12 +175,8 @@ def main() -> None:
     meta = {"sigmas": list(SIGMAS)} if args.task == "denoise" else {"encodes": [f"{c} crf {q}" for c, q in ENCODES]}
     save_fusenet(args.out, net, {"steps": args.steps, "task": args.task, "trained_on": list(TRAIN) + ["vimeo-*"],
                                  "held_out": list(HELD), **meta, "command": "python scripts/train_fusenet.py " + " ".join(
-                                     f"--{k} {v}" for k, v in vars(args).items())})
-    psnr = lambda a, ref: 10 * np.log10(1 / np.mean((np.clip(a, 0, 1) - ref) ** 2))
-    net.to(torch.bfloat16)  # as the denoiser runs it on a CPU
-    for name, clean, rest, sigma in _load(Path(args.cache), held=True):
-        print(f"{name}: unfused {psnr(rest, clean):.3f}, hand {psnr(fuse_restored(rest, sigma / 255), clean):.3f}, "
-              f"learned {psnr(fuse_learned(rest, sigma / 255, net), clean):.3f}", flush=True)
+                                     f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "evaluate")})
+    score_held(Path(args.cache), net)
 
 
 if __name__ == "__main__":

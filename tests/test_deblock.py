@@ -328,7 +328,10 @@ def test_compare_restore_ladder_reports_a_bd_rate(tmp_path, capsys):
 
 def test_the_models_fusion_is_kept_in_the_share_of_the_streams_damage():
     """The learned fusion of restored neighbours averages detail away on light encodes: the
-    registry keeps its change in the share of the damage the caller read from the stream."""
+    registry keeps its change in the share of the damage the caller read from the stream. Trained
+    with an LPIPS term, it must leave the picture less damaged to the eye than the model alone
+    (on this small clip its squared error stays where the model's is, above the input's)."""
+    from restore.metrics.lpips_metric import LPIPS
     from restore.diffusion.fusenet import FuseNet
 
     spec = registry.get("deblock")
@@ -339,7 +342,9 @@ def test_the_models_fusion_is_kept_in_the_share_of_the_streams_damage():
     a, b, c = (np.asarray(r(coded)) for r in (none, half, full))
     np.testing.assert_allclose(b, (a + c) / 2, atol=1e-5)
     ref = _reference()
-    assert _py(ref, _u8(c)) > _py(ref, _u8(a))
+    lpips = LPIPS("cpu")
+    assert lpips(_u8(c), ref).mean() < lpips(_u8(a), ref).mean() - 0.002
+    assert _py(ref, _u8(c)) > _py(ref, _u8(coded)) + 0.05
 
 
 def test_bench_gives_the_deblock_methods_the_streams_damage(monkeypatch):

@@ -111,3 +111,29 @@ def test_level_and_warp_travel_with_the_weights(tmp_path, pan):
     assert load_fusenet(tmp_path / "f").config == net.config
     frames = pan[:3].astype(np.float32)
     np.testing.assert_allclose(fuse_learned(frames, 0.05, back), fuse_learned(frames, 0.05, net), atol=1e-6)
+
+
+def test_an_lpips_term_trains_the_weights_away_from_blurring(pan):
+    """scripts/train_fusenet.py --lpips-weight: the shipped LPIPS, as a loss, reaches the network's
+    weights; averaging a sharp frame with blurred neighbours is what it must learn to stop."""
+    import cv2
+
+    from restore.metrics.lpips_metric import load_lpips
+
+    lpips = load_lpips("cpu")
+    sharp = torch.from_numpy(pan[2, :96, :96]).permute(2, 0, 1)[None]
+    blurred = torch.from_numpy(np.stack([cv2.GaussianBlur(pan[2, :96, :96], (0, 0), 2.0)] * 4)).permute(0, 3, 1, 2)[None]
+    mask, level = torch.ones(1, 4), torch.tensor([0.05])
+    net = _net_with_bias(2.0).train()
+    opt = torch.optim.Adam(net.parameters(), 0.05)
+    first = None
+    for _ in range(15):
+        loss = lpips(net(sharp, blurred, mask, level) * 2 - 1, sharp * 2 - 1).mean()
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        last = lpips(net(sharp, blurred, mask, level) * 2 - 1, sharp * 2 - 1).mean().item()
+        assert net.weights(sharp, blurred, mask, level).mean() < 1.0  # from softplus(2) = 2.13
+    assert last < 0.5 * first
