@@ -331,8 +331,8 @@ def test_the_models_fusion_is_kept_in_the_share_of_the_streams_damage():
     registry keeps its change in the share of the damage the caller read from the stream. Trained
     with an LPIPS term, it must leave the picture less damaged to the eye than the model alone
     (on this small clip its squared error stays where the model's is, above the input's)."""
-    from restore.metrics.lpips_metric import LPIPS
     from restore.diffusion.fusenet import FuseNet
+    from restore.metrics.lpips_metric import LPIPS
 
     spec = registry.get("deblock")
     coded = _frames(CRF37_CLIP).astype(np.float32) / 255
