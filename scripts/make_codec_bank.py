@@ -22,6 +22,7 @@ from restore.io.roundtrip import encode  # noqa: E402
 
 # label -> (codec, CRF, bits per pixel per frame at 25 fps), encoded as the `codec` degradation encodes
 SETTINGS = {
+    "x264-crf19": ("libx264", 19, None),
     "x264-crf24": ("libx264", 24, None),
     "x264-crf30": ("libx264", 30, None),
     "x264-crf35": ("libx264", 35, None),
