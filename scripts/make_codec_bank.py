@@ -1,5 +1,5 @@
-"""Precompute a bank of real codec damage for training: each clean clip encoded at several
-settings, each encode beside its clean source as NAME~LABEL.mkv.
+"""Precompute a bank of real codec damage for training: each clean clip (a video, or a folder of
+frames) encoded at several settings, each encode beside its clean source as NAME~LABEL.mkv.
 
 Encoding in the training loop (the `codec` degradation) costs more than a training step, and the
 GPU machine has no encoder, so the `encoded` degradation cuts its crops from these files instead
@@ -8,6 +8,7 @@ made from the clean frames exactly as the training loader reads them (first `--f
 downscaled by `--downscale` with INTER_AREA), so clean and encode line up pixel for pixel.
 
     python scripts/make_codec_bank.py .carry/corpus/*.mp4 --out .carry/bank --downscale 2
+    python scripts/make_codec_bank.py ../shared/data/train/frames/davis-bmx-trees --out runs/bank --downscale 1
 """
 from __future__ import annotations
 
@@ -46,7 +47,9 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     total = 0
     for clip in args.clips:
-        seq = load_sources([{"path": clip, "kind": "video", "downscale": args.downscale}], args.frames)[0]
+        clip = os.path.normpath(clip)
+        kind = "frames" if os.path.isdir(clip) else "video"
+        seq = load_sources([{"path": clip, "kind": kind, "downscale": args.downscale}], args.frames)[0]
         frames = seq.frames[:, : seq.frames.shape[1] // 2 * 2, : seq.frames.shape[2] // 2 * 2]
         stem = os.path.basename(clip)
         for label in args.settings.split(","):

@@ -501,6 +501,26 @@ def test_encoded_sources_pair_each_encode_with_its_clean_frames(tmp_path):
         chain(x0, np.random.default_rng(0))
 
 
+def test_an_encode_pairs_with_a_clean_folder_of_frames(tmp_path):
+    import cv2
+
+    from restore.diffusion.data import load_sources
+
+    clean = _smooth_frames()
+    folder = tmp_path / "clean" / "shot"
+    folder.mkdir(parents=True)
+    for i, f in enumerate(clean):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    (tmp_path / "bank").mkdir()
+    _write_video(tmp_path / "bank" / "shot~x264-crf40.mkv", clean, "libx264", crf=40)
+    seqs = load_sources([{"path": str(tmp_path / "bank" / "*.mkv"), "kind": "encoded",
+                          "clean": str(tmp_path / "clean")}])
+    assert len(seqs) == 1 and seqs[0].name == "shot"
+    np.testing.assert_array_equal(seqs[0].frames, clean)  # the folder's frames, in order, unchanged
+    enc = seqs[0].encoded[0][1].astype(float)
+    assert 0 < np.abs(enc - clean).mean() < np.abs(enc[1:] - clean[:-1]).mean()
+
+
 def test_encodes_are_cut_on_the_codec_block_grid_on_host_and_device():
     from restore.diffusion.data import CODEC_GRID, Sequence, random_clip_encoded
     from restore.diffusion.device_clips import DeviceClips

@@ -87,9 +87,8 @@ def load_sources(sources: list[dict], max_frames: int = 300) -> list[Sequence]:
         reader = src.get("reader", "pyav")
         for path in sorted(glob.glob(os.path.expanduser(src["path"]))):
             if kind == "frames" and os.path.isdir(path):
-                files = sorted(f for f in os.listdir(path) if f.lower().endswith(IMAGE_EXT))[:max_frames]
+                files, imgs = _read_folder(path, down, max_frames)
                 if len(files) >= 2:
-                    imgs = [_fit(_read_image(os.path.join(path, f)), down) for f in files]
                     if len({im.shape for im in imgs}) > 1:  # numbered photos (img_001.png ...), not a video
                         seqs.extend(Sequence(f, im[None], still=True) for f, im in zip(files, imgs))
                     else:
@@ -101,7 +100,8 @@ def load_sources(sources: list[dict], max_frames: int = 300) -> list[Sequence]:
             elif kind == "images" and path.lower().endswith(IMAGE_EXT):
                 seqs.append(Sequence(os.path.basename(path), _fit(_read_image(path), down)[None], still=True))
     for (clean, down, reader), paths in encoded_by_clean.items():
-        frames = _read_video(clean, down, max_frames, reader)
+        frames = (np.stack(_read_folder(clean, down, max_frames)[1]) if os.path.isdir(clean)
+                  else _read_video(clean, down, max_frames, reader))
         variants = []
         for path in sorted(paths):
             enc = _read_video(path, 1, max_frames, reader)
@@ -119,14 +119,21 @@ def load_sources(sources: list[dict], max_frames: int = 300) -> list[Sequence]:
     return seqs
 
 
+def _read_folder(path: str, down: int, max_frames: int) -> tuple[list[str], list[np.ndarray]]:
+    """The images of a frames folder, in name order (at most max_frames), each downscaled."""
+    files = sorted(f for f in os.listdir(path) if f.lower().endswith(IMAGE_EXT))[:max_frames]
+    return files, [_fit(_read_image(os.path.join(path, f)), down) for f in files]
+
+
 def _clean_of(path: str, src: dict) -> tuple[str, int]:
-    """An encode `NAME~LABEL.ext` in the bank pairs with the clean `NAME` in src['clean'] (a folder),
-    read at src['clean_downscale'] as the bank made it (scripts/make_codec_bank.py)."""
+    """An encode `NAME~LABEL.ext` in the bank pairs with the clean `NAME` in src['clean'] (a folder):
+    a video, or a folder of frames, read at src['clean_downscale'] as the bank made it
+    (scripts/make_codec_bank.py)."""
     if "~" not in os.path.basename(path) or "clean" not in src:
         raise ConfigError(f"source of kind 'encoded': {path} must be named NAME~LABEL.ext, "
                           f"with the clean NAME in the source's 'clean' folder")
     clean = os.path.join(os.path.expanduser(src["clean"]), os.path.basename(path).split("~", 1)[0])
-    if not os.path.isfile(clean):
+    if not (os.path.isfile(clean) or os.path.isdir(clean)):
         raise MediaError(f"the clean source of this encode, {clean}, is missing", path)
     return clean, int(src.get("clean_downscale", 1)), src.get("reader", "pyav")
 
