@@ -111,6 +111,7 @@ def test_python_m_train_refuses_what_it_does_not_know(tmp_path):
     ("[{path: a.mp4, kind: video, downsale: 2}]", "{}", "'sources', entry 1: unknown key(s) downsale"),
     ("[{path: a.mp4, kind: video, downscale: 0}]", "{}", "'downscale' must be an integer"),
     ("[{path: bank/*.mkv, kind: encoded}]", "{}", "needs 'clean'"),
+    ("[{path: a.mp4, kind: video, weight: 0}]", "{}", "'weight' must be a positive number"),
     ("[a.mp4]", "{}", "'sources', entry 1: expected a mapping"),
     ("{path: a.mp4}", "{}", "'sources': expected a list"),
     ("[{path: a.mp4, kind: video}]", "{kind: frames}", "'val_source': needs a 'path'"),

@@ -521,6 +521,23 @@ def test_an_encode_pairs_with_a_clean_folder_of_frames(tmp_path):
     assert 0 < np.abs(enc - clean).mean() < np.abs(enc[1:] - clean[:-1]).mean()
 
 
+def test_a_source_weight_sets_how_often_its_clips_are_drawn(tmp_path):
+    import cv2
+
+    from restore.diffusion.data import load_sources, pick_sequence
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i, f in enumerate(_smooth_frames()):
+            cv2.imwrite(str(tmp_path / name / f"{i:05d}.png"), f)
+    seqs = load_sources([{"path": str(tmp_path / "a"), "kind": "frames"},
+                         {"path": str(tmp_path / "b"), "kind": "frames", "weight": 3}])
+    assert [(s.name, s.weight) for s in seqs] == [("a", 1.0), ("b", 3.0)]
+    rng = np.random.default_rng(0)
+    drawn = [pick_sequence(seqs, rng).name for _ in range(4000)]
+    assert 0.72 < drawn.count("b") / len(drawn) < 0.78  # 3 : 1 for clips of the same length
+
+
 def test_encodes_are_cut_on_the_codec_block_grid_on_host_and_device():
     from restore.diffusion.data import CODEC_GRID, Sequence, random_clip_encoded
     from restore.diffusion.device_clips import DeviceClips

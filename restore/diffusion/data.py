@@ -26,6 +26,7 @@ class Sequence:
     still: bool = False
     # precomputed encodes of these frames, (label, (N, H, W, 3) uint8) each (sources of kind `encoded`)
     encoded: tuple = ()
+    weight: float = 1.0  # the source's `weight`: how often it is drawn, beside the frame count
 
 
 def _read_image(path: str) -> np.ndarray:
@@ -79,12 +80,16 @@ def _read_video(path: str, downscale: int, max_frames: int, reader: str = "pyav"
 
 
 def load_sources(sources: list[dict], max_frames: int = 300) -> list[Sequence]:
-    """sources: [{path: glob, kind: frames|video|images|encoded, downscale: 1, reader: pyav}] -> sequences."""
+    """sources: [{path: glob, kind: frames|video|images|encoded, downscale: 1, reader: pyav,
+    weight: 1}] -> sequences. `weight` scales how often the source's sequences are drawn."""
     seqs: list[Sequence] = []
     encoded_by_clean: dict[tuple, list[str]] = {}
+    weight_of_clean: dict[tuple, float] = {}
     for src in sources:
         kind, down = src.get("kind", "frames"), int(src.get("downscale", 1))
         reader = src.get("reader", "pyav")
+        weight = float(src.get("weight", 1.0))  # checked with the config (trainconfig.check_source)
+        first = len(seqs)
         for path in sorted(glob.glob(os.path.expanduser(src["path"]))):
             if kind == "frames" and os.path.isdir(path):
                 files, imgs = _read_folder(path, down, max_frames)
@@ -96,9 +101,13 @@ def load_sources(sources: list[dict], max_frames: int = 300) -> list[Sequence]:
             elif kind == "video" and path.lower().endswith(VIDEO_EXT):
                 seqs.append(Sequence(os.path.basename(path), _read_video(path, down, max_frames, reader)))
             elif kind == "encoded" and path.lower().endswith(VIDEO_EXT):
-                encoded_by_clean.setdefault(_clean_of(path, src), []).append(path)
+                key = _clean_of(path, src)
+                encoded_by_clean.setdefault(key, []).append(path)
+                weight_of_clean[key] = weight
             elif kind == "images" and path.lower().endswith(IMAGE_EXT):
                 seqs.append(Sequence(os.path.basename(path), _fit(_read_image(path), down)[None], still=True))
+        for seq in seqs[first:]:
+            seq.weight = weight
     for (clean, down, reader), paths in encoded_by_clean.items():
         frames = (np.stack(_read_folder(clean, down, max_frames)[1]) if os.path.isdir(clean)
                   else _read_video(clean, down, max_frames, reader))
@@ -113,7 +122,8 @@ def load_sources(sources: list[dict], max_frames: int = 300) -> list[Sequence]:
         n = min(len(v) for _, v in variants)
         h, w = variants[0][1].shape[1:3]  # encoders need even sizes: the bank cropped the clean frames
         seqs.append(Sequence(os.path.basename(clean), np.ascontiguousarray(frames[:n, :h, :w]),
-                             encoded=tuple((lb, v[:n]) for lb, v in variants)))
+                             encoded=tuple((lb, v[:n]) for lb, v in variants),
+                             weight=weight_of_clean[(clean, down, reader)]))
     if not seqs:
         raise ConfigError(f"no training material found in {[s['path'] for s in sources]}")
     return seqs
@@ -183,7 +193,7 @@ def random_clip(seqs: list[Sequence], length: int, size: int, rng: np.random.Gen
 
 
 def pick_sequence(seqs: list[Sequence], rng: np.random.Generator) -> Sequence:
-    weights = np.array([np.sqrt(len(s.frames)) * (0.35 if s.still else 1.0) for s in seqs])
+    weights = np.array([np.sqrt(len(s.frames)) * (0.35 if s.still else 1.0) * s.weight for s in seqs])
     return seqs[rng.choice(len(seqs), p=weights / weights.sum())]
 
 

@@ -77,16 +77,16 @@ class TrainConfig:
     default_start_sigma: float = 0.2
 
 
-# A training source: {path: glob, kind, downscale, reader} (data.load_sources); kind `encoded` also
-# names its clean frames ({clean: folder, clean_downscale}, scripts/make_codec_bank.py).
+# A training source: {path: glob, kind, downscale, reader, weight} (data.load_sources); kind `encoded`
+# also names its clean frames ({clean: folder, clean_downscale}, scripts/make_codec_bank.py).
 SOURCE_KINDS = ("frames", "video", "images", "encoded")
-SOURCE_KEYS = ("path", "kind", "downscale", "reader", "clean", "clean_downscale")
+SOURCE_KEYS = ("path", "kind", "downscale", "reader", "clean", "clean_downscale", "weight")
 READERS = ("pyav", "opencv")
 
 
 def check_source(entry, where: str, path) -> None:
     """ConfigError naming `where` (e.g. "sources, entry 2") for a source the loader cannot read:
-    not a mapping, no path, an unknown kind, reader or key, a bad downscale."""
+    not a mapping, no path, an unknown kind, reader or key, a bad downscale or weight."""
     def bad(msg):
         raise ConfigError(f"key {where}: {msg}", path)
 
@@ -106,6 +106,9 @@ def check_source(entry, where: str, path) -> None:
         value = entry.get(key, 1)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             bad(f"'{key}' must be an integer of at least 1, got {value!r}")
+    weight = entry.get("weight", 1)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+        bad(f"'weight' must be a positive number, got {weight!r}")
     if kind == "encoded" and not isinstance(entry.get("clean"), str):
         bad("a source of kind 'encoded' needs 'clean': the folder of its clean videos")
     if kind != "encoded" and ("clean" in entry or "clean_downscale" in entry):
