@@ -44,9 +44,8 @@ def pan_clip(photo: np.ndarray, rng: np.random.Generator, n: int, max_speed: flo
     frames = []
     # the path starts at the centre minus half its drift, so that it stays inside the photo
     maps = camera_path(rng, n, max_speed)
-    mid = maps[n // 2][:, 2].copy()
+    mid = maps[n // 2][:, 2]
     for m in maps:
-        m = m.copy()
         centre = np.array([w / 2, h / 2]) + m[:, 2] - mid
         # photo = R @ (out - out_centre) + centre  ->  an affine map from output to photo pixels
         offset = centre - m[:, :2] @ np.array([ow / 2, oh / 2])

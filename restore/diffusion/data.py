@@ -83,8 +83,7 @@ def load_sources(sources: list[dict], max_frames: int = 300) -> list[Sequence]:
     """sources: [{path: glob, kind: frames|video|images|encoded, downscale: 1, reader: pyav,
     weight: 1}] -> sequences. `weight` scales how often the source's sequences are drawn."""
     seqs: list[Sequence] = []
-    encoded_by_clean: dict[tuple, list[str]] = {}
-    weight_of_clean: dict[tuple, float] = {}
+    encoded_by_clean: dict[tuple, tuple[float, list[str]]] = {}  # (clean, downscale, reader) -> (weight, encodes)
     for src in sources:
         kind, down = src.get("kind", "frames"), int(src.get("downscale", 1))
         reader = src.get("reader", "pyav")
@@ -101,14 +100,12 @@ def load_sources(sources: list[dict], max_frames: int = 300) -> list[Sequence]:
             elif kind == "video" and path.lower().endswith(VIDEO_EXT):
                 seqs.append(Sequence(os.path.basename(path), _read_video(path, down, max_frames, reader)))
             elif kind == "encoded" and path.lower().endswith(VIDEO_EXT):
-                key = _clean_of(path, src)
-                encoded_by_clean.setdefault(key, []).append(path)
-                weight_of_clean[key] = weight
+                encoded_by_clean.setdefault(_clean_of(path, src), (weight, []))[1].append(path)
             elif kind == "images" and path.lower().endswith(IMAGE_EXT):
                 seqs.append(Sequence(os.path.basename(path), _fit(_read_image(path), down)[None], still=True))
         for seq in seqs[first:]:
             seq.weight = weight
-    for (clean, down, reader), paths in encoded_by_clean.items():
+    for (clean, down, reader), (weight, paths) in encoded_by_clean.items():
         frames = (np.stack(_read_folder(clean, down, max_frames)[1]) if os.path.isdir(clean)
                   else _read_video(clean, down, max_frames, reader))
         variants = []
@@ -123,7 +120,7 @@ def load_sources(sources: list[dict], max_frames: int = 300) -> list[Sequence]:
         h, w = variants[0][1].shape[1:3]  # encoders need even sizes: the bank cropped the clean frames
         seqs.append(Sequence(os.path.basename(clean), np.ascontiguousarray(frames[:n, :h, :w]),
                              encoded=tuple((lb, v[:n]) for lb, v in variants),
-                             weight=weight_of_clean[(clean, down, reader)]))
+                             weight=weight))
     if not seqs:
         raise ConfigError(f"no training material found in {[s['path'] for s in sources]}")
     return seqs
@@ -135,7 +132,7 @@ def _read_folder(path: str, down: int, max_frames: int) -> tuple[list[str], list
     return files, [_fit(_read_image(os.path.join(path, f)), down) for f in files]
 
 
-def _clean_of(path: str, src: dict) -> tuple[str, int]:
+def _clean_of(path: str, src: dict) -> tuple[str, int, str]:
     """An encode `NAME~LABEL.ext` in the bank pairs with the clean `NAME` in src['clean'] (a folder):
     a video, or a folder of frames, read at src['clean_downscale'] as the bank made it
     (scripts/make_codec_bank.py)."""
