@@ -63,12 +63,20 @@ Methods: `restore models` lists them.
               help="Measure how visible chunk boundaries are: E_warp of frame pairs across "
                    "boundaries vs inside chunks (bar 1.1) and the boundary brightness step vs the "
                    "input (bar 1 level). Costs two optical flows per frame.")
+@click.option("--preview", "preview_seconds", type=click.FloatRange(min=0.1, max=3600), is_flag=False,
+              flag_value=3.0, default=None, metavar="[SECONDS]",
+              help="Restore only SECONDS (default 3) from the middle of INPUT (or from --preview-at), "
+                   "into OUTPUT's name with .preview before the extension, and estimate how long "
+                   "the whole clip would take with these settings.")
+@click.option("--preview-at", "preview_at", default=None, metavar="TIME",
+              help="Where the preview starts: seconds or [H:]MM:SS[.s] (from the key frame at or "
+                   "before it).")
 @click.option("--profile", "show_profile", is_flag=True,
               help="Print where the time went: the models vs decode, encode and the rest.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no summary line.")
-def command(input, output, overwrite, resume, keep_temp, report_seams, show_profile, as_json, quiet,
-            **settings):
+def command(input, output, overwrite, resume, keep_temp, report_seams, preview_seconds, preview_at,
+            show_profile, as_json, quiet, **settings):
     """Deblock, denoise, upscale and/or interpolate INPUT into a new video file.
 
     Tasks run in the order deblock, denoise, upscale, interpolate, chunk by chunk, with chunks cut at
@@ -80,6 +88,15 @@ def command(input, output, overwrite, resume, keep_temp, report_seams, show_prof
     show_bar = not quiet and sys.stderr.isatty()
     if keep_temp and not resume:
         raise click.UsageError("--keep-temp keeps the --resume work folder: give --resume too")
+    if preview_at is not None and preview_seconds is None:
+        preview_seconds = 3.0
+    if preview_seconds is not None:
+        if resume:
+            raise click.UsageError("--preview restores a few seconds and keeps no work folder: "
+                                   "leave out --resume")
+        _preview(input, output, preview_seconds, _parse_time(preview_at), preset, overwrite, show_bar,
+                 report_seams, show_profile, as_json, quiet, overrides)
+        return
     result = enhance(input, output, preset=preset, overwrite=overwrite, progress=show_bar,
                      resume=resume, keep_temp=keep_temp, report_seams=report_seams,
                      log=None if quiet or as_json else (lambda msg: click.echo(msg, err=True)), **overrides)
@@ -110,3 +127,43 @@ def command(input, output, overwrite, resume, keep_temp, report_seams, show_prof
                    f"{result.width}x{result.height}, {result.chunks} chunk{'' if result.chunks == 1 else 's'}, {methods}; "
                    f"{result.seconds:.1f} s ({result.fps:.1f} frames/s on {result.device})")
 
+
+def _parse_time(text):
+    """'90', '1:30', '0:01:30.5' -> seconds; None stays None."""
+    if text is None:
+        return None
+    try:
+        parts = [float(x) for x in str(text).strip().split(":")]
+        if len(parts) > 3 or any(x < 0 for x in parts):
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected seconds or [H:]MM:SS[.s]",
+                                 param_hint="--preview-at") from None
+    seconds = 0.0
+    for x in parts:
+        seconds = seconds * 60 + x
+    return seconds
+
+
+def _preview(input, output, seconds, at, preset, overwrite, show_bar, report_seams, show_profile,
+             as_json, quiet, overrides):
+    from restore.pipeline.preview import human_duration, preview
+
+    res = preview(input, output, seconds=seconds, at=at, preset=preset, overwrite=overwrite,
+                  progress=show_bar, report_seams=report_seams,
+                  log=None if quiet or as_json else (lambda msg: click.echo(msg, err=True)), **overrides)
+    run = res.enhance
+    if run.get("seams") is not None and not as_json:
+        from restore.seams import SeamReport
+
+        click.echo(SeamReport(**run["seams"]).summary())
+    if show_profile and not as_json:
+        click.echo(format_profile(run["profile"]))
+    if as_json:
+        click.echo(json.dumps(res.to_dict(), indent=2))
+    elif not quiet:
+        whole = (f"the whole clip ({res.total_frames} frames) would take about {human_duration(res.estimate)} "
+                 f"on {run['device']} at this pace" if res.estimate is not None
+                 else "the clip's length is unknown, so no estimate for the whole run")
+        click.echo(f"wrote {res.output}: {res.seconds:.1f} s from {res.start:.1f} s, {res.frames} frames, "
+                   f"{run['width']}x{run['height']}, in {res.wall:.1f} s; {whole}")

@@ -24,7 +24,8 @@ output file exists; the encoder writes under a temporary name and renames at the
 One module a job: this one checks and sets up a run (enhance) and returns its EnhanceResult;
 `selection.py` picks the tasks and methods and the output name; `timeline.py` maps source frames
 to output times; `runner.py` is pass 2 (the decode, restore and encode threads, and the chunk
-runner that keeps the anchors).
+runner that keeps the anchors); `preview.py` (restore.pipeline.preview, built on enhance) runs it
+on a few seconds cut from the input and estimates the whole run's time.
 """
 from __future__ import annotations
 
