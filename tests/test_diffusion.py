@@ -350,3 +350,39 @@ def test_tensor_resize_bands_equal_the_dense_matrices(shape, out_hw):
     banded = imresize(torch.from_numpy(x), out_hw)
     assert banded.shape == dense.shape
     np.testing.assert_allclose(banded.numpy(), dense, atol=1e-5)
+
+
+class _RunsOutOfMemory(torch.nn.Module):
+    """A model that raises CUDA's out-of-memory error on inputs larger than `limit` pixels a side."""
+
+    def __init__(self, inner, limit):
+        super().__init__()
+        self.inner, self.net, self.limit, self.sizes = inner, inner.net, limit, []
+
+    def forward(self, x, *args):
+        self.sizes.append(max(x.shape[-2:]))
+        if max(x.shape[-2:]) > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return self.inner(x, *args)
+
+
+def test_a_chunk_that_runs_out_of_memory_is_retried_in_smaller_tiles_and_later_chunks_start_there(monkeypatch):
+    from restore.diffusion import infer
+    from restore.errors import RestoreError
+
+    monkeypatch.setattr(infer, "_TILE_CAP", {})
+    inner = tiny_model()
+    model = _RunsOutOfMemory(inner, limit=64)
+    cond = with_anchors(torch.rand(2, 3, 96, 96) * 2 - 1, None)
+    est = cond[:, :3]
+    with pytest.warns(RuntimeWarning, match="tiles of 48 px"):
+        out = restore_chunk(model, cond, est, start_sigma=0.2, steps=1, seed=3)
+    # the same result as asking for 48-px tiles from the start (the start noise is seeded)
+    assert torch.equal(out, restore_chunk(inner, cond, est, start_sigma=0.2, steps=1, seed=3, tile=48))
+    model.sizes.clear()
+    restore_chunk(model, cond, est, start_sigma=0.2, steps=1, seed=3)
+    assert max(model.sizes) <= 64                       # the next chunk starts at the size that fitted
+    monkeypatch.setattr(infer, "_TILE_CAP", {})
+    with pytest.raises(RestoreError, match="out of memory even on tiles of 48 px"):
+        with pytest.warns(RuntimeWarning):
+            restore_chunk(_RunsOutOfMemory(inner, limit=16), cond, est, start_sigma=0.2, steps=1)

@@ -3,13 +3,20 @@
 Large frames are processed in overlapping spatial tiles blended with feathered weights; the
 blend happens inside the denoiser, at every sampling step, so tiles never drift apart.
 The start noise is drawn once per chunk at full resolution and shared by all its frames.
+
+Out of memory: a chunk that does not fit (on CUDA the default is whole frames, no tiles) is run
+again with tiles of half the size, down to MIN_TILE pixels; the size that fitted is kept for the
+device's later chunks (a warning says so once per size), so a long job neither fails nor keeps
+failing first.
 """
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
 
+from ..errors import RestoreError
 from .precond import EDMPrecond
 from .samplers import SAMPLERS, sigma_ladder
 
@@ -90,14 +97,43 @@ def _pad_to(t: torch.Tensor, multiple: int) -> torch.Tensor:
     return t
 
 
-@torch.no_grad()
+MIN_TILE = 32
+# device -> the largest tile that fitted after the device ran out of memory
+_TILE_CAP: dict[str, int] = {}
+
+
 def restore_chunk(model: EDMPrecond, cond: torch.Tensor, estimate: torch.Tensor, *, start_sigma: float,
                   steps: int, seed: int = 0, add_noise: bool = True, sampler: str = "euler",
                   tile: int | None = None, overlap: int = 32) -> torch.Tensor:
     """cond (T,Cc,H,W), estimate (T,3,H,W) in [-1,1] -> restored (T,3,H,W) in [-1,1].
 
     add_noise=False when the estimate is already noisy at start_sigma (Gaussian denoising).
+    tile: pixels a side (None: whole frames); smaller after an out-of-memory error (module doc).
     """
+    device = str(next(model.parameters()).device)
+    while True:
+        cap = _TILE_CAP.get(device)
+        use = tile if cap is None else min(tile or cap, cap)
+        try:
+            return _restore_chunk(model, cond, estimate, start_sigma=start_sigma, steps=steps, seed=seed,
+                                  add_noise=add_noise, sampler=sampler, tile=use, overlap=overlap)
+        except torch.OutOfMemoryError:
+            smaller = (use or max(cond.shape[-2:])) // 2
+            what = f"tiles of {use} px" if use else "whole frames"
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+            if smaller < MIN_TILE:
+                raise RestoreError(f"{device} ran out of memory even on {what}: run on the CPU "
+                                   "(--device cpu) or free the GPU's memory") from None
+            _TILE_CAP[device] = smaller
+            warnings.warn(f"{device} ran out of memory on {what}; going on with tiles of {smaller} px "
+                          f"(--tile {smaller} starts there)", RuntimeWarning, stacklevel=2)
+
+
+@torch.no_grad()
+def _restore_chunk(model: EDMPrecond, cond: torch.Tensor, estimate: torch.Tensor, *, start_sigma: float,
+                   steps: int, seed: int, add_noise: bool, sampler: str, tile: int | None,
+                   overlap: int) -> torch.Tensor:
     device = next(model.parameters()).device
     multiple = model.net.multiple
     cond, estimate = cond.to(device), estimate.to(device)
