@@ -25,6 +25,11 @@ from .errors import ConfigError
 
 
 @dataclass
+class InputConfig:
+    deinterlace: str = "auto"       # auto (when the stream is tagged interlaced), always, never
+
+
+@dataclass
 class DeblockConfig:
     enabled: bool = False
     strength: float | None = None   # 0 (untouched) to 1 (full correction); None = estimate from the stream
@@ -90,6 +95,7 @@ class OutputConfig:
 
 @dataclass
 class EnhanceConfig:
+    input: InputConfig = field(default_factory=InputConfig)
     deblock: DeblockConfig = field(default_factory=DeblockConfig)
     denoise: DenoiseConfig = field(default_factory=DenoiseConfig)
     upscale: UpscaleConfig = field(default_factory=UpscaleConfig)
@@ -173,6 +179,8 @@ def validate(cfg: EnhanceConfig, source: str) -> EnhanceConfig:
     def bad(key, msg):
         raise ConfigError(f"bad value for '{key}': {msg}", source)
 
+    if cfg.input.deinterlace not in DEINTERLACE:
+        bad("input.deinterlace", f"must be one of {', '.join(DEINTERLACE)}, got {cfg.input.deinterlace!r}")
     if cfg.deblock.strength is not None and not 0 <= cfg.deblock.strength <= 1:
         bad("deblock.strength", f"a strength between 0 and 1 (or null: estimate), got {cfg.deblock.strength}")
     if cfg.denoise.strength is not None and not 0 <= cfg.denoise.strength <= 255:
@@ -242,6 +250,7 @@ def validate(cfg: EnhanceConfig, source: str) -> EnhanceConfig:
 
 
 MAX_CHUNK_LEN = 1024
+DEINTERLACE = ("auto", "always", "never")
 OUTPUT_FIELDS = ("stem", "ext", "name", "task", "scale")
 
 
@@ -386,6 +395,10 @@ class Flag:
 
 
 FLAGS: tuple[Flag, ...] = (
+    Flag("deinterlace", "input.deinterlace", choices=DEINTERLACE,
+         help="Interlaced sources (VHS, DV, broadcast captures): weave the fields into whole "
+              "frames with FFmpeg's bwdif before anything else, one frame per frame; auto does it "
+              "when the stream is tagged interlaced [default: auto]."),
     Flag("deblock", "deblock.strength", style="optional", metavar="[auto|STRENGTH]", lo=0, hi=1,
          help="Remove compression artefacts (blocking, ringing, mosquito noise) first; STRENGTH "
               "from 0 (untouched) to 1 (full), or auto (the default when given alone): estimated "

@@ -11,6 +11,9 @@
 - Analysis mode: decode(path, size=(w, h), gray=True) returns small (h, w) uint8 grey
   thumbnails cheaply (one swscale call per frame, area averaging); `size` alone gives small
   RGB frames in the source's dtype.
+- Interlaced sources: deinterlace="interlaced" passes the frames the decoder flags as
+  interlaced through FFmpeg's bwdif (one output frame per input frame, timestamps and key-frame
+  flags kept), "all" every frame; None (default) leaves the fields woven as stored.
 - Damaged data: with strict=True (default) a decode error or a stream that ends far earlier
   than its headers promise (a truncated file) raises MediaError naming the file, after
   yielding the frames that did decode. strict=False logs a warning and keeps what it can.
@@ -64,6 +67,7 @@ def decode(
     strict: bool = True,
     threads: bool = True,
     stream: int | None = None,
+    deinterlace: str | None = None,
 ) -> Iterator[VideoFrame]:
     """Yield the frames of the first video stream (or stream `stream`, an absolute index).
 
@@ -72,7 +76,10 @@ def decode(
     max_frames: stop after this many frames.
     strict: raise MediaError on damaged data (see module doc); False keeps going.
     threads: use FFmpeg frame/slice threading ("AUTO").
+    deinterlace: None, "interlaced" (the frames flagged so) or "all" (see module doc).
     """
+    if deinterlace not in (None, "interlaced", "all"):
+        raise ValueError(f"deinterlace must be None, 'interlaced' or 'all', got {deinterlace!r}")
     p = Path(os.fspath(path))
     container = open_input(p)
     try:
@@ -80,7 +87,7 @@ def decode(
         if threads:
             vstream.thread_type = "AUTO"
         yield from _iter_frames(container, vstream, p, size=size, gray=gray,
-                                max_frames=max_frames, strict=strict)
+                                max_frames=max_frames, strict=strict, deinterlace=deinterlace)
     finally:
         container.close()
 
@@ -113,7 +120,39 @@ def _expected_end(vstream, container) -> tuple[int | None, float | None]:
     return frames, dur
 
 
-def _iter_frames(container, vstream, path, *, size, gray, max_frames, strict) -> Iterator[VideoFrame]:
+class _Deinterlacer:
+    """FFmpeg's bwdif over decoded frames, one out per one in (mode send_frame, parity from the
+    stream). The filter holds a frame back, drops the key-frame flag and doubles the time base:
+    flags travel by the exact time of the frame."""
+
+    def __init__(self, vstream, which: str):
+        self.graph = av.filter.Graph()
+        src = self.graph.add_buffer(template=vstream)
+        bwdif = self.graph.add("bwdif", f"mode=send_frame:parity=auto:deint={which}")
+        src.link_to(bwdif)
+        bwdif.link_to(self.graph.add("buffersink"))
+        self.graph.configure()
+        self.keys: dict = {}
+
+    def __call__(self, frame):
+        """Push a frame (None at the end) and yield what comes out, as (frame, key)."""
+        if frame is not None:
+            self.keys[self._when(frame)] = bool(frame.key_frame)
+        self.graph.push(frame)
+        while True:
+            try:
+                out = self.graph.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+            yield out, self.keys.pop(self._when(out), False)
+
+    @staticmethod
+    def _when(frame):
+        return None if frame.pts is None or frame.time_base is None else frame.pts * frame.time_base
+
+
+def _iter_frames(container, vstream, path, *, size, gray, max_frames, strict,
+                 deinterlace=None) -> Iterator[VideoFrame]:
     fmt = None
     tb = fraction(vstream.time_base)
     rate = fraction(vstream.average_rate) or fraction(vstream.guessed_rate) or Fraction(25)
@@ -126,7 +165,7 @@ def _iter_frames(container, vstream, path, *, size, gray, max_frames, strict) ->
         if width < 1 or height < 1:
             raise ValueError(f"decode size must be positive, got {size!r}")
 
-    def convert(frame) -> VideoFrame:
+    def convert(frame, key=None) -> VideoFrame:
         nonlocal fmt, last_time, index
         if fmt is None:
             fmt = "gray" if gray else ("rgb48le" if (bit_depth_of(frame.format.name) or 8) > 8 else "rgb24")
@@ -144,11 +183,21 @@ def _iter_frames(container, vstream, path, *, size, gray, max_frames, strict) ->
         else:
             t = 0.0 if last_time is None else last_time + step
             pts = None
-        vf = VideoFrame(image=img, index=index, time=t, pts=pts, key=bool(frame.key_frame),
-                        time_base=ftb)
+        vf = VideoFrame(image=img, index=index, time=t, pts=pts,
+                        key=bool(frame.key_frame) if key is None else key, time_base=ftb)
         last_time = t
         index += 1
         return vf
+
+    deint = _Deinterlacer(vstream, deinterlace) if deinterlace else None
+
+    def frames_of(decoded):
+        if deint is None:
+            for frame in decoded:
+                yield frame, None
+        else:
+            for frame in decoded:
+                yield from deint(frame)
 
     error: str | None = None
     rejected = 0
@@ -169,8 +218,13 @@ def _iter_frames(container, vstream, path, *, size, gray, max_frames, strict) ->
                     break
                 log.warning("%s: %s (skipped)", path, msg)
                 continue
-            for frame in frames:
-                yield convert(frame)
+            for frame, key in frames_of(frames):
+                yield convert(frame, key)
+                if max_frames is not None and index >= max_frames:
+                    return
+        if deint is not None:   # the frame the filter held back
+            for frame, key in deint(None):
+                yield convert(frame, key)
                 if max_frames is not None and index >= max_frames:
                     return
     except av.error.FFmpegError as err:

@@ -30,6 +30,7 @@ on a few seconds cut from the input and estimates the whole run's time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import time
@@ -179,6 +180,29 @@ def _work_settings(cfg: EnhanceConfig, device: str, specs, out_dtype, precision:
             "dtype": np.dtype(out_dtype).name, "restore": __version__, "weights": weights}
 
 
+INTERLACED = {"tt": "top field first", "bb": "bottom field first", "tb": "top field first, coded bottom first",
+              "bt": "bottom field first, coded top first"}
+
+
+def resolve_deinterlace(src: Path, setting: str, field_order: str | None,
+                        log: Callable[[str], None] | None = None) -> str | None:
+    """decode()'s deinterlace mode for input.deinterlace (auto, always, never) and the stream's
+    field order; says what it does, and warns when an interlaced stream is left woven."""
+    from ..io.mux import MediaWarning
+
+    interlaced = field_order in INTERLACED
+    if setting == "never" or (setting == "auto" and not interlaced):
+        if interlaced:
+            warnings.warn(f"{src}: interlaced ({INTERLACED[field_order]}) but restored as whole frames, "
+                          "so combing stays (input.deinterlace is never)", MediaWarning, stacklevel=3)
+        return None
+    if log:
+        what = INTERLACED.get(field_order, "not tagged interlaced")
+        log(f"deinterlace: {what}{'; every frame, as asked' if setting == 'always' else ''} -> bwdif, "
+            "one frame per frame")
+    return "interlaced" if setting == "auto" else "all"
+
+
 def resolve_deblock(src: Path, strength: float | None, log: Callable[[str], None] | None = None,
                     blind: bool = False) -> tuple[float | None, dict]:
     """The deblock strength of a run: the given one, or (None = auto) from the estimate of the
@@ -281,6 +305,9 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
             extra={"damage": deblock_info.get("damage")} if task == "deblock" and deblock_info else {})
         return specs[task].factory(opts)
 
+    deinterlace = resolve_deinterlace(src, cfg.input.deinterlace, video.field_order, log)
+    if deinterlace:
+        decode = functools.partial(decode, deinterlace=deinterlace)
     _check_memory(src, cfg, video.width, video.height, scale, writer.bit_depth)
     stages = {task: build(task) for task in specs}
 
