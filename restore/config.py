@@ -260,7 +260,7 @@ def output_name(input_name: str, pattern: str, *, task: str = "reencode", scale:
     of `restore enhance` (output.pattern) and `restore batch` (--name-pattern).
 
     Placeholders: {stem} (name without extension), {ext} (extension with its dot; .mkv for an
-    input without one), {name} (the whole input file name), {task} (e.g. denoise-upscale),
+    input without one or with one that cannot be written, such as .mpg, .vob or .flv), {name} (the whole input file name), {task} (e.g. denoise-upscale),
     {scale}. ConfigError, starting with `what`, for a bad pattern or a result that is not a
     plain file name."""
     lead = f"{what} " if what else ""
@@ -269,9 +269,12 @@ def output_name(input_name: str, pattern: str, *, task: str = "reencode", scale:
         raise ConfigError(lead + msg)
 
     check_name_pattern(pattern, OUTPUT_FIELDS, fail)
+    from .io.codecs import CONTAINERS
+
     p = Path(input_name)
+    ext = p.suffix if p.suffix.lower() in CONTAINERS else ".mkv"
     try:
-        name = pattern.format(stem=p.stem, ext=p.suffix or ".mkv", name=input_name, task=task, scale=scale)
+        name = pattern.format(stem=p.stem, ext=ext, name=input_name, task=task, scale=scale)
     except (ValueError, IndexError) as err:
         raise ConfigError(f"{lead}{pattern!r}: {err}") from None
     if not name or name in (".", "..") or "/" in name or os.sep in name:

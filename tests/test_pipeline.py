@@ -190,6 +190,10 @@ def test_enhance_and_batch_share_one_output_name_rule(tmp_path):
     out = default_output(tmp_path / "clip.mov", cfg, ["upscale"])
     assert out.name == "clip.mov.upscalex2.mov" == batch_name("clip.mov", cfg.output.pattern, task="upscale", scale=2)
     assert default_output(tmp_path / "bare", load_config("default"), []).name == "bare_restored.mkv"
+    # an input container nothing here can write (MPEG-PS, VOB, FLV) gets Matroska; MPEG-TS stays
+    assert default_output(tmp_path / "tape.mpg", load_config("default"), []).name == "tape_restored.mkv"
+    assert default_output(tmp_path / "dvd.VOB", load_config("default"), []).name == "dvd_restored.mkv"
+    assert default_output(tmp_path / "cap.ts", load_config("default"), []).name == "cap_restored.ts"
     with pytest.raises(ConfigError, match="output.pattern"):
         load_config("default", {"output_pattern": ".."})
 
@@ -298,3 +302,14 @@ def test_profile_splits_model_time_from_the_rest(tmp_path, lossless_clip):
     assert p["model"] == pytest.approx(p["model_denoise"] + p["model_upscale"])
     assert p["wall"] == pytest.approx(res.seconds) and p["overhead"] == pytest.approx(p["wall"] - p["model"])
     assert {"setup", "analysis", "decode_wait", "encode_wait", "close", "encode"} <= set(p)
+
+
+def test_an_mpeg_ts_capture_is_restored_into_mpeg_ts_with_its_audio(tmp_path):
+    src = make_clip(tmp_path / "cap.ts", 12, width=64, height=48, audio=True, audio_codec="mp2")
+    res = enhance(src, codec="libx264")
+    assert res.output == str(tmp_path / "cap_restored.ts")
+    info = probe(res.output)
+    assert info.container == "mpegts" and [s.type for s in info.streams] == ["video", "audio"]
+    assert info.video.codec == "h264"
+    with pytest.raises(ConfigError, match="cannot be stored in MPEG-TS"):
+        enhance(src, tmp_path / "av1.ts", codec="libsvtav1")

@@ -114,7 +114,7 @@ def resolve_crf(spec: EncoderSpec, crf) -> int | None:
 
 # output file extension -> FFmpeg muxer
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska",
-              ".webm": "webm", ".avi": "avi", ".nut": "nut"}
+              ".webm": "webm", ".avi": "avi", ".nut": "nut", ".ts": "mpegts", ".m2ts": "mpegts"}
 
 
 def format_for(path: Path) -> str:

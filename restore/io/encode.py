@@ -236,6 +236,9 @@ class VideoWriter:
                               self.path)
         if self.spec.name == "ffv1" and fmt.name not in ("matroska", "mov", "avi", "nut"):
             raise ConfigError("ffv1 needs a .mkv (or .mov) output", self.path)
+        if fmt.name == "mpegts" and self.spec.name not in ("libx264", "libx265"):
+            raise ConfigError(f"{self.spec.name} cannot be stored in MPEG-TS (use libx264 or libx265, "
+                              "or .mkv)", self.path)
 
     def _check_pix_fmt(self, pix_fmt: str) -> str:
         supported = [f.name for f in (av.Codec(self.spec.name, "w").video_formats or [])]

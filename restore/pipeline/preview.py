@@ -51,6 +51,7 @@ def preview(input, output=None, *, seconds: float = DEFAULT_SECONDS, at: float |
     of the clip) with the settings enhance(input, output, preset=..., **overrides) would use,
     into preview_path(output or the default output). overwrite: replace an existing preview."""
     from ..io import check_output_path, probe
+    from ..io.codecs import format_for
     from ..io.excerpt import cut
     from . import enhance  # the package, never the other way round
 
@@ -62,6 +63,7 @@ def preview(input, output=None, *, seconds: float = DEFAULT_SECONDS, at: float |
     cfg = load_config(preset, overrides)
     out = Path(os.fspath(output)) if output is not None else default_output(src, cfg, wanted_tasks(cfg))
     target = check_output_path(preview_path(out), overwrite=overwrite, input_path=src)
+    format_for(target)   # an unknown container is said before the cut, not after
     video = info.video
     duration = video.duration or info.duration
     first = video.first_frame_time or 0.0
