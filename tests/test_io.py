@@ -719,3 +719,30 @@ def test_to_float_from_float_roundtrip_and_clipping():
 def test_media_info_is_importable_types():
     assert MediaInfo.__dataclass_fields__["streams"]
     assert set(VideoFrame.__dataclass_fields__) >= {"image", "index", "time", "pts", "key"}
+
+
+def _clip_with_timecode(path, tc="01:00:00:00", frames=10):
+    """A MOV whose muxer writes a timecode track (tmcd) starting at `tc`, as cameras do."""
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        vs.metadata["timecode"] = tc
+        for img in synthetic_frames(frames, 64, 48):
+            out.mux(vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(vs.encode())
+    return path
+
+
+@pytest.mark.parametrize("ext", [".mov", ".mp4", ".mkv"])
+def test_the_start_timecode_survives_a_restore(tmp_path, ext):
+    from restore.pipeline import enhance
+
+    src = _clip_with_timecode(tmp_path / "cam.mov")
+    assert any(s.type == "data" and s.tags.get("timecode") == "01:00:00:00" for s in probe(src).streams)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MediaWarning)   # nothing is reported dropped
+        res = enhance(src, tmp_path / f"out{ext}")
+    info = probe(res.output)
+    assert {k.lower(): v for k, v in info.video.tags.items()}.get("timecode") == "01:00:00:00"
+    if ext != ".mkv":   # MOV / MP4: a timecode track of its own, as the source had
+        assert any(s.type == "data" and s.tags.get("timecode") == "01:00:00:00" for s in info.streams)

@@ -323,7 +323,9 @@ class VideoWriter:
                 return True
             if st.type == "attachment" and self.copy_attachments:
                 return True
-        return bool(info.chapters)
+            if st.tags.get("timecode"):   # the start timecode goes on the video in remux
+                return True
+        return bool(info.chapters) or bool(info.tags.get("timecode"))
 
     def _encoder_options(self) -> dict:
         opts: dict[str, str] = {}

@@ -11,7 +11,9 @@ audio, subtitle and attachment streams, chapters and container metadata.
   (warnings.warn(MediaWarning) and the log): PCM audio (or anything the muxer rejects) into
   MP4/MOV -> AAC (Opus for WebM); text subtitles -> mov_text (MP4/MOV), SubRip (MKV) or WebVTT
   (WebM); bitmap subtitles into MP4 -> dropped; attachments (fonts) outside Matroska ->
-  dropped; data streams (timecode, GPS...) -> dropped.
+  dropped; a timecode track -> its start timecode set on the output's video stream (MOV and
+  MP4 then write a timecode track of their own, Matroska a tag); other data streams (GPS ...)
+  -> dropped.
 """
 from __future__ import annotations
 
@@ -69,6 +71,22 @@ def _warn(msg: str) -> None:
     warnings.warn(msg, MediaWarning, stacklevel=3)
 
 
+def _shown(container) -> str:
+    """The file a container reads, as the user named it (local_url's file: prefix off)."""
+    name = str(container.name)
+    return name[5:] if name.startswith("file:") else name
+
+
+def _timecode(src) -> str | None:
+    """The start timecode of the source ("01:00:00:00"): a timecode track's or stream's tag, or
+    the container's."""
+    for s in src.streams:
+        tc = dict(s.metadata).get("timecode")
+        if tc:
+            return tc
+    return dict(src.metadata).get("timecode")
+
+
 def _muxer_accepts(out, codec_name: str) -> bool:
     try:
         return codec_name in out.supported_codecs
@@ -114,7 +132,7 @@ def _copy_meta_and_chapters(src, out) -> None:
         if chapters:
             out.set_chapters(chapters)
     except Exception as err:  # noqa: BLE001 - PyAV raises several types; the encode goes on
-        _warn(f"{src.name}: chapters not carried over ({err})")
+        _warn(f"{_shown(src)}: chapters not carried over ({err})")
 
 
 def _copy_stream_tags(src_stream, out_stream) -> None:
@@ -235,7 +253,7 @@ def _plan(src, out, fmt: str, *, copy_audio, copy_subtitles, copy_attachments):
                 act.action, act.detail = "replace", "re-encoded video"
             else:
                 act.detail = "extra video stream (cover art or alternate angle) not carried over"
-                _warn(f"{src.name}: video stream #{s.index} ({codec}) not carried over")
+                _warn(f"{_shown(src)}: video stream #{s.index} ({codec}) not carried over")
             continue
         if s.type == "audio":
             if not copy_audio:
@@ -251,13 +269,13 @@ def _plan(src, out, fmt: str, *, copy_audio, copy_subtitles, copy_attachments):
             target = _audio_target(fmt)
             if target is None or codec is None:
                 act.detail = f"{fmt} cannot hold {codec} audio"
-                _warn(f"{src.name}: audio stream #{s.index} ({codec}) dropped: {act.detail}")
+                _warn(f"{_shown(src)}: audio stream #{s.index} ({codec}) dropped: {act.detail}")
                 continue
             h = _AudioConvert(s, out, target)
             _copy_stream_tags(s, h.out)
             handlers[s.index] = h
             act.action, act.detail = "convert", f"{codec} -> {target} ({fmt} cannot hold {codec})"
-            _warn(f"{src.name}: audio stream #{s.index} converted {act.detail}")
+            _warn(f"{_shown(src)}: audio stream #{s.index} converted {act.detail}")
         elif s.type == "subtitle":
             if not copy_subtitles:
                 act.detail = "subtitle copy turned off"
@@ -275,11 +293,11 @@ def _plan(src, out, fmt: str, *, copy_audio, copy_subtitles, copy_attachments):
                 handlers[s.index] = h
                 act.action, act.detail = "convert", f"{codec} -> {target}"
                 if fmt != "matroska":
-                    _warn(f"{src.name}: subtitle stream #{s.index} converted {codec} -> {target} "
+                    _warn(f"{_shown(src)}: subtitle stream #{s.index} converted {codec} -> {target} "
                           f"({fmt} cannot hold {codec}; styling may be simplified)")
                 continue
             act.detail = f"{fmt} cannot hold {codec} subtitles"
-            _warn(f"{src.name}: subtitle stream #{s.index} ({codec}) dropped: {act.detail}")
+            _warn(f"{_shown(src)}: subtitle stream #{s.index} ({codec}) dropped: {act.detail}")
         elif s.type == "attachment":
             if not copy_attachments:
                 act.detail = "attachment copy turned off"
@@ -287,15 +305,20 @@ def _plan(src, out, fmt: str, *, copy_audio, copy_subtitles, copy_attachments):
             name = s.metadata.get("filename") or f"attachment{s.index}"
             if fmt != "matroska":
                 act.detail = f"{fmt} cannot hold attachments"
-                _warn(f"{src.name}: attachment #{s.index} ({name}) dropped: {act.detail}")
+                _warn(f"{_shown(src)}: attachment #{s.index} ({name}) dropped: {act.detail}")
                 continue
             mimetype = s.metadata.get("mimetype") or getattr(s, "mimetype", None) \
                 or "application/octet-stream"
             out.add_attachment(name=name, mimetype=mimetype, data=bytes(s.data))
             act.action, act.detail = "copy", name
         else:  # data / unknown
+            codec = codec or getattr(s, "codec_tag", None) or "unknown"
+            tc = dict(s.metadata).get("timecode")
+            if tc:  # a timecode track: its start goes on the output's video (remux)
+                act.action, act.detail = "convert", f"start timecode {tc} kept on the video stream"
+                continue
             act.detail = f"{s.type} stream not carried over"
-            _warn(f"{src.name}: {s.type} stream #{s.index} ({codec}) dropped")
+            _warn(f"{_shown(src)}: {s.type} stream #{s.index} ({codec}) dropped")
     return handlers, actions
 
 
@@ -387,6 +410,11 @@ def remux(
             handlers, actions = _plan(src, out, fmt, copy_audio=copy_audio,
                                       copy_subtitles=copy_subtitles,
                                       copy_attachments=copy_attachments)
+            tc = _timecode(src)
+            if tc and start is None:   # a part of the source (a preview) does not start there
+                vout.metadata["timecode"] = tc
+                if vstream.average_rate:   # MOV's timecode track counts frames: it needs the rate
+                    vout.rate = vstream.average_rate
         streams = [_timed(_video_packets(vin, vstream, vout), 0)]
         if src is not None and handlers:
             streams.append(_timed(_source_packets(src, handlers, start, end), 1))
