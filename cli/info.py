@@ -41,6 +41,11 @@ def _video_details(s) -> str:
         parts.append(f"colour {colour} {s.color_range or '?'}")
     if getattr(s, "field_order", None) and s.field_order not in ("progressive", "unknown"):
         parts.append(f"interlaced ({s.field_order})")
+    md, cll = getattr(s, "mastering_display", None), getattr(s, "content_light", None)
+    if md or cll:
+        hdr = [f"mastering {md['max_luminance']:g} cd/m2"] if md else []
+        hdr += [f"MaxCLL {cll[0]}, MaxFALL {cll[1]}"] if cll else []
+        parts.append(f"HDR10 ({', '.join(hdr)})")
     return ", ".join(parts)
 
 

@@ -746,3 +746,29 @@ def test_the_start_timecode_survives_a_restore(tmp_path, ext):
     assert {k.lower(): v for k, v in info.video.tags.items()}.get("timecode") == "01:00:00:00"
     if ext != ".mkv":   # MOV / MP4: a timecode track of its own, as the source had
         assert any(s.type == "data" and s.tags.get("timecode") == "01:00:00:00" for s in info.streams)
+
+
+def _hdr10_clip(path, frames=6):
+    """10-bit HEVC tagged BT.2020 / PQ with HDR10 static metadata (mastering display, light level)."""
+    md = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
+    return make_clip(path, frames, width=64, height=48, codec="libx265", pix_fmt="yuv420p10le",
+                     color_matrix="bt2020nc", color_primaries="bt2020", color_transfer="smpte2084",
+                     options={"x265-params": f"log-level=error:hdr10=1:master-display={md}:max-cll=1000,400"})
+
+
+def test_hdr10_static_metadata_is_read_and_written_back_where_the_encoder_can(tmp_path):
+    from restore.pipeline import enhance
+
+    src = _hdr10_clip(tmp_path / "hdr.mkv")
+    v = probe(src).video
+    assert v.content_light == (1000, 400)
+    assert v.mastering_display["red"] == pytest.approx((0.68, 0.32))
+    assert v.mastering_display["white"] == pytest.approx((0.3127, 0.329))
+    assert (v.mastering_display["max_luminance"], v.mastering_display["min_luminance"]) == pytest.approx((1000, 0.0001))
+    out = probe(enhance(src, tmp_path / "x265.mkv", codec="libx265").output).video
+    assert out.content_light == (1000, 400) and out.color_transfer == "smpte2084"
+    for key, value in v.mastering_display.items():
+        assert out.mastering_display[key] == pytest.approx(value, abs=1e-4)
+    with pytest.warns(MediaWarning, match="cannot be written by libx264"):
+        enhance(src, tmp_path / "x264.mkv", codec="libx264")
+    assert probe(tmp_path / "x264.mkv").video.mastering_display is None

@@ -34,6 +34,7 @@ import contextlib
 import logging
 import math
 import os
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -44,7 +45,7 @@ from restore.errors import ConfigError, RestoreError
 from restore.io._av import bit_depth_of, color_value, ffmpeg_reason, local_url
 from restore.io.atomic import StagedOutput, check_output_path
 from restore.io.codecs import format_for, resolve_codec, resolve_crf, resolve_encoder_preset
-from restore.io.mux import copy_container_metadata, remux
+from restore.io.mux import MediaWarning, copy_container_metadata, remux
 from restore.ops.frames import from_float
 
 __all__ = ["VideoWriter"]
@@ -83,6 +84,10 @@ def _choose_time_base(source_tb: Fraction | None, fps: Fraction | None) -> Fract
                 break
             den = coarser
     return Fraction(1, den)
+
+
+# PQ (HDR10) and HLG, as colour tags name them
+HDR_TRANSFERS = ("smpte2084", "arib-std-b67")
 
 
 class VideoWriter:
@@ -192,6 +197,7 @@ class VideoWriter:
         self.rotation = float(rotation if rotation is not None else (sv.rotation if sv else 0.0))
         self.sample_aspect_ratio = (Fraction(sample_aspect_ratio) if sample_aspect_ratio is not None
                                     else (sv.sample_aspect_ratio if sv else None))
+        self.hdr_params = self._hdr_params(sv)
 
         if fps is not None:
             try:
@@ -312,6 +318,41 @@ class VideoWriter:
             s.set_display_rotation(self.rotation)
         self._stream = s
 
+    def _hdr_params(self, sv) -> tuple[str, str] | None:
+        """HDR10 static metadata of the source (mastering display, content light level) as the
+        encoder's own parameters, when the output keeps the source's PQ / HLG transfer in 10 bits
+        or more; libx264 and FFV1 cannot write it, which is said once (MediaWarning)."""
+        if sv is None or not (sv.mastering_display or sv.content_light):
+            return None
+        if sv.color_transfer not in HDR_TRANSFERS or self.bit_depth < 10 \
+                or self.color_transfer != color_value("transfer", sv.color_transfer):
+            return None
+        md, cll = sv.mastering_display, sv.content_light
+        if self.spec.name == "libx265":
+            parts = ["hdr10=1"]
+            if md:   # x265: chromaticities in 1/50000, luminance in 1/10000 cd/m2
+                xy = {k: tuple(round(v * 50000) for v in md[k]) for k in ("green", "blue", "red", "white")}
+                parts.append("master-display=" + "".join(
+                    f"{tag}({x},{y})" for tag, (x, y) in zip("GBR", (xy["green"], xy["blue"], xy["red"])))
+                    + f"WP({xy['white'][0]},{xy['white'][1]})"
+                    + f"L({round(md['max_luminance'] * 10000)},{round(md['min_luminance'] * 10000)})")
+            if cll:
+                parts.append(f"max-cll={cll[0]},{cll[1]}")
+            return "x265-params", ":".join(parts)
+        if self.spec.name == "libsvtav1":
+            parts = []
+            if md:   # SVT-AV1: plain numbers
+                parts.append("mastering-display=" + "".join(
+                    f"{tag}({md[k][0]:.5f},{md[k][1]:.5f})" for tag, k in (("G", "green"), ("B", "blue"), ("R", "red"), ("WP", "white")))
+                    + f"L({md['max_luminance']:.4f},{md['min_luminance']:.4f})")
+            if cll:
+                parts.append(f"content-light={cll[0]},{cll[1]}")
+            return "svtav1-params", ":".join(parts)
+        warnings.warn(f"{self.source}: its HDR10 mastering-display / light-level metadata cannot be "
+                      f"written by {self.spec.name}; use --codec libx265 or libsvtav1 to keep it",
+                      MediaWarning, stacklevel=3)
+        return None
+
     def _needs_remux(self) -> bool:
         info = self.source_info
         if info is None:
@@ -336,6 +377,9 @@ class VideoWriter:
             opts["preset"] = self.preset
         if name == "libx265":
             opts["x265-params"] = "log-level=error"
+        if self.hdr_params:   # joined to what the encoder's own parameters already say
+            key, value = self.hdr_params
+            opts[key] = ":".join(filter(None, (opts.get(key), value)))
         if name == "ffv1":
             opts.update({"level": "3", "slicecrc": "1"})
         if name == "libsvtav1":

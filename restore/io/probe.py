@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import struct
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
@@ -100,6 +101,10 @@ class VideoStreamInfo(StreamInfo):
     color_range: str | None = None
     field_order: str | None = None
     first_frame_time: float | None = None
+    # HDR10 static metadata of the first frame: {"red": (x, y), "green", "blue", "white": CIE 1931
+    # xy, "max_luminance", "min_luminance": cd/m2}, and (MaxCLL, MaxFALL) in cd/m2
+    mastering_display: dict | None = None
+    content_light: tuple[int, int] | None = None
 
     @property
     def frame_rate(self) -> Fraction | None:
@@ -394,10 +399,34 @@ def _scan_video(container, vstream, vinfo: VideoStreamInfo, path: Path, max_pack
         vinfo.color_transfer = vinfo.color_transfer or color_name("transfer", first.color_trc)
         if first.time is not None:
             vinfo.first_frame_time = float(first.time)
+        vinfo.mastering_display, vinfo.content_light = hdr_metadata(first)
         if vinfo.pix_fmt is None and first.format is not None:
             vinfo.pix_fmt = first.format.name
             vinfo.bit_depth = bit_depth_of(vinfo.pix_fmt)
     vinfo.is_vfr = _is_vfr(pts)
+
+
+def hdr_metadata(frame) -> tuple[dict | None, tuple[int, int] | None]:
+    """HDR10 static metadata from a decoded frame's side data: FFmpeg's AVMasteringDisplayMetadata
+    (display primaries R, G, B and white point as xy rationals, then max and min luminance, then
+    two has_* flags) and AVContentLightMetadata (MaxCLL, MaxFALL)."""
+    mastering = light = None
+    try:
+        entries = list(frame.side_data)
+    except Exception:  # noqa: BLE001 - a PyAV without side data access: no metadata
+        return None, None
+    for sd in entries:
+        kind = str(getattr(sd, "type", ""))
+        raw = bytes(sd)
+        if kind.endswith("MASTERING_DISPLAY_METADATA") and len(raw) >= 88:
+            r = struct.unpack("<20i2i", raw[:88])
+            q = [r[i] / r[i + 1] if r[i + 1] else 0.0 for i in range(0, 20, 2)]
+            if r[20] and r[21]:   # has_primaries and has_luminance
+                mastering = {"red": (q[0], q[1]), "green": (q[2], q[3]), "blue": (q[4], q[5]),
+                             "white": (q[6], q[7]), "min_luminance": q[8], "max_luminance": q[9]}
+        elif kind.endswith("CONTENT_LIGHT_LEVEL") and len(raw) >= 8:
+            light = tuple(struct.unpack("<2I", raw[:8]))
+    return mastering, light
 
 
 def _reason(err: BaseException) -> str:
