@@ -772,3 +772,25 @@ def test_hdr10_static_metadata_is_read_and_written_back_where_the_encoder_can(tm
     with pytest.warns(MediaWarning, match="cannot be written by libx264"):
         enhance(src, tmp_path / "x264.mkv", codec="libx264")
     assert probe(tmp_path / "x264.mkv").video.mastering_display is None
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
+    import errno
+
+    frame = synthetic_frames(1, 64, 48)[0]
+    w = VideoWriter(tmp_path / "o.mp4", width=64, height=48)
+    w.write(frame)   # opens the (temporary) output
+    real = w._out
+
+    class Full:   # the disk fills up under the muxer
+        def mux(self, packet):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            real.close()
+
+    w._out = Full()
+    with pytest.raises(RestoreError, match=r"o\.mp4: cannot write: the disk is full, \d+ MiB free in .*-o\)$"):
+        for _ in range(200):   # the encoder holds frames back before its first packet
+            w.write(frame)
+    assert list(tmp_path.iterdir()) == []

@@ -17,10 +17,12 @@ run writes the same output.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import glob
 import os
 import secrets
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -251,3 +253,18 @@ class StagedOutput:
             exc = exc or RuntimeError("aborted")
             # hand the exception to atomic_output so it deletes instead of renaming
             stack.__exit__(type(exc), exc, exc.__traceback__)
+
+
+def write_error(err: BaseException, path) -> RestoreError:
+    """One line for a failed write: a full disk says how much is free and what to do."""
+    path = Path(path)
+    if getattr(err, "errno", None) == errno.ENOSPC:
+        folder = path.parent
+        try:
+            free = f", {shutil.disk_usage(folder).free / 2**20:.0f} MiB free in {folder}"
+        except OSError:
+            free = ""
+        return RestoreError(f"cannot write: the disk is full{free}; free some space or write the "
+                            "output to another disk (-o)", path)
+    reason = getattr(err, "strerror", None) or str(err)
+    return RestoreError(f"cannot write: {reason}", path)

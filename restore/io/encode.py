@@ -43,7 +43,7 @@ import numpy as np
 
 from restore.errors import ConfigError, RestoreError
 from restore.io._av import bit_depth_of, color_value, ffmpeg_reason, local_url
-from restore.io.atomic import StagedOutput, check_output_path
+from restore.io.atomic import StagedOutput, check_output_path, write_error
 from restore.io.codecs import format_for, resolve_codec, resolve_crf, resolve_encoder_preset
 from restore.io.mux import MediaWarning, copy_container_metadata, remux
 from restore.ops.frames import from_float
@@ -443,8 +443,12 @@ class VideoWriter:
                     "take any size)") if min(self.width, self.height) < 64 else ""
             raise ConfigError(f"{self.spec.name} {where} for {self.width}x{self.height} "
                               f"{self.pix_fmt}: {ffmpeg_reason(err)}{hint}", self.path) from None
-        for p in packets:
-            self._out.mux(p)
+        try:
+            for p in packets:
+                self._out.mux(p)
+        except (av.error.FFmpegError, OSError) as err:
+            self._abort(err)
+            raise write_error(err, self.path) from None
 
     # -------------------------------------------------------------------------------- closing
     def close(self) -> None:
@@ -456,7 +460,10 @@ class VideoWriter:
             raise RestoreError("no frames were written", self.path)
         try:
             self._encode(None)
-            self._out.close()
+            try:
+                self._out.close()
+            except (av.error.FFmpegError, OSError) as err:
+                raise write_error(err, self.path) from None
             self._out = None
             if self._output.stage_tmp is not None:
                 start, end = self._written_range_if_partial()

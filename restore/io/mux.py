@@ -31,6 +31,7 @@ import av
 
 from restore.errors import MediaError, RestoreError
 from restore.io._av import ffmpeg_reason, first_video_stream, local_url, open_input
+from restore.io.atomic import write_error
 from restore.io.codecs import format_for
 
 __all__ = ["remux", "MediaWarning", "MuxAction", "copy_container_metadata"]
@@ -422,5 +423,7 @@ def remux(
             for _, _, _, packet in heapq.merge(*streams):
                 out.mux(packet)
         except av.error.FFmpegError as err:
+            if isinstance(err, OSError):   # the disk, not the streams
+                raise write_error(err, out_path) from None
             raise MediaError(f"muxing failed: {ffmpeg_reason(err)}", out_path) from None
     return actions

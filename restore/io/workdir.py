@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from restore.errors import RestoreError
+from restore.io.atomic import write_error
 
 WORK_MARK = ".restore-work-"
 FORMAT_VERSION = 1
@@ -202,14 +203,17 @@ class WorkDir:
         """Chunk k is finished: its segment (already closed) and times, then the state for chunk
         k + 1, then the progress mark, each durable before the next."""
         seg = self.segment_path(k)
-        if seg.exists():
-            _fsync_path(seg)
-        buf = _npy_bytes(np.asarray(times, dtype=np.float64))
-        _write_atomic(self._times_path(k), buf)
-        b = io.BytesIO()
-        np.savez(b, **state)
-        _write_atomic(self.path / "state.npz", b.getvalue())
-        _write_atomic(self.path / "progress.json", json.dumps({"chunks_done": k + 1}).encode())
+        try:
+            if seg.exists():
+                _fsync_path(seg)
+            buf = _npy_bytes(np.asarray(times, dtype=np.float64))
+            _write_atomic(self._times_path(k), buf)
+            b = io.BytesIO()
+            np.savez(b, **state)
+            _write_atomic(self.path / "state.npz", b.getvalue())
+            _write_atomic(self.path / "progress.json", json.dumps({"chunks_done": k + 1}).encode())
+        except OSError as err:   # a full disk: one line; what was committed before stays resumable
+            raise write_error(err, self.output) from None
         self.peak_bytes = max(self.peak_bytes, self.size_bytes())
 
     def times(self, k: int) -> np.ndarray:
