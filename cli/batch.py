@@ -9,6 +9,7 @@ import re
 import click
 
 from restore.cli._options import NegativeValues, enhance_options, overrides_from
+from restore.batch.plan import DEFAULT_PATTERNS
 from restore.errors import ConfigError
 
 HELP = """Restore whole folders, resumably, locally or on a Ray cluster.
@@ -87,7 +88,7 @@ def _print_summary(s) -> None:
                "given alone): estimated per file from its stream, nothing done on a clean file.",
     "device": "Where models run: auto, cpu or cuda[:N]; with --engine ray, cuda asks Ray for GPUs.",
 })
-@click.option("--pattern", default="*.mp4,*.mkv,*.mov,*.avi", show_default=True,
+@click.option("--pattern", default=DEFAULT_PATTERNS, show_default=True,
               help="Comma-separated globs (case-insensitive) picked from source folders.")
 @click.option("--name-pattern", default=None,
               help="Output file name: {stem}, {ext} (with its dot), {name}, {task}, {scale}; "

@@ -403,3 +403,12 @@ def ffprobe_json(path: str | os.PathLike, *extra: str) -> dict:
         check=True, capture_output=True, text=True,
     ).stdout
     return json.loads(out)
+
+
+def make_hdr10_clip(path: str | os.PathLike, frames: int = 6, width: int = 64, height: int = 48) -> Path:
+    """10-bit HEVC tagged BT.2020 / PQ with HDR10 static metadata: mastering display (BT.2020-ish
+    primaries, D65, 1000 / 0.0001 cd/m2) and content light level (MaxCLL 1000, MaxFALL 400)."""
+    md = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
+    return make_clip(path, frames, width=width, height=height, codec="libx265", pix_fmt="yuv420p10le",
+                     color_matrix="bt2020nc", color_primaries="bt2020", color_transfer="smpte2084",
+                     options={"x265-params": f"log-level=error:hdr10=1:master-display={md}:max-cll=1000,400"})

@@ -24,7 +24,7 @@ from restore.batch.runner import BatchSettings, run_batch
 from restore.batch.workers import transcode_worker
 from restore.errors import ConfigError, RestoreError
 from restore.io.atomic import atomic_output
-from tests.media import make_clip
+from tests.media import make_clip, make_hdr10_clip
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMES = 10
@@ -635,3 +635,23 @@ def test_an_item_killed_mid_way_resumes_from_its_finished_chunks(tmp_path):
                                   np.stack([f.image for f in decode(ref.output)]))
     left = sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".restore-batch."))
     assert left == ["a_restored.mp4"]  # the work folder and the killed attempt's temp files are gone
+
+
+def test_capture_and_disc_containers_are_found_and_an_items_warnings_reach_the_log(tmp_path, capsys):
+    """.ts / .vob / .mts are batch inputs by default (.vob and .mts, which cannot be written, get .mkv);
+    a warning raised while an item is restored (here: HDR10 metadata libx264 cannot write) is a
+    line of the batch log."""
+    from restore.cli.main import main
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    make_clip(src / "cap.ts", 8, width=64, height=48)
+    make_clip(src / "disc.vob", 8, width=64, height=48, codec="mpeg2video")
+    make_clip(src / "cam.mts", 8, width=64, height=48)
+    make_hdr10_clip(src / "hdr.mkv", 8)
+    rc = main(["batch", str(src), "--out", str(out), "--model", "classical", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "cam_restored.mkv", "cap_restored.ts", "disc_restored.mkv", "hdr_restored.mkv"]
+    assert "  warning: " in err and "cannot be written by libx264" in err

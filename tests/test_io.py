@@ -33,7 +33,8 @@ from restore.io import (
 from restore.io.codecs import available_encoders
 from restore.io.mux import MediaWarning
 from restore.metrics import psnr as P
-from tests.media import FFMPEG, FFPROBE, add_streams, ffprobe_json, make_audio_only, make_clip, synthetic_frames
+from tests.media import (FFMPEG, FFPROBE, add_streams, ffprobe_json, make_audio_only, make_clip,
+                         make_hdr10_clip, synthetic_frames)
 
 needs_ffprobe = pytest.mark.skipif(FFPROBE is None, reason="ffprobe not installed")
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="ffmpeg CLI not installed (subtitle muxing)")
@@ -748,18 +749,10 @@ def test_the_start_timecode_survives_a_restore(tmp_path, ext):
         assert any(s.type == "data" and s.tags.get("timecode") == "01:00:00:00" for s in info.streams)
 
 
-def _hdr10_clip(path, frames=6):
-    """10-bit HEVC tagged BT.2020 / PQ with HDR10 static metadata (mastering display, light level)."""
-    md = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
-    return make_clip(path, frames, width=64, height=48, codec="libx265", pix_fmt="yuv420p10le",
-                     color_matrix="bt2020nc", color_primaries="bt2020", color_transfer="smpte2084",
-                     options={"x265-params": f"log-level=error:hdr10=1:master-display={md}:max-cll=1000,400"})
-
-
 def test_hdr10_static_metadata_is_read_and_written_back_where_the_encoder_can(tmp_path):
     from restore.pipeline import enhance
 
-    src = _hdr10_clip(tmp_path / "hdr.mkv")
+    src = make_hdr10_clip(tmp_path / "hdr.mkv")
     v = probe(src).video
     assert v.content_light == (1000, 400)
     assert v.mastering_display["red"] == pytest.approx((0.68, 0.32))

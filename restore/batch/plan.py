@@ -19,7 +19,10 @@ from restore import config
 from restore.config import OutputConfig
 from restore.errors import ConfigError, RestoreError
 
-DEFAULT_PATTERNS = "*.mp4,*.mkv,*.mov,*.avi"
+# what cameras, capture cards, discs and the web write, not only what we can write: an input in a
+# container that cannot be written gets .mkv as its output (config.output_name)
+DEFAULT_PATTERNS = ("*.mp4,*.m4v,*.mkv,*.mov,*.avi,*.webm,*.ts,*.m2ts,*.mts,*.mpg,*.mpeg,*.vob,"
+                    "*.wmv,*.flv,*.3gp,*.dv,*.mxf,*.ogv")
 DEFAULT_NAME_PATTERN = OutputConfig.pattern  # restore enhance's default output.pattern
 
 

@@ -324,6 +324,8 @@ def _drive(m, engine, queue, out, settings, summary, log, free_space) -> None:
                         secs = res.get("seconds")
                         log(f"[{n_finished}/{n_total}] done {item.rel}"
                             + (f" ({secs:.1f} s)" if isinstance(secs, (int, float)) else ""))
+                        for note in res.get("warnings") or ():
+                            log(f"  warning: {note}")
                         continue
                     attempts = m.get(item_id)["attempts"] + max(0, int(o.get("tries", 1)) - 1)
                     retry = o.get("retryable") and attempts < settings.max_tries

@@ -16,6 +16,7 @@ import os
 import socket
 import time
 import traceback
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -48,10 +49,16 @@ def enhance_worker(input_path: str, output_path: str, options: dict) -> dict:
 
     # resume: an attempt that was killed or interrupted left its finished chunks in a work
     # folder next to the output; the next attempt continues from them (restore.io.workdir).
-    result = enhance(input_path, output_path, preset=options.get("preset", "default"),
-                     overwrite=True, progress=False, resume=options.get("resume", True),
-                     **options.get("overrides", {}))
-    return result.to_dict()
+    # the item's warnings (a dropped stream, HDR metadata the encoder cannot write) travel with
+    # its result, so the driver shows them as lines of the batch log, whatever process ran it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        result = enhance(input_path, output_path, preset=options.get("preset", "default"),
+                         overwrite=True, progress=False, resume=options.get("resume", True),
+                         **options.get("overrides", {}))
+    out = result.to_dict()
+    out["warnings"] = list(dict.fromkeys(out.get("warnings", []) + [str(w.message) for w in caught]))
+    return out
 
 
 def _container_format(path) -> str:
