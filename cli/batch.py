@@ -130,7 +130,8 @@ def run_cmd(ctx, sources, out, pattern, name_pattern, engine, workers, ray_addre
     cfg = load_config(preset, overrides)
     if name_pattern is None:
         name_pattern = cfg.output.pattern
-    name_fields = {"task": "-".join(wanted_tasks(cfg)) or "reencode", "scale": cfg.upscale.scale}
+    name_fields = {"task": "-".join(wanted_tasks(cfg)) or "reencode", "scale": cfg.upscale.scale,
+                   "codec": cfg.encode.codec}
     options = {"preset": preset, "overrides": overrides}
     # The device changes where, not what: switching it must not redo finished items.
     config = {"worker": worker_spec, "preset": preset,

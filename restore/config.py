@@ -255,12 +255,13 @@ OUTPUT_FIELDS = ("stem", "ext", "name", "task", "scale")
 
 
 def output_name(input_name: str, pattern: str, *, task: str = "reencode", scale: int = 1,
-                what: str | None = "output.pattern") -> str:
+                codec: str | None = None, what: str | None = "output.pattern") -> str:
     """The output file name for the input file `input_name`, from a name pattern: the one rule
     of `restore enhance` (output.pattern) and `restore batch` (--name-pattern).
 
     Placeholders: {stem} (name without extension), {ext} (extension with its dot; .mkv for an
-    input without one or with one that cannot be written, such as .mpg, .vob or .flv), {name} (the whole input file name), {task} (e.g. denoise-upscale),
+    input without one, with one that cannot be written, such as .mpg, .vob or .flv, or with one
+    that cannot hold `codec`, such as .webm for libx264), {name} (the whole input file name), {task} (e.g. denoise-upscale),
     {scale}. ConfigError, starting with `what`, for a bad pattern or a result that is not a
     plain file name."""
     lead = f"{what} " if what else ""
@@ -269,10 +270,10 @@ def output_name(input_name: str, pattern: str, *, task: str = "reencode", scale:
         raise ConfigError(lead + msg)
 
     check_name_pattern(pattern, OUTPUT_FIELDS, fail)
-    from .io.codecs import CONTAINERS
+    from .io.codecs import output_extension
 
     p = Path(input_name)
-    ext = p.suffix if p.suffix.lower() in CONTAINERS else ".mkv"
+    ext = output_extension(p.suffix, codec) if p.suffix else ".mkv"
     try:
         name = pattern.format(stem=p.stem, ext=ext, name=input_name, task=task, scale=scale)
     except (ValueError, IndexError) as err:

@@ -194,6 +194,10 @@ def test_enhance_and_batch_share_one_output_name_rule(tmp_path):
     assert default_output(tmp_path / "tape.mpg", load_config("default"), []).name == "tape_restored.mkv"
     assert default_output(tmp_path / "dvd.VOB", load_config("default"), []).name == "dvd_restored.mkv"
     assert default_output(tmp_path / "cap.ts", load_config("default"), []).name == "cap_restored.ts"
+    # ... and one that cannot hold the encoder: a WebM input with libx264 (the default) gets .mkv
+    assert default_output(tmp_path / "web.webm", load_config("default"), []).name == "web_restored.mkv"
+    assert default_output(tmp_path / "web.webm", load_config("default", {"codec": "libsvtav1"}), []).name \
+        == "web_restored.webm"
     with pytest.raises(ConfigError, match="output.pattern"):
         load_config("default", {"output_pattern": ".."})
 

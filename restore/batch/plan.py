@@ -41,10 +41,11 @@ def parse_patterns(patterns: str | None) -> list[str]:
 
 
 def output_name(input_name: str, name_pattern: str = DEFAULT_NAME_PATTERN, *,
-                task: str = "reencode", scale: int = 1) -> str:
+                task: str = "reencode", scale: int = 1, codec: str | None = None) -> str:
     """restore.config.output_name (the same placeholders and rules as `restore enhance`), with
     errors naming --name-pattern."""
-    return config.output_name(input_name, name_pattern, task=task, scale=scale, what="--name-pattern")
+    return config.output_name(input_name, name_pattern, task=task, scale=scale, codec=codec,
+                              what="--name-pattern")
 
 
 def _matches(name: str, globs: list[str]) -> bool:
@@ -60,7 +61,7 @@ def discover(sources, out_dir, *, patterns: str | None = None,
              name_pattern: str = DEFAULT_NAME_PATTERN, name_fields: dict | None = None) -> list[PlanItem]:
     """The batch's items, sorted by input path. Raises RestoreError for a missing source, a
     source inside `out_dir`, or two inputs that would write the same output.
-    `name_fields`: {task, scale} for the name pattern."""
+    `name_fields`: {task, scale, codec} for the name pattern."""
     globs = parse_patterns(patterns)
     name_fields = name_fields or {}
     output_name("probe.mp4", name_pattern, **name_fields)  # validate even when nothing matches

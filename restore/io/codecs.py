@@ -124,3 +124,24 @@ def format_for(path: Path) -> str:
         return CONTAINERS[ext]
     raise ConfigError(f"unknown output container {ext or path.name!r} "
                       f"(use {', '.join(sorted(CONTAINERS))})", path)
+
+
+def container_refusal(codec: str, fmt: str) -> str | None:
+    """Why the muxer `fmt` cannot hold the encoder `codec`'s video (one line), or None if it can."""
+    name = resolve_codec(codec).name
+    if fmt == "webm" and name != "libsvtav1":
+        return f"{name} cannot be stored in WebM (use libsvtav1, or .mkv)"
+    if name == "ffv1" and fmt not in ("matroska", "mov", "avi", "nut"):
+        return "ffv1 needs a .mkv (or .mov) output"
+    if fmt == "mpegts" and name not in ("libx264", "libx265"):
+        return f"{name} cannot be stored in MPEG-TS (use libx264 or libx265, or .mkv)"
+    return None
+
+
+def output_extension(input_ext: str, codec: str | None = None) -> str:
+    """The extension a default output keeps: the input's, where we can write that container (with
+    `codec` in it); else .mkv, which holds every encoder here."""
+    fmt = CONTAINERS.get(input_ext.lower())
+    if fmt is None or (codec is not None and container_refusal(codec, fmt)):
+        return ".mkv"
+    return input_ext

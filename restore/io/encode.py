@@ -44,7 +44,7 @@ import numpy as np
 from restore.errors import ConfigError, RestoreError
 from restore.io._av import bit_depth_of, color_value, ffmpeg_reason, local_url
 from restore.io.atomic import StagedOutput, check_output_path, write_error
-from restore.io.codecs import format_for, resolve_codec, resolve_crf, resolve_encoder_preset
+from restore.io.codecs import container_refusal, format_for, resolve_codec, resolve_crf, resolve_encoder_preset
 from restore.io.mux import MediaWarning, copy_container_metadata, remux
 from restore.ops.frames import from_float
 
@@ -237,14 +237,9 @@ class VideoWriter:
             raise ConfigError(f"unknown output container {ext!r} (use .mp4, .mkv, .mov or .webm)",
                               self.path) from None
         self.container_format = fmt.name
-        if fmt.name == "webm" and self.spec.name not in ("libsvtav1",):
-            raise ConfigError(f"{self.spec.name} cannot be stored in WebM (use libsvtav1, or .mkv)",
-                              self.path)
-        if self.spec.name == "ffv1" and fmt.name not in ("matroska", "mov", "avi", "nut"):
-            raise ConfigError("ffv1 needs a .mkv (or .mov) output", self.path)
-        if fmt.name == "mpegts" and self.spec.name not in ("libx264", "libx265"):
-            raise ConfigError(f"{self.spec.name} cannot be stored in MPEG-TS (use libx264 or libx265, "
-                              "or .mkv)", self.path)
+        refusal = container_refusal(self.spec.name, fmt.name)
+        if refusal:
+            raise ConfigError(refusal, self.path)
 
     def _check_pix_fmt(self, pix_fmt: str) -> str:
         supported = [f.name for f in (av.Codec(self.spec.name, "w").video_formats or [])]

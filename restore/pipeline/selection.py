@@ -52,5 +52,5 @@ def select_methods(cfg: EnhanceConfig, tasks: list[str]) -> dict[str, registry.M
 
 
 def default_output(src: Path, cfg: EnhanceConfig, tasks: list[str]) -> Path:
-    return src.with_name(output_name(src.name, cfg.output.pattern,
-                                     task="-".join(tasks) or "reencode", scale=cfg.upscale.scale))
+    return src.with_name(output_name(src.name, cfg.output.pattern, task="-".join(tasks) or "reencode",
+                                     scale=cfg.upscale.scale, codec=cfg.encode.codec))
