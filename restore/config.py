@@ -27,6 +27,7 @@ from .errors import ConfigError
 @dataclass
 class InputConfig:
     deinterlace: str = "auto"       # auto (when the stream is tagged interlaced), always, never
+    on_error: str = "stop"          # damaged video data: stop with an error, or skip it and go on
 
 
 @dataclass
@@ -179,6 +180,8 @@ def validate(cfg: EnhanceConfig, source: str) -> EnhanceConfig:
     def bad(key, msg):
         raise ConfigError(f"bad value for '{key}': {msg}", source)
 
+    if cfg.input.on_error not in ON_ERROR:
+        bad("input.on_error", f"must be one of {', '.join(ON_ERROR)}, got {cfg.input.on_error!r}")
     if cfg.input.deinterlace not in DEINTERLACE:
         bad("input.deinterlace", f"must be one of {', '.join(DEINTERLACE)}, got {cfg.input.deinterlace!r}")
     if cfg.deblock.strength is not None and not 0 <= cfg.deblock.strength <= 1:
@@ -251,6 +254,7 @@ def validate(cfg: EnhanceConfig, source: str) -> EnhanceConfig:
 
 MAX_CHUNK_LEN = 1024
 DEINTERLACE = ("auto", "always", "never")
+ON_ERROR = ("stop", "skip")
 OUTPUT_FIELDS = ("stem", "ext", "name", "task", "scale")
 
 
@@ -403,6 +407,10 @@ FLAGS: tuple[Flag, ...] = (
          help="Interlaced sources (VHS, DV, broadcast captures): weave the fields into whole "
               "frames with FFmpeg's bwdif before anything else, one frame per frame; auto does it "
               "when the stream is tagged interlaced [default: auto]."),
+    Flag("on_error", "input.on_error", choices=ON_ERROR,
+         help="Damaged video data in INPUT: stop with an error naming where, or skip the damaged "
+              "packets and restore the rest (their frames are missing; a warning says where) "
+              "[default: stop]."),
     Flag("deblock", "deblock.strength", style="optional", metavar="[auto|STRENGTH]", lo=0, hi=1,
          help="Remove compression artefacts (blocking, ringing, mosquito noise) first; STRENGTH "
               "from 0 (untouched) to 1 (full), or auto (the default when given alone): estimated "

@@ -24,5 +24,9 @@ class MediaError(RestoreError):
     """The file is missing, unreadable, corrupt or has no usable video."""
 
 
+class DamagedMediaError(MediaError):
+    """Decoding stopped at damaged data in the middle of a stream (what came before decoded)."""
+
+
 class ConfigError(RestoreError):
     """A config (YAML) or option has an unknown key or a bad value."""

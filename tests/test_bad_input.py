@@ -264,3 +264,36 @@ def test_second_video_stream_is_announced(tmp_path, capsys):
     assert len(lines) == 1, err  # said once, up front, not again by the muxer
     assert lines[0].startswith("restore: warning: ") and "#1 (ffv1)" in lines[0] and str(src) in lines[0]
     assert [s.type for s in probe(out).streams] == ["video"]
+
+
+def _damaged_clip(path: Path, frames: int = 40, damaged: int = 15) -> Path:
+    """An H.264 MP4 whose `damaged`-th video packet has a broken NAL length: the decoder rejects
+    that packet (and only it) as invalid data, as with a scratched tape capture or a bad sector."""
+    make_clip(path.with_suffix(".src.mp4"), frames, width=96, height=64, gop=10)
+    with av.open(str(path.with_suffix(".src.mp4"))) as c:
+        pos = [p.pos for p in c.demux(c.streams.video[0]) if p.size][damaged]
+    data = bytearray(path.with_suffix(".src.mp4").read_bytes())
+    data[pos:pos + 4] = b"\xff\xff\xff\xff"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_damaged_data_stops_with_where_and_what_to_do_or_is_skipped_when_asked(tmp_path, capsys):
+    from restore.errors import DamagedMediaError
+    from restore.io.mux import MediaWarning
+
+    src = _damaged_clip(tmp_path / "tape.mp4")
+    with pytest.raises(DamagedMediaError, match=r"corrupt video data near 0\.\d\d s"):
+        list(decode(src))
+    with pytest.warns(MediaWarning, match="1 damaged video packet skipped"):
+        assert len(list(decode(src, strict=False))) == 39
+
+    out = tmp_path / "out.mp4"
+    assert main(["enhance", str(src), "-o", str(out), "--scale", "2", "--model", "classical"]) != 0
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--on-error skip" in err and "tape.mp4" in err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".restore-" in p.name]
+    assert main(["enhance", str(src), "-o", str(out), "--scale", "2", "--model", "classical",
+                 "--on-error", "skip"]) == 0
+    assert "1 damaged video packet skipped" in capsys.readouterr().err
+    assert probe(out).video.frame_count == 39

@@ -29,7 +29,7 @@ def test_enhance_and_batch_list_every_flag_of_the_table(capsys, cmd):
 
 def test_keyword_aliases_are_the_table_plus_the_api_only_ones():
     assert ALIASES == {
-        "deinterlace": "input.deinterlace", "deblock_strength": "deblock.strength", "deblock_method": "deblock.method",
+        "deinterlace": "input.deinterlace", "on_error": "input.on_error", "deblock_strength": "deblock.strength", "deblock_method": "deblock.method",
         "denoise_strength": "denoise.strength", "denoise_method": "denoise.method",
         "scale": "upscale.scale", "upscale_method": "upscale.method",
         "fps_multiplier": "interpolate.multiplier", "fps": "interpolate.fps",

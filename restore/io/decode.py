@@ -15,13 +15,14 @@
   interlaced through FFmpeg's bwdif (one output frame per input frame, timestamps and key-frame
   flags kept), "all" every frame; None (default) leaves the fields woven as stored.
 - Damaged data: with strict=True (default) a decode error or a stream that ends far earlier
-  than its headers promise (a truncated file) raises MediaError naming the file, after
-  yielding the frames that did decode. strict=False logs a warning and keeps what it can.
+  than its headers promise (a truncated file) raises DamagedMediaError naming the file, after
+  yielding the frames that did decode. strict=False skips the damaged packets and keeps what it
+  can, and says once at the end what was lost (MediaWarning).
 """
 from __future__ import annotations
 
-import logging
 import os
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -30,12 +31,11 @@ from typing import Iterator
 import av
 import numpy as np
 
-from restore.errors import MediaError
+from restore.errors import DamagedMediaError, MediaError
 from restore.io._av import bit_depth_of, ffmpeg_reason, first_video_stream, fraction, open_input, parse_hms
 
 __all__ = ["VideoFrame", "decode"]
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -201,13 +201,16 @@ def _iter_frames(container, vstream, path, *, size, gray, max_frames, strict,
 
     error: str | None = None
     rejected = 0
+    skipped: list[str] = []   # where damaged packets were passed over (strict=False)
     try:
         # demux() ends with an empty packet that flushes the decoder's delayed frames
         for packet in container.demux(vstream):
             try:
                 frames = vstream.decode(packet)
             except (av.error.InvalidDataError, av.error.UndefinedError) as err:
-                msg = f"corrupt video data near packet pts={packet.pts}: {ffmpeg_reason(err)}"
+                at = (f"{float(packet.pts * packet.time_base):.2f} s" if packet.pts is not None
+                      and packet.time_base else f"frame {index}")
+                msg = f"corrupt video data near {at}: {ffmpeg_reason(err)}"
                 if index == 0:
                     # before the first picture (a cut mid-GOP, junk at the start) keep looking;
                     # if nothing ever decodes the stream is reported as undecodable below
@@ -216,7 +219,7 @@ def _iter_frames(container, vstream, path, *, size, gray, max_frames, strict,
                 if strict:
                     error = msg
                     break
-                log.warning("%s: %s (skipped)", path, msg)
+                skipped.append(at)
                 continue
             for frame, key in frames_of(frames):
                 yield convert(frame, key)
@@ -230,10 +233,11 @@ def _iter_frames(container, vstream, path, *, size, gray, max_frames, strict,
     except av.error.FFmpegError as err:
         error = f"cannot read the file after frame {index}: {ffmpeg_reason(err)}"
         if not strict:
-            log.warning("%s: %s (stopping)", path, error)
+            _damage_warning(path, skipped, f"{error}; the rest of the file is lost")
             return
     if error is not None:
-        raise MediaError(f"{error} (after {index} frames)", path)
+        raise DamagedMediaError(f"{error} (after {index} frames)", path)
+    _damage_warning(path, skipped)
     if index == 0:
         detail = f" ({rejected} packets rejected by the decoder)" if rejected else ""
         raise MediaError(f"video stream has no decodable frame{detail}", path)
@@ -247,5 +251,20 @@ def _iter_frames(container, vstream, path, *, size, gray, max_frames, strict,
     if short:
         msg = f"file is truncated or damaged: {short}"
         if strict:
-            raise MediaError(msg, path)
-        log.warning("%s: %s", path, msg)
+            raise DamagedMediaError(msg, path)
+        _damage_warning(path, [], msg)
+
+
+def _damage_warning(path, skipped: list[str], extra: str | None = None) -> None:
+    """Say once what a lenient decode passed over."""
+    from restore.io.mux import MediaWarning
+
+    parts = []
+    if skipped:
+        parts.append(f"{len(skipped)} damaged video packet{'s' if len(skipped) > 1 else ''} skipped "
+                     f"(near {', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''}): "
+                     "the frames they held are missing")
+    if extra:
+        parts.append(extra)
+    if parts:
+        warnings.warn(f"{path}: " + "; ".join(parts), MediaWarning, stacklevel=3)

@@ -44,7 +44,7 @@ import numpy as np
 from .. import registry
 from ..chunks import THUMB_SIZE, Analyser, ChunkPlan, CutDetector, plan_chunks
 from ..config import EnhanceConfig, load_config
-from ..errors import MediaError, RestoreError
+from ..errors import DamagedMediaError, MediaError, RestoreError
 from .runner import encode_queue_frames, restore_pass
 from .selection import default_output, select_methods, wanted_tasks
 from .timeline import build_schedule
@@ -203,6 +203,17 @@ def resolve_deinterlace(src: Path, setting: str, field_order: str | None,
     return "interlaced" if setting == "auto" else "all"
 
 
+def _keep_or_remove(work) -> None:
+    """A failed or interrupted run's resume work folder: kept when a chunk is finished (the next
+    --resume run continues from it), removed when nothing is."""
+    if work is None:
+        return
+    if work.load() is not None and work.load()["chunks_done"] > 0:
+        work.release()
+    else:
+        work.remove()
+
+
 def resolve_deblock(src: Path, strength: float | None, log: Callable[[str], None] | None = None,
                     blind: bool = False) -> tuple[float | None, dict]:
     """The deblock strength of a run: the given one, or (None = auto) from the estimate of the
@@ -308,6 +319,8 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
     deinterlace = resolve_deinterlace(src, cfg.input.deinterlace, video.field_order, log)
     if deinterlace:
         decode = functools.partial(decode, deinterlace=deinterlace)
+    if cfg.input.on_error == "skip":
+        decode = functools.partial(decode, strict=False)
     _check_memory(src, cfg, video.width, video.height, scale, writer.bit_depth)
     stages = {task: build(task) for task in specs}
 
@@ -363,12 +376,12 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
             restore_pass(src, out, plan, times, schedule, stages, writer, out_dtype, work,
                           done_chunks, progress, decode, to_float, from_float, seams=seams,
                           profile=profile)
+    except DamagedMediaError as err:
+        _keep_or_remove(work)
+        raise DamagedMediaError(f"{str(err)[len(err.path) + 2:] if err.path else err}; --on-error skip "
+                                "restores the rest, without the damaged frames", src) from None
     except BaseException:
-        if work is not None:
-            if work.load() is not None and work.load()["chunks_done"] > 0:
-                work.release()  # kept: the next --resume run continues from it
-            else:
-                work.remove()  # nothing finished yet: nothing worth keeping
+        _keep_or_remove(work)
         raise
     work_bytes = 0
     if work is not None:
