@@ -57,8 +57,8 @@ def test_decode_deinterlaces_one_frame_per_frame_keeping_times_and_key_flags(int
 
 def test_enhance_deinterlaces_a_tagged_interlaced_input_unless_told_never(interlaced, tmp_path):
     notes = []
-    enhance(interlaced, tmp_path / "auto.mkv", codec="ffv1", log=notes.append)
-    assert any("deinterlace: top field first" in n for n in notes)
+    res = enhance(interlaced, tmp_path / "auto.mkv", codec="ffv1", log=notes.append)
+    assert any("deinterlace: top field first" in n for n in notes) and res.methods == {"deinterlace": "bwdif"}
     with pytest.warns(MediaWarning, match="interlaced .* combing stays"):
         enhance(interlaced, tmp_path / "never.mkv", codec="ffv1", deinterlace="never")
     src = np.mean([_comb(f.image) for f in decode(interlaced)])
@@ -71,7 +71,8 @@ def test_a_progressive_input_is_left_alone_by_auto(progressive, tmp_path):
     notes = []
     with warnings.catch_warnings():
         warnings.simplefilter("error", MediaWarning)
-        enhance(progressive, tmp_path / "a.mkv", codec="ffv1", log=notes.append)
+        res = enhance(progressive, tmp_path / "a.mkv", codec="ffv1", log=notes.append)
+    assert res.methods == {}
     enhance(progressive, tmp_path / "n.mkv", codec="ffv1", deinterlace="never")
     assert not any("deinterlace" in n for n in notes)
     for a, b in zip(decode(tmp_path / "a.mkv"), decode(tmp_path / "n.mkv")):
