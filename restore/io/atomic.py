@@ -79,7 +79,7 @@ def check_output_path(final_path, *, overwrite: bool = False,
     if not parent.is_dir():
         raise RestoreError(f"output directory is not a directory: {parent}", final)
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise RestoreError(f"output directory is not writable: {parent}", final)
+        raise RestoreError(f"output directory is not writable: {parent}; write the output elsewhere", final)
     if (final.exists() or final.is_symlink()) and not overwrite:
         raise RestoreError("output file already exists (use --overwrite / overwrite=True)", final)
     # os.access cannot see read-only mounts, ACLs or root squash: really create a file
@@ -102,8 +102,10 @@ def temp_path_for(final_path, tag: str = "") -> Path:
         except FileExistsError:
             continue
         except OSError as err:
-            raise RestoreError(f"output directory is not writable: {parent} "
-                               f"({err.strerror or err})", final) from None
+            if err.errno == errno.ENOSPC:
+                raise write_error(err, final) from None
+            raise RestoreError(f"output directory is not writable: {parent} ({err.strerror or err}); "
+                               "write the output elsewhere", final) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
