@@ -16,8 +16,8 @@ class RestoreError(Exception):
 
     def __init__(self, message: str, path: str | os.PathLike | None = None):
         self.path = None if path is None else os.fspath(path)
-        text = " ".join(str(message).split())  # always one line
-        super().__init__(f"{self.path}: {text}" if self.path else text)
+        self.message = " ".join(str(message).split())  # always one line; without the path
+        super().__init__(f"{self.path}: {self.message}" if self.path else self.message)
 
 
 class MediaError(RestoreError):

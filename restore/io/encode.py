@@ -322,27 +322,24 @@ class VideoWriter:
         if sv.color_transfer not in HDR_TRANSFERS or self.bit_depth < 10 \
                 or self.color_transfer != color_value("transfer", sv.color_transfer):
             return None
-        md, cll = sv.mastering_display, sv.content_light
-        if self.spec.name == "libx265":
-            parts = ["hdr10=1"]
-            if md:   # x265: chromaticities in 1/50000, luminance in 1/10000 cd/m2
-                xy = {k: tuple(round(v * 50000) for v in md[k]) for k in ("green", "blue", "red", "white")}
-                parts.append("master-display=" + "".join(
-                    f"{tag}({x},{y})" for tag, (x, y) in zip("GBR", (xy["green"], xy["blue"], xy["red"])))
-                    + f"WP({xy['white'][0]},{xy['white'][1]})"
-                    + f"L({round(md['max_luminance'] * 10000)},{round(md['min_luminance'] * 10000)})")
+        # encoder -> (its parameters key, mastering-display key, light-level key, how it writes
+        # a chromaticity and a luminance: x265 in units of 1/50000 and 1/10000 cd/m2, SVT-AV1 plain)
+        writers = {"libx265": ("x265-params", "master-display", "max-cll",
+                               lambda v: str(round(v * 50000)), lambda v: str(round(v * 10000))),
+                   "libsvtav1": ("svtav1-params", "mastering-display", "content-light",
+                                 lambda v: f"{v:.5f}", lambda v: f"{v:.4f}")}
+        if self.spec.name in writers:
+            key, md_key, cll_key, xy, lum = writers[self.spec.name]
+            md, cll = sv.mastering_display, sv.content_light
+            parts = ["hdr10=1"] if self.spec.name == "libx265" else []
+            if md:
+                parts.append(f"{md_key}=" + "".join(
+                    f"{tag}({xy(md[k][0])},{xy(md[k][1])})"
+                    for tag, k in (("G", "green"), ("B", "blue"), ("R", "red"), ("WP", "white")))
+                    + f"L({lum(md['max_luminance'])},{lum(md['min_luminance'])})")
             if cll:
-                parts.append(f"max-cll={cll[0]},{cll[1]}")
-            return "x265-params", ":".join(parts)
-        if self.spec.name == "libsvtav1":
-            parts = []
-            if md:   # SVT-AV1: plain numbers
-                parts.append("mastering-display=" + "".join(
-                    f"{tag}({md[k][0]:.5f},{md[k][1]:.5f})" for tag, k in (("G", "green"), ("B", "blue"), ("R", "red"), ("WP", "white")))
-                    + f"L({md['max_luminance']:.4f},{md['min_luminance']:.4f})")
-            if cll:
-                parts.append(f"content-light={cll[0]},{cll[1]}")
-            return "svtav1-params", ":".join(parts)
+                parts.append(f"{cll_key}={cll[0]},{cll[1]}")
+            return key, ":".join(parts)
         warnings.warn(f"{self.source}: its HDR10 mastering-display / light-level metadata cannot be "
                       f"written by {self.spec.name}; use --codec libx265 or libsvtav1 to keep it",
                       MediaWarning, stacklevel=3)
@@ -470,10 +467,7 @@ class VideoWriter:
         except RestoreError as err:
             self._abort(err)
             # name the file the user asked for, not our hidden temp file
-            msg = str(err)
-            if err.path and msg.startswith(err.path + ": "):
-                msg = msg[len(err.path) + 2:]
-            raise type(err)(msg, self.path) from None
+            raise type(err)(err.message, self.path) from None
         except BaseException as err:
             self._abort(err)
             raise

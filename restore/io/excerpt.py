@@ -27,6 +27,7 @@ import av
 from restore.errors import MediaError, RestoreError
 from restore.io._av import ffmpeg_reason, first_video_stream, local_url, open_input
 from restore.io.codecs import CONTAINERS
+from restore.io.mux import copy_stream_tags
 
 __all__ = ["Excerpt", "cut"]
 
@@ -100,8 +101,7 @@ def _copy(src: Path, dest: Path, key_pts, until: float | None, seconds: float, r
             for s in streams:
                 o = out.add_stream_from_template(s, opaque=True)
                 o.time_base = s.time_base
-                for k, val in dict(s.metadata).items():
-                    o.metadata[k] = val
+                copy_stream_tags(s, o)   # not the source's durations: they would not be the excerpt's
                 outs[s.index] = o
             if rotation:
                 outs[v.index].set_display_rotation(float(rotation))
@@ -139,5 +139,5 @@ def _copy(src: Path, dest: Path, key_pts, until: float | None, seconds: float, r
                 out.mux(p)
     if kept == 0:
         raise MediaError("no video frames to copy after the key frame", src)
-    end = min(end_time, until) if end_time is not None else min(until, last_end if last_end is not None else until)
+    end = min(until, end_time if end_time is not None else last_end if last_end is not None else until)
     return Excerpt(path=str(dest), start=first, end=end, frames=kept)

@@ -34,7 +34,7 @@ from restore.io._av import ffmpeg_reason, first_video_stream, local_url, open_in
 from restore.io.atomic import write_error
 from restore.io.codecs import format_for
 
-__all__ = ["remux", "MediaWarning", "MuxAction", "copy_container_metadata"]
+__all__ = ["remux", "MediaWarning", "MuxAction", "copy_container_metadata", "copy_stream_tags"]
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def _copy_meta_and_chapters(src, out) -> None:
         _warn(f"{_shown(src)}: chapters not carried over ({err})")
 
 
-def _copy_stream_tags(src_stream, out_stream) -> None:
+def copy_stream_tags(src_stream, out_stream) -> None:
     for k, v in dict(src_stream.metadata).items():
         key = k.lower()
         if key in _SKIP_STREAM_TAGS or key.startswith("duration") or key.startswith("number_of") \
@@ -263,7 +263,7 @@ def _plan(src, out, fmt: str, *, copy_audio, copy_subtitles, copy_attachments):
             if codec and not (fmt in ("mp4", "ipod") and codec.startswith("pcm_")) \
                     and _muxer_accepts(out, codec):
                 o = out.add_stream_from_template(s)
-                _copy_stream_tags(s, o)
+                copy_stream_tags(s, o)
                 handlers[s.index] = _Copy(s, o)
                 act.action = "copy"
                 continue
@@ -273,7 +273,7 @@ def _plan(src, out, fmt: str, *, copy_audio, copy_subtitles, copy_attachments):
                 _warn(f"{_shown(src)}: audio stream #{s.index} ({codec}) dropped: {act.detail}")
                 continue
             h = _AudioConvert(s, out, target)
-            _copy_stream_tags(s, h.out)
+            copy_stream_tags(s, h.out)
             handlers[s.index] = h
             act.action, act.detail = "convert", f"{codec} -> {target} ({fmt} cannot hold {codec})"
             _warn(f"{_shown(src)}: audio stream #{s.index} converted {act.detail}")
@@ -283,14 +283,14 @@ def _plan(src, out, fmt: str, *, copy_audio, copy_subtitles, copy_attachments):
                 continue
             if codec and _muxer_accepts(out, codec) and not (fmt == "matroska" and codec == "mov_text"):
                 o = out.add_stream_from_template(s)
-                _copy_stream_tags(s, o)
+                copy_stream_tags(s, o)
                 handlers[s.index] = _Copy(s, o)
                 act.action = "copy"
                 continue
             target = _subtitle_target(fmt)
             if codec in TEXT_SUBTITLES and target and target in av.codecs_available:
                 h = _SubtitleConvert(s, out, target)
-                _copy_stream_tags(s, h.out)
+                copy_stream_tags(s, h.out)
                 handlers[s.index] = h
                 act.action, act.detail = "convert", f"{codec} -> {target}"
                 if fmt != "matroska":

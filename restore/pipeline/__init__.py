@@ -208,7 +208,8 @@ def _keep_or_remove(work) -> None:
     --resume run continues from it), removed when nothing is."""
     if work is None:
         return
-    if work.load() is not None and work.load()["chunks_done"] > 0:
+    state = work.load()
+    if state is not None and state["chunks_done"] > 0:
         work.release()
     else:
         work.remove()
@@ -378,8 +379,8 @@ def enhance(input, output=None, *, preset="default", overwrite: bool = False,
                           profile=profile)
     except DamagedMediaError as err:
         _keep_or_remove(work)
-        raise DamagedMediaError(f"{str(err)[len(err.path) + 2:] if err.path else err}; --on-error skip "
-                                "restores the rest, without the damaged frames", src) from None
+        raise DamagedMediaError(f"{err.message}; --on-error skip restores the rest, without the "
+                                "damaged frames", src) from None
     except BaseException:
         _keep_or_remove(work)
         raise

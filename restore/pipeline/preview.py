@@ -95,7 +95,7 @@ def preview(input, output=None, *, seconds: float = DEFAULT_SECONDS, at: float |
             if err.path is None or Path(err.path) != excerpt:
                 raise
             # name the user's file, not our temporary excerpt
-            raise type(err)(str(err)[len(err.path) + 2:], src) from None
+            raise type(err)(err.message, src) from None
     per_frame = (res.seconds - res.profile.get("setup", 0.0)) / max(1, res.frames_in)
     estimate = res.profile.get("setup", 0.0) + per_frame * total if total else None
     return PreviewResult(output=res.output, start=start, seconds=length, frames=res.frames_in,
